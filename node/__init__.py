@@ -1,0 +1,2 @@
+"""The imperative shell around ``consensus``: identities, ledger, state, transports,
+the discrete-event simulator, scenarios, metrics and the CLI."""

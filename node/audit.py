@@ -1,0 +1,156 @@
+"""The auditor: checks ledgers on their own and against each other.
+
+For every node: the hash chain from the genesis, each header's hash and
+transaction root, every transaction's client signature, and every commit
+certificate (a quorum of distinct consensus members' valid COMMIT signatures
+for exactly this block). Across nodes: no two hold different blocks at the same
+height (safety), and whether all hold the same chain (agreement).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from consensus.block import Block, tx_root
+from consensus.messages import Commit, Request, Signed
+from consensus.quorum import quorum
+
+from .codec import MalformedMessage, decode_block, decode_envelope
+from .genesis import genesis_hash, load_genesis_doc, membership_from_doc
+from .ledger import read_ledger
+from .membership import Membership
+
+
+@dataclass
+class AuditReport:
+    nodes: int
+    heights: dict[str, int]
+    agreement: bool
+    safety_violations: list[str] = field(default_factory=list)
+    invalid: dict[str, list[str]] = field(default_factory=dict)  # node -> problems in its own ledger
+
+    @property
+    def safe(self) -> bool:
+        return not self.safety_violations and not self.invalid
+
+    def to_dict(self) -> dict:
+        return {"nodes": self.nodes, "agreement": self.agreement, "safe": self.safe,
+                "safety_violations": self.safety_violations, "invalid_ledgers": self.invalid,
+                "heights": self.heights}
+
+
+class ChainChecker:
+    """Checks one node's chain; remembers blocks already checked, as nodes share them."""
+
+    def __init__(self, membership: Membership, genesis: str, replicas: set[str]):
+        self.membership = membership
+        self.genesis = genesis
+        self.replicas = replicas
+        self.q = quorum(len(replicas))
+        self._good_blocks: set[str] = set()
+
+    def check(self, chain: list[tuple[Block, tuple[Signed, ...]]]) -> list[str]:
+        problems: list[str] = []
+        prev = self.genesis
+        for i, (block, cert) in enumerate(chain, start=1):
+            h = block.header
+            if h.height != i:
+                problems.append(f"block at position {i} claims height {h.height}")
+            if h.prev_hash != prev:
+                problems.append(f"height {i}: prev_hash does not link to the block below")
+            problems.extend(f"height {i}: {p}" for p in self._check_block(block))
+            problems.extend(f"height {i}: {p}" for p in self._check_certificate(block, cert))
+            prev = block.hash
+        return problems
+
+    def _check_block(self, block: Block) -> list[str]:
+        if block.hash in self._good_blocks:
+            return []
+        problems = []
+        if block.header.compute_hash() != block.hash:
+            problems.append("block hash does not match its header")
+        if tx_root(block.requests) != block.header.tx_root:
+            problems.append("tx_root does not match its transactions")
+        for r in block.requests:
+            reason = self.membership.authenticate(r)
+            if reason is not None or not isinstance(r.message, Request):
+                problems.append(f"transaction {r.digest[:12]}: {reason or 'not a request'}")
+        if not problems:
+            self._good_blocks.add(block.hash)
+        return problems
+
+    def _check_certificate(self, block: Block, cert: tuple[Signed, ...]) -> list[str]:
+        signers = set()
+        views = set()
+        for c in cert:
+            m = c.message
+            if not isinstance(m, Commit) or m.seq != block.height or m.digest != block.hash:
+                return [f"certificate holds a message from {c.signer} that is not a COMMIT for this block"]
+            reason = self.membership.authenticate(c)
+            if reason is not None:
+                return [f"certificate signature by {c.signer}: {reason}"]
+            if c.signer not in self.replicas:
+                return [f"certificate signer {c.signer} is not a consensus member"]
+            signers.add(c.signer)
+            views.add(m.view)
+        if len(views) > 1:
+            return ["certificate mixes COMMITs of different views"]
+        if len(signers) < self.q:
+            return [f"certificate has {len(signers)} distinct signers, a quorum is {self.q}"]
+        return []
+
+
+def compare_chains(chains: dict[str, list[str]]) -> tuple[bool, list[str]]:
+    """(agreement, safety violations) over each node's list of block hashes."""
+    violations = []
+    longest = max((len(c) for c in chains.values()), default=0)
+    for height in range(1, longest + 1):
+        seen: dict[str, list[str]] = {}
+        for node, hashes in chains.items():
+            if len(hashes) >= height:
+                seen.setdefault(hashes[height - 1], []).append(node)
+        if len(seen) > 1:
+            groups = "; ".join(f"{h[:12]} at {', '.join(ns)}" for h, ns in sorted(seen.items()))
+            violations.append(f"height {height}: honest nodes hold different blocks: {groups}")
+    distinct = {tuple(c) for c in chains.values()}
+    return len(distinct) <= 1 and not violations, violations
+
+
+def audit_chains(chains: dict[str, list[tuple[Block, tuple[Signed, ...]]]], membership: Membership,
+                 genesis: str, replicas: set[str]) -> AuditReport:
+    checker = ChainChecker(membership, genesis, replicas)
+    invalid = {}
+    for node, chain in chains.items():
+        problems = checker.check(chain)
+        if problems:
+            invalid[node] = problems
+    agreement, violations = compare_chains({n: [b.hash for b, _ in c] for n, c in chains.items()})
+    return AuditReport(len(chains), {n: len(c) for n, c in chains.items()}, agreement and not invalid,
+                       violations, invalid)
+
+
+def audit_directory(out_dir: Path) -> AuditReport:
+    """Audit an exported run: OUT_DIR/genesis/genesis.json and OUT_DIR/ledgers/*.jsonl."""
+    out_dir = Path(out_dir)
+    doc = load_genesis_doc(out_dir / "genesis" / "genesis.json")
+    membership = membership_from_doc(doc)
+    chain_id = doc["chain_id"]
+    replicas = {m["id"] for m in doc["members"] if m["role"] == "consensus"}
+    chains = {}
+    unreadable = {}
+    for path in sorted((out_dir / "ledgers").glob("*.jsonl")):
+        chain = []
+        try:
+            for line in read_ledger(path):
+                block = decode_block(line, chain_id)
+                cert = tuple(decode_envelope(c, chain_id) for c in line["certificate"])
+                chain.append((block, cert))
+        except (MalformedMessage, KeyError, TypeError, ValueError) as exc:
+            unreadable[path.stem] = [f"line {len(chain) + 1}: {exc}"]
+        chains[path.stem] = chain
+    report = audit_chains(chains, membership, genesis_hash(doc), replicas)
+    for node, problems in unreadable.items():
+        report.invalid.setdefault(node, []).extend(problems)
+        report.agreement = False
+    return report

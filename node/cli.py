@@ -1,0 +1,164 @@
+"""The ``citychain`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .scenario import Scenario, ScenarioError, load_scenario
+
+stderr = Console(stderr=True)
+EXIT_UNSAFE = 1
+EXIT_BAD_INPUT = 2
+
+
+def _load(path: str, nodes: int | None, seed: int | None) -> Scenario:
+    try:
+        scenario = load_scenario(path)
+        if nodes is not None or seed is not None:
+            try:
+                scenario = scenario.with_overrides(nodes=nodes, seed=seed)
+            except ValueError as exc:
+                raise ScenarioError(f"{path}: with --nodes/--seed: {exc}") from None
+        return scenario
+    except ScenarioError as exc:
+        stderr.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="citychain")
+def main():
+    """citychain: simulate signed PBFT consortium chains of Chinese city and provincial governments."""
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--nodes", type=click.IntRange(4, 256), help="Override the scenario's consensus node count.")
+@click.option("--seed", type=click.IntRange(0), help="Override the scenario's seed.")
+@click.option("--out", type=click.Path(file_okay=False), help="Write summary.json, genesis/ and ledgers/ here.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a terminal).")
+def run(scenario, nodes, seed, out, as_json, progress):
+    """Run SCENARIO in the deterministic simulator and summarise it.
+
+    Exits 1 if the auditor finds a safety violation, 2 if the scenario is invalid.
+    """
+    from .export import write_run
+    from .sim.run import simulate
+    from .summary import audit_run, summarize
+
+    spec = _load(scenario, nodes, seed)
+    show = stderr.is_terminal if progress is None else progress
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("tx"), TimeElapsedColumn(), console=stderr, transient=True,
+                  disable=not show) as bar:
+        task = bar.add_task(f"{spec.chain.id} n={spec.nodes}", total=spec.workload.transactions)
+        result = simulate(spec, progress=lambda done, total: bar.update(task, completed=done))
+        bar.update(task, completed=result.metrics.first_executions)
+    report = audit_run(result)
+    summary = summarize(result, scenario, report)
+    if out:
+        write_run(Path(out), result, summary)
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=False))
+    else:
+        _print_summary(summary, report)
+    sys.exit(EXIT_UNSAFE if summary["safety_violations"] else 0)
+
+
+def _print_summary(s: dict, report) -> None:
+    console = Console()
+    table = Table(title=f"{s['scenario']}: {s['chain_id']}, {s['nodes']} nodes (f={s['f']}), seed {s['seed']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    lat = s["latency_ms"]
+    rows = [
+        ("transactions submitted / committed / rejected by apps",
+         f"{s['submitted_tx']} / {s['committed_tx']} / {s['rejected_tx']}"),
+        ("blocks", str(s["blocks"])),
+        ("throughput (tx/s, virtual)", f"{s['tps']:.1f}"),
+        ("latency p50 / p95 / p99 / max (ms)", f"{lat['p50']:.2f} / {lat['p95']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f}"),
+        ("messages", f"{s['messages']['total']:,}"),
+        ("bytes", f"{s['bytes']:,}"),
+        ("messages dropped (by reason)", ", ".join(f"{k} {v}" for k, v in s["dropped"].items()) or "none"),
+        ("view changes", str(s["view_changes"])),
+        ("agreement", "yes" if s["agreement"] else "NO"),
+        ("safety violations", str(s["safety_violations"])),
+        ("head", f"#{s['head']['height']} {s['head']['hash'][:16]}"),
+        ("virtual / wall seconds", f"{s['sim_seconds']:.3f} / {s['wall_seconds']:.2f}"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+    for line in report.safety_violations[:10]:
+        console.print(f"[red]safety:[/] {line}")
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write into.")
+@click.option("--nodes", type=click.IntRange(4, 256), help="Override the scenario's consensus node count.")
+@click.option("--seed", type=click.IntRange(0), help="Override the scenario's seed.")
+def genesis(scenario, out, nodes, seed):
+    """Write the chain's CA, member certificates and genesis.json to OUT.
+
+    Check a certificate with: openssl verify -CAfile OUT/ca.pem OUT/node-00.pem
+    """
+    from .genesis import build_genesis
+
+    spec = _load(scenario, nodes, seed)
+    g = build_genesis(spec)
+    g.write(Path(out))
+    click.echo(f"wrote {out}/genesis.json, ca.pem, {len(g.nodes)} node and {len(g.clients)} client "
+               f"certificates; genesis hash {g.hash}")
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def audit(out_dir, as_json):
+    """Audit the ledgers a run exported to OUT_DIR (by `citychain run --out`).
+
+    Checks every hash link, header hash, transaction signature and commit
+    certificate, and that no two nodes hold different blocks at a height.
+    Exits 1 on any violation.
+    """
+    from .audit import audit_directory
+
+    try:
+        report = audit_directory(Path(out_dir))
+    except (OSError, KeyError, ValueError) as exc:
+        stderr.print(f"[bold red]error:[/] {out_dir}: not an exported run: {exc}", highlight=False)
+        sys.exit(EXIT_BAD_INPUT)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+    else:
+        heights = sorted(set(report.heights.values()))
+        click.echo(f"{report.nodes} ledgers, heights {heights}; agreement: {report.agreement}; "
+                   f"safety violations: {len(report.safety_violations)}; invalid ledgers: {len(report.invalid)}")
+        for line in report.safety_violations[:20]:
+            click.echo(f"  safety: {line}")
+        for node, problems in list(report.invalid.items())[:20]:
+            click.echo(f"  {node}: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+    sys.exit(0 if report.safe else EXIT_UNSAFE)
+
+
+@main.command()
+@click.option("--samples", default=2000, show_default=True, type=click.IntRange(100), help="Operations to time.")
+def calibrate(samples):
+    """Measure this machine's Ed25519 sign and verify cost and print a scenario `cpu:` block."""
+    from .calibrate import measure
+
+    sign_us, verify_us = measure(samples)
+    click.echo(f"cpu:\n  sign_us: {sign_us:.1f}\n  verify_us: {verify_us:.1f}")
+
+
+if __name__ == "__main__":
+    main()

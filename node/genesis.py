@@ -1,0 +1,103 @@
+"""The genesis: chain id, root CA, members with their certificates, consensus parameters.
+
+``genesis_hash`` (SHA-256 of the canonical encoding of genesis.json) is the
+``prev_hash`` of block 1, so every block chains back to this membership.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from consensus.encoding import canonical, sha256_hex
+
+from .identity import CertificateAuthority, Identity, cert_pem, derive_key, public_key_of, subject_fields
+from .layout import ClientPlacement, NodePlacement, place_clients, place_nodes
+from .membership import Membership
+from .scenario import Scenario
+from .state import empty_state_root
+
+
+@dataclass
+class Genesis:
+    doc: dict  # exactly what genesis.json holds
+    ca: CertificateAuthority
+    nodes: list[NodePlacement]
+    clients: list[ClientPlacement]
+    identities: dict[str, Identity]
+
+    @property
+    def chain_id(self) -> str:
+        return self.doc["chain_id"]
+
+    @property
+    def hash(self) -> str:
+        return genesis_hash(self.doc)
+
+    @property
+    def replicas(self) -> tuple[str, ...]:
+        return tuple(m["id"] for m in self.doc["members"] if m["role"] == "consensus")
+
+    def membership(self) -> Membership:
+        return membership_from_doc(self.doc)
+
+    def write(self, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "ca.pem").write_text(cert_pem(self.ca.cert))
+        for ident in self.identities.values():
+            folder = out if ident.role != "client" else out / "clients"
+            folder.mkdir(exist_ok=True)
+            (folder / f"{ident.id}.pem").write_text(cert_pem(ident.cert))
+        (out / "genesis.json").write_text(json.dumps(self.doc, indent=2, sort_keys=True) + "\n")
+
+
+def genesis_hash(doc: dict) -> str:
+    return sha256_hex(canonical(doc))
+
+
+def build_genesis(scenario: Scenario) -> Genesis:
+    chain = scenario.chain
+    seed = scenario.seed
+    ca = CertificateAuthority(chain.id, chain.name, derive_key(seed, chain.id, "ca"))
+    nodes = place_nodes(scenario)
+    clients = place_clients(scenario, nodes)
+    identities: dict[str, Identity] = {}
+    for ident, org, role in [(n.id, n.org, "consensus") for n in nodes] + [(c.id, c.org, "client") for c in clients]:
+        key = derive_key(seed, chain.id, ident)
+        identities[ident] = Identity(ident, org, role, key, ca.issue(ident, org, role, key.public_key()))
+    c = scenario.consensus
+    doc = {
+        "chain_id": chain.id,
+        "name": chain.name,
+        "ca": cert_pem(ca.cert),
+        "organisations": [{"id": o.id, "name": o.name} for o in scenario.organisations],
+        "members": [{"id": i.id, "org": i.org, "role": i.role, "cert": cert_pem(i.cert)}
+                    for i in identities.values() if i.role != "client"],
+        "clients": [{"id": i.id, "org": i.org, "role": i.role, "cert": cert_pem(i.cert)}
+                    for i in identities.values() if i.role == "client"],
+        "consensus": {"block_size": c.block_size, "batch_timeout_ns": int(c.batch_timeout_ms * 1e6),
+                      "checkpoint_interval": c.checkpoint_interval, "watermark_window": c.watermark_window},
+        "state_root": empty_state_root(),
+    }
+    return Genesis(doc, ca, nodes, clients, identities)
+
+
+def membership_from_doc(doc: dict) -> Membership:
+    """Check every certificate against the genesis CA and build the member table."""
+    ca = x509.load_pem_x509_certificate(doc["ca"].encode())
+    members = {}
+    for entry in doc["members"] + doc["clients"]:
+        cert = x509.load_pem_x509_certificate(entry["cert"].encode())
+        cert.verify_directly_issued_by(ca)
+        cn, org, role = subject_fields(cert)
+        if (cn, org, role) != (entry["id"], entry["org"], entry["role"]):
+            raise ValueError(f"genesis entry {entry['id']} does not match its certificate subject")
+        members[entry["id"]] = (public_key_of(cert), org, role)
+    return Membership(doc["chain_id"], members)
+
+
+def load_genesis_doc(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

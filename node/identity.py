@@ -1,0 +1,114 @@
+"""Permissioned identities: a chain's root CA issues every member an X.509 certificate.
+
+In a simulation every key derives from (seed, chain id, name), so a run is
+reproducible; Ed25519 signatures are deterministic, so certificates are too.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.x509.oid import NameOID
+
+# Fixed validity so that certificates are a pure function of the seed.
+NOT_BEFORE = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+NOT_AFTER = datetime.datetime(2036, 1, 1, tzinfo=datetime.timezone.utc)
+
+ROLES = ("consensus", "observer", "client")
+
+
+def derive_key(seed: int, chain_id: str, name: str) -> Ed25519PrivateKey:
+    material = hashlib.sha256(f"citychain-key/v1/{seed}/{chain_id}/{name}".encode()).digest()
+    return Ed25519PrivateKey.from_private_bytes(material)
+
+
+def _serial(*parts: str) -> int:
+    # RFC 5280: positive, at most 20 octets.
+    return int.from_bytes(hashlib.sha256("/".join(parts).encode()).digest()[:16], "big") | 1
+
+
+def cert_pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def public_key_of(cert: x509.Certificate) -> Ed25519PublicKey:
+    key = cert.public_key()
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("certificate key is not Ed25519")
+    return key
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A member's name, organisation, role, private key and CA-issued certificate."""
+
+    id: str
+    org: str
+    role: str
+    key: Ed25519PrivateKey
+    cert: x509.Certificate
+
+
+class CertificateAuthority:
+    def __init__(self, chain_id: str, chain_name: str, key: Ed25519PrivateKey):
+        self.chain_id = chain_id
+        self.key = key
+        name = x509.Name([
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, chain_name),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{chain_id} root CA"),
+        ])
+        public = key.public_key()
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(name).issuer_name(name).public_key(public)
+            .serial_number(_serial(chain_id, "ca"))
+            .not_valid_before(NOT_BEFORE).not_valid_after(NOT_AFTER)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .sign(key, None)  # Ed25519 takes no separate hash algorithm
+        )
+
+    def issue(self, member_id: str, org: str, role: str, public: Ed25519PublicKey) -> x509.Certificate:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        subject = x509.Name([
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
+            x509.NameAttribute(NameOID.COMMON_NAME, member_id),
+        ])
+        ca_ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject).issuer_name(self.cert.subject).public_key(public)
+            .serial_number(_serial(self.chain_id, member_id))
+            .not_valid_before(NOT_BEFORE).not_valid_after(NOT_AFTER)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
+            .sign(self.key, None)
+        )
+
+
+def subject_fields(cert: x509.Certificate) -> tuple[str, str, str]:
+    """(common name, organisation, role) from a member certificate's subject."""
+
+    def one(oid):
+        attrs = cert.subject.get_attributes_for_oid(oid)
+        return attrs[0].value if attrs else ""
+
+    return one(NameOID.COMMON_NAME), one(NameOID.ORGANIZATION_NAME), one(NameOID.ORGANIZATIONAL_UNIT_NAME)

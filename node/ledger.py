@@ -1,0 +1,97 @@
+"""The ledger: hash-chained committed blocks, each with its commit certificate.
+
+Blocks are only ever appended, and only if they extend the head; nothing
+rewrites a committed block. ``export`` writes one JSON line per block
+(docs/ledger.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from consensus.block import Block
+from consensus.encoding import canonical
+from consensus.messages import Signed
+
+from .codec import envelope_dict
+from .execution import Receipt
+
+
+class LedgerError(RuntimeError):
+    """An attempt to append a block that does not extend the chain."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    block: Block
+    certificate: tuple[Signed, ...]
+    receipts: tuple[Receipt, ...]
+
+
+class Ledger:
+    def __init__(self, genesis_hash: str):
+        self.genesis_hash = genesis_hash
+        self.entries: list[LedgerEntry] = []
+
+    @property
+    def height(self) -> int:
+        return len(self.entries)
+
+    @property
+    def head_hash(self) -> str:
+        return self.entries[-1].block.hash if self.entries else self.genesis_hash
+
+    def append(self, block: Block, certificate: tuple[Signed, ...], receipts: tuple[Receipt, ...]) -> None:
+        if block.height != self.height + 1:
+            raise LedgerError(f"block {block.height} does not follow height {self.height}")
+        if block.header.prev_hash != self.head_hash:
+            raise LedgerError(f"block {block.height} does not extend head {self.head_hash[:12]}")
+        self.entries.append(LedgerEntry(block, certificate, receipts))
+
+    def hashes(self) -> list[str]:
+        return [e.block.hash for e in self.entries]
+
+    def export(self, path: Path, cache: "LineCache | None" = None) -> None:
+        cache = cache or LineCache()
+        with open(path, "w", encoding="ascii") as out:
+            for entry in self.entries:
+                out.write(cache.line(entry))
+                out.write("\n")
+
+
+class LineCache:
+    """Encodes each shared block and receipt list once when many nodes export the same chain."""
+
+    def __init__(self):
+        self._blocks: dict[Block, tuple[str, str]] = {}
+        self._receipts: dict[int, tuple[tuple, str]] = {}
+
+    def _block_parts(self, block: Block) -> tuple[str, str]:
+        parts = self._blocks.get(block)
+        if parts is None:
+            parts = (canonical(block.header.to_dict()).decode(),
+                     canonical([envelope_dict(r) for r in block.requests]).decode())
+            self._blocks[block] = parts
+        return parts
+
+    def _receipts_part(self, receipts: tuple) -> str:
+        known = self._receipts.get(id(receipts))
+        if known is not None and known[0] is receipts:
+            return known[1]
+        text = canonical([r.to_dict() for r in receipts]).decode()
+        self._receipts[id(receipts)] = (receipts, text)
+        return text
+
+    def line(self, entry: LedgerEntry) -> str:
+        header, txs = self._block_parts(entry.block)
+        cert = canonical([envelope_dict(c) for c in entry.certificate]).decode()
+        # Keys in sorted order, so each line is itself canonical JSON.
+        return (f'{{"certificate":{cert},"hash":"{entry.block.hash}","header":{header},'
+                f'"receipts":{self._receipts_part(entry.receipts)},"txs":{txs}}}')
+
+
+def read_ledger(path: Path) -> list[dict]:
+    with open(path, encoding="ascii") as f:
+        return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,70 @@
+"""Who may say what: authenticating envelopes against the genesis membership.
+
+A message is accepted only from a member whose CA-issued certificate is in the
+genesis, in a role allowed to send that kind of message, with a valid Ed25519
+signature over exactly the bytes the message encodes.
+"""
+
+from __future__ import annotations
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from consensus.messages import Checkpoint, Commit, PrePrepare, Prepare, Request, Signed
+
+from .codec import signed_bytes
+
+ALLOWED_ROLES = {
+    Request: frozenset({"client"}),
+    PrePrepare: frozenset({"consensus"}),
+    Prepare: frozenset({"consensus"}),
+    Commit: frozenset({"consensus"}),
+    Checkpoint: frozenset({"consensus"}),
+}
+
+
+class Membership:
+    """The genesis member table plus a cache of signature checks.
+
+    The cache maps an envelope object to its verdict. In the simulator one envelope
+    object reaches every receiver, so each (key, bytes, signature) is verified once;
+    each node is still charged its modelled CPU time per verification.
+    """
+
+    def __init__(self, chain_id: str, members: dict[str, tuple[Ed25519PublicKey, str, str]]):
+        self.chain_id = chain_id
+        self.members = members  # id -> (public key, org, role)
+        self._verdicts: dict[Signed, str | None] = {}
+        self.verifications = 0  # real Ed25519 verifications performed
+
+    def role_of(self, member_id: str) -> str | None:
+        entry = self.members.get(member_id)
+        return entry[2] if entry else None
+
+    def authenticate(self, env: Signed) -> str | None:
+        """None if the envelope may be acted on, else the reason to drop it."""
+        verdict = self._verdicts.get(env, 0)
+        if verdict != 0:
+            return verdict
+        verdict = self._check(env)
+        self._verdicts[env] = verdict
+        return verdict
+
+    def _check(self, env: Signed) -> str | None:
+        entry = self.members.get(env.signer)
+        if entry is None:
+            return "unknown-signer"
+        key, _org, role = entry
+        allowed = ALLOWED_ROLES.get(type(env.message))
+        if allowed is None:
+            return "unexpected-message"
+        if role not in allowed:
+            return "unauthorised-role"
+        if signed_bytes(env.message, self.chain_id, env.signer) != env.data:
+            return "body-mismatch"
+        self.verifications += 1
+        try:
+            key.verify(env.signature, env.data)
+        except InvalidSignature:
+            return "bad-signature"
+        return None

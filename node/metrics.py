@@ -1,0 +1,55 @@
+"""What a run measures, and the statistics over it."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (0..100) by linear interpolation between closest ranks
+    (numpy's default), or 0.0 for no values."""
+    if not values:
+        return 0.0
+    if not 0 <= p <= 100:
+        raise ValueError(f"percentile must be within 0..100, got {p}")
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * p / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+class Metrics:
+    def __init__(self):
+        self.messages: Counter[str] = Counter()  # copies sent, by message type
+        self.bytes: Counter[str] = Counter()
+        self.lost = 0  # copies the network model dropped
+        self.drops: dict[str, Counter[str]] = {}  # node -> reason -> count
+        self.submitted: dict[str, int] = {}  # tx id -> submit time (ns)
+        self.executed_at: dict[int, list[int]] = {}  # height -> execution times across nodes
+        self.cpu_ns: Counter[str] = Counter()  # node -> modelled busy time
+        self.first_executions = 0  # transactions executed by at least one node
+
+    def sent(self, kind: str, size: int, copies: int = 1) -> None:
+        self.messages[kind] += copies
+        self.bytes[kind] += size * copies
+
+    def drop(self, node: str, reason: str) -> None:
+        counter = self.drops.get(node)
+        if counter is None:
+            counter = self.drops[node] = Counter()
+        counter[reason] += 1
+
+    def executed(self, height: int, at: int, txs: int) -> None:
+        times = self.executed_at.get(height)
+        if times is None:
+            times = self.executed_at[height] = []
+            self.first_executions += txs
+        times.append(at)
+
+    def drops_by_reason(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for counter in self.drops.values():
+            total.update(counter)
+        return total

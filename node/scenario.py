@@ -1,0 +1,205 @@
+"""Scenario files: schema, validation and loading.
+
+Every error names the file, the field (as a dotted path) and what is allowed.
+The schema is documented in docs/scenarios.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from apps import REGISTRY as APP_REGISTRY
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$",
+                            description="lower-case letters, digits and '-', at most 48")]
+MIN_NODES, MAX_NODES = 4, 256
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChainSpec(_Strict):
+    id: Slug
+    name: str = Field(min_length=1)
+    description: str = ""
+
+
+class Site(_Strict):
+    id: Slug
+    name: str = Field(min_length=1)
+
+
+class Organisation(_Strict):
+    id: Slug
+    name: str = Field(min_length=1)
+    site: Slug
+    weight: int = Field(1, ge=1, description="share of the consensus nodes this organisation runs")
+
+
+class Link(_Strict):
+    between: tuple[Slug, Slug]
+    ms: float = Field(ge=0)
+
+
+class LatencySpec(_Strict):
+    local_ms: float = Field(0.2, ge=0, description="one-way latency between nodes at the same site")
+    default_ms: float = Field(2.0, ge=0, description="one-way latency between sites without a link entry")
+    links: list[Link] = []
+
+
+class NetworkSpec(_Strict):
+    latency: LatencySpec = LatencySpec()
+    jitter_ms: float = Field(0.1, ge=0, description="uniform extra delay in [0, jitter_ms] per message")
+    bandwidth_mbps: float = Field(1000.0, gt=0, description="each node's uplink")
+    loss: float = Field(0.0, ge=0, lt=1, description="probability that a message is lost")
+
+
+class CpuSpec(_Strict):
+    # Defaults measured with cryptography's Ed25519 on the development machine;
+    # `citychain calibrate` measures the machine it runs on.
+    sign_us: float = Field(33.0, ge=0)
+    verify_us: float = Field(112.0, ge=0)
+    execute_tx_us: float = Field(20.0, ge=0)
+
+
+class ConsensusSpec(_Strict):
+    block_size: int = Field(100, ge=1, le=10_000)
+    batch_timeout_ms: float = Field(20.0, gt=0)
+    checkpoint_interval: int = Field(10, ge=1)
+    watermark_window: int = Field(20, ge=1)
+
+    @model_validator(mode="after")
+    def _window_holds_a_checkpoint(self):
+        if self.watermark_window < self.checkpoint_interval:
+            raise ValueError("watermark_window must be >= checkpoint_interval (else the log never advances)")
+        return self
+
+
+class OpMix(_Strict):
+    app: str
+    op: str
+    weight: int = Field(1, ge=1)
+
+
+class WorkloadSpec(_Strict):
+    clients: int = Field(20, ge=1, le=100_000)
+    transactions: int = Field(1000, ge=1, le=10_000_000)
+    rate_tps: float = Field(1000.0, gt=0, description="mean submission rate (Poisson arrivals)")
+    mix: list[OpMix] = Field(default_factory=lambda: [OpMix(app="records", op="put")], min_length=1)
+
+
+class RunSpec(_Strict):
+    drain_s: float = Field(30.0, gt=0, description="virtual seconds allowed after the last submission")
+
+
+class Scenario(_Strict):
+    chain: ChainSpec
+    seed: int = Field(1, ge=0)
+    nodes: int = Field(ge=MIN_NODES, le=MAX_NODES, description="consensus nodes")
+    sites: list[Site] = Field(min_length=1)
+    organisations: list[Organisation] = Field(min_length=1)
+    network: NetworkSpec = NetworkSpec()
+    cpu: CpuSpec = CpuSpec()
+    consensus: ConsensusSpec = ConsensusSpec()
+    workload: WorkloadSpec = WorkloadSpec()
+    apps: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-app settings")
+    run: RunSpec = RunSpec()
+
+    @model_validator(mode="after")
+    def _cross_references(self):
+        site_ids = [s.id for s in self.sites]
+        _unique("sites", site_ids)
+        _unique("organisations", [o.id for o in self.organisations])
+        for i, org in enumerate(self.organisations):
+            if org.site not in site_ids:
+                raise ValueError(f"organisations[{i}].site: unknown site {org.site!r}; sites are {site_ids}")
+        for i, link in enumerate(self.network.latency.links):
+            for end in link.between:
+                if end not in site_ids:
+                    raise ValueError(f"network.latency.links[{i}].between: unknown site {end!r}; sites are {site_ids}")
+        for i, item in enumerate(self.workload.mix):
+            app = APP_REGISTRY.get(item.app)
+            if app is None:
+                raise ValueError(f"workload.mix[{i}].app: unknown app {item.app!r}; apps are {sorted(APP_REGISTRY)}")
+            if item.op not in app.OPS:
+                raise ValueError(f"workload.mix[{i}].op: {item.app} has no op {item.op!r}; ops are {list(app.OPS)}")
+        for name in self.apps:
+            if name not in APP_REGISTRY:
+                raise ValueError(f"apps.{name}: unknown app; apps are {sorted(APP_REGISTRY)}")
+        return self
+
+    def with_overrides(self, *, nodes: int | None = None, seed: int | None = None) -> "Scenario":
+        data = self.model_dump()
+        if nodes is not None:
+            data["nodes"] = nodes
+        if seed is not None:
+            data["seed"] = seed
+        return Scenario.model_validate(data)
+
+
+def _unique(field: str, ids: list[str]) -> None:
+    seen = set()
+    for i, ident in enumerate(ids):
+        if ident in seen:
+            raise ValueError(f"{field}[{i}].id: {ident!r} appears twice; ids must be unique")
+        seen.add(ident)
+
+
+def _describe(err: dict, model_fields: dict) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        parent = err["loc"][:-1]
+        allowed = _allowed_fields(parent)
+        msg = f"unknown field; allowed here: {', '.join(allowed)}" if allowed else "unknown field"
+    elif err["type"] == "missing":
+        msg = "required field is missing"
+    return f"{loc}: {msg}"
+
+
+def _allowed_fields(path: tuple) -> list[str]:
+    model: Any = Scenario
+    for part in path:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        model = next((a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return []
+    return sorted(getattr(model, "model_fields", {}))
+
+
+def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: the file must hold a mapping (key: value lines), got {type(data).__name__}")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(e, Scenario.model_fields) for e in exc.errors()]
+        raise ScenarioError(f"{source}: invalid scenario:\n  " + "\n  ".join(lines)) from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read scenario: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
+    return parse_scenario(data, str(path))

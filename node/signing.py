@@ -1,0 +1,23 @@
+"""Signing messages into envelopes with a member's Ed25519 key."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from consensus.encoding import sha256_hex
+from consensus.messages import PrePrepare, Signed
+
+from .codec import signed_bytes, wire_size
+
+
+class Signer:
+    def __init__(self, member_id: str, key: Ed25519PrivateKey, chain_id: str):
+        self.id = member_id
+        self._key = key
+        self.chain_id = chain_id
+
+    def sign(self, message) -> Signed:
+        data = signed_bytes(message, self.chain_id, self.id)
+        signature = self._key.sign(data)
+        block = message.block if type(message) is PrePrepare else None
+        return Signed(message, self.id, signature, data, sha256_hex(data), wire_size(data, signature, block))

@@ -1,0 +1,1 @@
+"""The deterministic discrete-event simulator: virtual clock, network and CPU model."""

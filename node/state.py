@@ -1,0 +1,73 @@
+"""World state: a key-value map with a Merkle root that every block header commits to.
+
+Keys hash into 256 buckets; a bucket's hash covers its sorted entries and the root
+is the RFC 6962 Merkle hash over the bucket hashes. Only buckets written since the
+last root are rehashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from consensus.encoding import canonical
+from consensus.merkle import merkle_root
+
+BUCKETS = 256
+_EMPTY_BUCKET = hashlib.sha256(b"{}").digest()
+
+
+def _bucket_of(key: str) -> int:
+    return hashlib.sha256(key.encode()).digest()[0]
+
+
+class WorldState:
+    def __init__(self):
+        self._buckets: list[dict[str, str]] = [{} for _ in range(BUCKETS)]
+        self._hashes: list[bytes] = [_EMPTY_BUCKET] * BUCKETS
+        self._dirty: set[int] = set()
+        self._root: str | None = None
+
+    def get(self, key: str):
+        text = self._buckets[_bucket_of(key)].get(key)
+        return None if text is None else json.loads(text)
+
+    def apply(self, writes: tuple[tuple[str, str | None], ...]) -> None:
+        """Apply (key, canonical JSON text or None to delete) pairs."""
+        for key, text in writes:
+            b = _bucket_of(key)
+            if text is None:
+                self._buckets[b].pop(key, None)
+            else:
+                self._buckets[b][key] = text
+            self._dirty.add(b)
+        if writes:
+            self._root = None
+
+    def set_known_root(self, root: str) -> None:
+        """Adopt a root computed elsewhere for this exact state (the simulator's execution memo).
+
+        The dirty buckets stay dirty, so a later ``root()`` still rehashes them.
+        """
+        self._root = root
+
+    def root(self) -> str:
+        if self._root is None:
+            for b in self._dirty:
+                self._hashes[b] = hashlib.sha256(canonical(self._buckets[b])).digest()
+            self._dirty.clear()
+            self._root = merkle_root(self._hashes).hex()
+        return self._root
+
+    def items(self, prefix: str = ""):
+        for bucket in self._buckets:
+            for key, text in bucket.items():
+                if key.startswith(prefix):
+                    yield key, json.loads(text)
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self._buckets)
+
+
+def empty_state_root() -> str:
+    return WorldState().root()
