@@ -28,7 +28,7 @@ def _load(path: str, nodes: int | None, seed: int | None) -> Scenario:
                 raise ScenarioError(f"{path}: with --nodes/--seed: {exc}") from None
         return scenario
     except ScenarioError as exc:
-        stderr.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
 
 
@@ -135,7 +135,7 @@ def audit(out_dir, as_json):
     try:
         report = audit_directory(Path(out_dir))
     except (OSError, KeyError, ValueError) as exc:
-        stderr.print(f"[bold red]error:[/] {out_dir}: not an exported run: {exc}", highlight=False)
+        click.echo(f"error: {out_dir}: not an exported run: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     if as_json:
         click.echo(json.dumps(report.to_dict()))

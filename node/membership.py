@@ -41,6 +41,10 @@ class Membership:
         entry = self.members.get(member_id)
         return entry[2] if entry else None
 
+    def authenticated(self) -> list[Signed]:
+        """Every distinct envelope checked so far (whatever the verdict)."""
+        return list(self._verdicts)
+
     def authenticate(self, env: Signed) -> str | None:
         """None if the envelope may be acted on, else the reason to drop it."""
         verdict = self._verdicts.get(env, 0)

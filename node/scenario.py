@@ -154,9 +154,13 @@ def _unique(field: str, ids: list[str]) -> None:
         seen.add(ident)
 
 
-def _describe(err: dict, model_fields: dict) -> str:
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+def _describe(err: dict) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
     msg = err["msg"]
+    if err["type"] == "value_error":
+        msg = msg.removeprefix("Value error, ")
+        if not loc:
+            return msg  # cross-field checks name their own fields
     if err["type"] == "extra_forbidden":
         parent = err["loc"][:-1]
         allowed = _allowed_fields(parent)
@@ -188,7 +192,7 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        lines = [_describe(e, Scenario.model_fields) for e in exc.errors()]
+        lines = [_describe(e) for e in exc.errors()]
         raise ScenarioError(f"{source}: invalid scenario:\n  " + "\n  ".join(lines)) from None
 
 

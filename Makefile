@@ -1,0 +1,25 @@
+# The two commands of the quick start. Both set up their own virtual environment.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SCENARIO ?= scenarios/taihu.yaml
+
+.PHONY: run test bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+run: $(BIN)/.installed  ## run a city-chain scenario in the simulator
+	$(BIN)/citychain run $(SCENARIO)
+
+test: $(BIN)/.installed  ## the whole test suite, on both cores
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: $(BIN)/.installed  ## simulator-speed benchmark (docs/benchmarking.md)
+	$(BIN)/python benchmarks/sim_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

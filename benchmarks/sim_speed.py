@@ -1,0 +1,90 @@
+"""Simulator speed: wall time against the crypto floor, for n = 20, 40, 60.
+
+The floor of a simulated run is signing and verifying each unique signed object
+once (client requests, pre-prepares, prepares, commits, checkpoints). This
+measures, in the same process, that floor for the run just made, and prints
+wall seconds, the wall/floor ratio, simulated message deliveries per second and
+peak memory. See docs/benchmarking.md.
+
+    python benchmarks/sim_speed.py                      # 10,000 tx, 100 per block
+    python benchmarks/sim_speed.py --tx 1000 --nodes 20,40,60
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from node.scenario import load_scenario  # noqa: E402
+from node.sim.run import simulate  # noqa: E402
+from node.summary import summarize  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def crypto_floor(run) -> tuple[float, int]:
+    """Seconds to sign and verify every unique envelope of ``run`` once, and how many there were."""
+    envelopes = run.membership.authenticated()
+    keys = {i.id: i.key for i in run.genesis.identities.values()}
+    publics = {name: key.public_key() for name, key in keys.items()}
+    start = time.perf_counter()
+    for env in envelopes:
+        signature = keys[env.signer].sign(env.data)
+        publics[env.signer].verify(signature, env.data)
+    return time.perf_counter() - start, len(envelopes)
+
+
+def scenario_for(path: Path, n: int, tx: int, block: int):
+    s = load_scenario(path)
+    data = s.model_dump()
+    data["nodes"] = n
+    data["workload"]["transactions"] = tx
+    data["workload"]["rate_tps"] = 20_000  # offered load above capacity: measure the chain, not the clients
+    data["consensus"]["block_size"] = block
+    return type(s).model_validate(data)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default=str(ROOT / "scenarios" / "taihu.yaml"))
+    parser.add_argument("--nodes", default="20,40,60")
+    parser.add_argument("--tx", type=int, default=10_000)
+    parser.add_argument("--block", type=int, default=100)
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.nodes.split(",")]
+    print(f"{args.tx} signed transactions, {args.block} per block, scenario {Path(args.scenario).name}")
+    header = (f"{'n':>4} {'wall s':>8} {'floor s':>8} {'ratio':>6} {'deliveries':>11} {'deliv/s':>10} "
+              f"{'blocks':>6} {'wall ms/block':>13} {'unique sigs':>11} {'peak MiB':>9} {'agree':>5}")
+    print(header)
+    per_block = []
+    for n in sizes:
+        scenario = scenario_for(Path(args.scenario), n, args.tx, args.block)
+        gc.collect()
+        run = simulate(scenario)
+        summary = summarize(run, "bench")
+        floor, unique = crypto_floor(run)
+        deliveries = summary["messages"]["total"] - summary["messages_lost"]
+        wall = run.wall_seconds
+        blocks = summary["blocks"]
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        per_block.append((n, wall / max(1, blocks)))
+        print(f"{n:>4} {wall:>8.2f} {floor:>8.2f} {wall / floor:>6.2f} {deliveries:>11,} "
+              f"{deliveries / wall:>10,.0f} {blocks:>6} {1000 * wall / max(1, blocks):>13.1f} {unique:>11,} "
+              f"{peak:>9.0f} {str(summary['agreement']):>5}")
+        del run
+    if len(per_block) >= 2:
+        (n0, w0), (n1, w1) = per_block[0], per_block[-1]
+        exponent = math.log(w1 / w0) / math.log(n1 / n0)
+        print(f"wall cost per block grows as n^{exponent:.2f} from n={n0} to n={n1}")
+    print("peak MiB is the process's maximum resident set so far (it only grows across rows)")
+
+
+if __name__ == "__main__":
+    main()
