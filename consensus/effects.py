@@ -17,6 +17,14 @@ class Broadcast:
 
 
 @dataclass(frozen=True, slots=True)
+class Send:
+    """Sign ``message`` and send it to replica ``to`` only."""
+
+    to: str
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
 class Forward:
     """Pass an already signed envelope (a client request) on to replica ``to``."""
 
@@ -49,6 +57,15 @@ class Execute:
 
 
 @dataclass(frozen=True, slots=True)
+class CatchUp:
+    """This replica is behind: fetch committed blocks up to ``target`` (with their
+    certificates) from ``peers``, check them, apply them and answer with ``Adopted``."""
+
+    target: int
+    peers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Drop:
     """The replica refused an input; the caller counts it under ``reason``."""
 
@@ -56,4 +73,4 @@ class Drop:
     envelope: Signed | None = None
 
 
-Effect = Union[Broadcast, Forward, StartTimer, CancelTimer, Execute, Drop]
+Effect = Union[Broadcast, Send, Forward, StartTimer, CancelTimer, Execute, CatchUp, Drop]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from .block import Block
 from .messages import Signed
 
 
@@ -32,4 +33,14 @@ class Executed:
     state_root: str
 
 
-Event = Union[Receive, TimerFired, Executed]
+@dataclass(frozen=True, slots=True)
+class Adopted:
+    """The caller applied a block it fetched from a peer (state transfer), after
+    checking its commit certificate and hash link. It is the next block, executed."""
+
+    now: int
+    block: Block
+    state_root: str
+
+
+Event = Union[Receive, TimerFired, Executed, Adopted]

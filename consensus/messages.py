@@ -83,10 +83,7 @@ class PrePrepare:
 
 
 @dataclass(frozen=True, slots=True)
-class Prepare:
-    """<PREPARE, v, n, d, i>: backup i accepted the pre-prepare for (v, n, d)."""
-
-    KIND: ClassVar[str] = "prepare"
+class _Vote:
     view: int
     seq: int
     digest: str
@@ -101,21 +98,17 @@ class Prepare:
 
 
 @dataclass(frozen=True, slots=True)
-class Commit:
+class Prepare(_Vote):
+    """<PREPARE, v, n, d, i>: backup i accepted the pre-prepare for (v, n, d)."""
+
+    KIND: ClassVar[str] = "prepare"
+
+
+@dataclass(frozen=True, slots=True)
+class Commit(_Vote):
     """<COMMIT, v, n, d, i>: replica i has prepared (v, n, d). d is the block hash."""
 
     KIND: ClassVar[str] = "commit"
-    view: int
-    seq: int
-    digest: str
-
-    def __post_init__(self):
-        _check_int("view", self.view)
-        _check_int("seq", self.seq, 1)
-        _check_digest("digest", self.digest)
-
-    def body(self) -> dict:
-        return {"type": self.KIND, "view": self.view, "seq": self.seq, "digest": self.digest}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +130,6 @@ class Checkpoint:
                 "state_root": self.state_root}
 
 
-Message = Union[Request, PrePrepare, Prepare, Commit, Checkpoint]
-CONSENSUS_KINDS = (PrePrepare, Prepare, Commit, Checkpoint)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -157,3 +148,116 @@ class Signed:
     data: bytes
     digest: str
     size: int
+
+    def to_dict(self) -> dict:
+        """The envelope as the wire and the ledger carry it (docs/messages.md)."""
+        return {"data": self.data.decode("ascii"), "sig": self.signature.hex()}
+
+
+def _check_envelopes(name: str, items, kind) -> None:
+    if not isinstance(items, tuple):
+        raise ValueError(f"{name} must be a tuple")
+    for env in items:
+        if not isinstance(env, Signed) or not isinstance(env.message, kind):
+            raise ValueError(f"{name} must hold signed {kind.KIND} messages")
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedProof:
+    """P_m of section 4.4: a pre-prepare and a quorum of matching prepares."""
+
+    pre_prepare: Signed
+    prepares: tuple[Signed, ...]
+
+    def __post_init__(self):
+        _check_envelopes("pre_prepare", (self.pre_prepare,), PrePrepare)
+        _check_envelopes("prepares", self.prepares, Prepare)
+
+    def body(self) -> dict:
+        return {"pre_prepare": self.pre_prepare.to_dict(), "prepares": [p.to_dict() for p in self.prepares]}
+
+
+@dataclass(frozen=True, slots=True)
+class ViewChange:
+    """<VIEW-CHANGE, v+1, n, C, P, i>: replica i moves to view v+1.
+
+    n is its last stable checkpoint, C the checkpoint messages proving it, P a
+    prepared proof for every sequence above n it prepared (in the highest view).
+    """
+
+    KIND: ClassVar[str] = "view-change"
+    view: int
+    stable_seq: int
+    checkpoint_proof: tuple[Signed, ...]
+    prepared: tuple[PreparedProof, ...]
+
+    def __post_init__(self):
+        _check_int("view", self.view, 1)
+        _check_int("stable_seq", self.stable_seq)
+        _check_envelopes("checkpoint_proof", self.checkpoint_proof, Checkpoint)
+        if not isinstance(self.prepared, tuple) or not all(isinstance(p, PreparedProof) for p in self.prepared):
+            raise ValueError("prepared must be a tuple of prepared proofs")
+
+    def body(self) -> dict:
+        return {"type": self.KIND, "view": self.view, "stable_seq": self.stable_seq,
+                "checkpoint_proof": [c.to_dict() for c in self.checkpoint_proof],
+                "prepared": [p.body() for p in self.prepared]}
+
+
+@dataclass(frozen=True, slots=True)
+class NewView:
+    """<NEW-VIEW, v+1, V, O>: the new primary's proof (V, a quorum of VIEW-CHANGEs)
+    and the pre-prepares O it re-issues for the sequences those prepared."""
+
+    KIND: ClassVar[str] = "new-view"
+    view: int
+    view_changes: tuple[Signed, ...]
+    pre_prepares: tuple[Signed, ...]
+
+    def __post_init__(self):
+        _check_int("view", self.view, 1)
+        _check_envelopes("view_changes", self.view_changes, ViewChange)
+        # The replica builds O unsigned; the caller signs each before signing the NEW-VIEW.
+        if not isinstance(self.pre_prepares, tuple) or not all(
+                isinstance(p, PrePrepare) or isinstance(p, Signed) and isinstance(p.message, PrePrepare)
+                for p in self.pre_prepares):
+            raise ValueError("pre_prepares must hold pre-prepares")
+
+    @property
+    def signed(self) -> bool:
+        return all(isinstance(p, Signed) for p in self.pre_prepares)
+
+    def body(self) -> dict:
+        if not self.signed:
+            raise ValueError("a NEW-VIEW's pre-prepares must be signed before it is")
+        return {"type": self.KIND, "view": self.view,
+                "view_changes": [v.to_dict() for v in self.view_changes],
+                "pre_prepares": [p.to_dict() for p in self.pre_prepares]}
+
+
+Message = Union[Request, PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView]
+CONSENSUS_KINDS = (PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView)
+
+
+def embedded(message) -> tuple[Signed, ...]:
+    """Signed envelopes carried inside a message, each to be authenticated on its own."""
+    kind = type(message)
+    if kind is PrePrepare:
+        return message.block.requests
+    if kind is ViewChange:
+        out = list(message.checkpoint_proof)
+        for proof in message.prepared:
+            out.append(proof.pre_prepare)
+            out.extend(proof.pre_prepare.message.block.requests)
+            out.extend(proof.prepares)
+        return tuple(out)
+    if kind is NewView:
+        out = []
+        for vc in message.view_changes:
+            out.append(vc)
+            out.extend(embedded(vc.message))
+        for pre in message.pre_prepares:
+            out.append(pre)
+            out.extend(pre.message.block.requests)
+        return tuple(out)
+    return ()

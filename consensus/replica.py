@@ -1,13 +1,27 @@
 """A PBFT replica as a pure state machine (Castro & Liskov, OSDI'99, section 4).
 
 ``Replica.step(event) -> list[Effect]``. The caller authenticates messages
-before they arrive here, signs and sends what ``Broadcast`` asks, runs timers and
-executes committed blocks, answering each with an ``Executed`` event.
+(and every envelope embedded in them) before they arrive here, signs and sends
+what ``Broadcast``/``Send`` ask, runs timers, executes committed blocks
+(answering ``Executed``) and fetches missing ones when asked (answering
+``Adopted``).
 
 Blocks are proposed one at a time (a new PRE-PREPARE only after the previous block
 executed): its header then names the previous block's hash and state root, so
 the hash that COMMITs sign covers the whole chain and every backup can check a
-proposal against its own state before it prepares it.
+proposal against its own state before it prepares it. One consequence: honest
+replicas never prepare a sequence above one they have not executed, so the
+view-change set of prepared sequences has no gaps and needs no null requests.
+
+Beyond the paper:
+- a replica that holds a quorum of matching COMMITs for a block it has (a commit
+  certificate) executes it even if it missed the prepares: a quorum of commits
+  implies f + 1 honest replicas prepared it, so this only helps a replica that
+  lags or is between views to keep up;
+- a replica that sees f + 1 distinct replicas working in a higher view (PREPAREs,
+  COMMITs, PRE-PREPAREs) moves into that view; at least one of them is honest and
+  honest replicas only work in views installed by a valid NEW-VIEW. This brings
+  back a replica that missed a NEW-VIEW (crashed, partitioned).
 """
 
 from __future__ import annotations
@@ -16,13 +30,18 @@ from dataclasses import dataclass
 from itertools import islice
 
 from .block import Block, BlockHeader, tx_root
-from .effects import Broadcast, CancelTimer, Drop, Effect, Execute, Forward, StartTimer
-from .events import Event, Executed, Receive, TimerFired
-from .messages import Checkpoint, Commit, PrePrepare, Prepare, Request, Signed
+from .effects import Broadcast, CancelTimer, CatchUp, Drop, Effect, Execute, Forward, StartTimer
+from .events import Adopted, Event, Executed, Receive, TimerFired
+from .messages import (Checkpoint, Commit, NewView, PrePrepare, Prepare, PreparedProof, Request, Signed,
+                       ViewChange)
 from .quorum import max_faulty, quorum
 
 NOTHING: list = []
 BATCH_TIMER = "batch"
+VIEW_TIMER = "view-change"
+FETCH_TIMER = "fetch"
+MAX_FUTURE_VIEWS = 16  # how far ahead of its own view a replica keeps messages
+MAX_BACKOFF = 10  # the view-change timeout doubles at most this many times
 
 
 class LocalProtocolError(RuntimeError):
@@ -40,6 +59,7 @@ class ReplicaConfig:
     batch_timeout: int = 20_000_000  # ns the primary waits to fill a block
     checkpoint_interval: int = 10  # K
     watermark_window: int = 20  # L = H - h
+    view_change_timeout: int = 500_000_000  # ns a backup waits for a request to execute
 
     def __post_init__(self):
         if self.me not in self.replicas:
@@ -52,25 +72,46 @@ class ReplicaConfig:
             raise ValueError("watermark_window must be >= checkpoint_interval, or the log can never advance")
 
 
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """What a recovering replica reads back from its own storage."""
+
+    view: int
+    active: bool
+    installed_view: int
+    voted: tuple[int, int]  # (view, highest sequence) it voted on: it must not vote there again
+    stable_proof: tuple[Signed, ...]
+    blocks: tuple[Block, ...]  # its ledger, from height 1
+    state_root: str
+
+
 class Slot:
     """What the log holds for one sequence number."""
 
-    __slots__ = ("seq", "view", "digest", "block", "pre_prepare", "prepares", "commits",
-                 "prepared", "committed", "certificate")
+    __slots__ = ("seq", "view", "digest", "block", "pre_prepare", "reissued", "prepares", "commits",
+                 "prepared", "committed", "certificate", "proof", "seen_blocks", "asked")
 
     def __init__(self, seq: int):
         self.seq = seq
-        self.view = -1
+        self.view = -1  # view of the accepted pre-prepare
         self.digest: str | None = None
         self.block: Block | None = None
         self.pre_prepare: Signed | None = None
-        # Votes may arrive before the pre-prepare, and (under attack) for several
-        # digests: key them by (view, digest), then by signer.
+        self.reissued = False  # the pre-prepare came in a NEW-VIEW
+        # Votes may arrive before the pre-prepare, in several views, and (under
+        # attack) for several digests: key them by (view, digest), then signer.
         self.prepares: dict[tuple[int, str], dict[str, Signed]] = {}
         self.commits: dict[tuple[int, str], dict[str, Signed]] = {}
         self.prepared = False
         self.committed = False
         self.certificate: tuple[Signed, ...] = ()
+        self.proof: PreparedProof | None = None  # the highest-view prepared proof, for VIEW-CHANGE
+        self.seen_blocks: dict[str, Block] = {}  # blocks seen for this sequence in any view
+        self.asked = False  # a CatchUp was already asked for this sequence
+
+
+def _by_signer(envelopes) -> tuple[Signed, ...]:
+    return tuple(sorted(envelopes, key=lambda e: e.signer))
 
 
 class Replica:
@@ -80,33 +121,78 @@ class Replica:
         self.f = max_faulty(self.n)
         self.q = quorum(self.n)
         self.me = config.me
-        self.view = 0
+        self.members = frozenset(config.replicas)
+        # views
+        self.view = 0  # the view this replica is in, or is changing to
+        self.active = True  # False between sending VIEW-CHANGE and installing the view
+        self.installed_view = 0
+        self.vc_attempts = 0  # view changes since the last progress: the timeout doubles each
+        self.view_changes: dict[int, dict[str, Signed]] = {}
+        self.new_views_done: set[int] = set()
+        self.future: dict[tuple[int, int], Signed] = {}  # (view, seq) -> pre-prepare for a view not entered
+        self.evidence: dict[int, set[str]] = {}  # view above ours -> replicas seen working in it
+        self.no_vote = (-1, 0)  # (view, seq): a recovered replica never votes at or below this again
+        self.voted = (0, 0)  # (view, highest sequence) this replica voted on; persisted by the caller
+        # watermarks and checkpoints
         self.low = 0  # h: sequence of the last stable checkpoint
         self.window = config.watermark_window
+        self.stable_proof: tuple[Signed, ...] = ()
+        self.checkpoints: dict[int, dict[tuple[str, str], dict[str, Signed]]] = {}
+        self.ahead: dict[str, Signed] = {}  # newest checkpoint per replica, beyond our window
+        # execution
         self.executed = 0  # last sequence the caller executed
         self.delivered = 0  # last sequence handed out in an Execute effect
         self.last_proposed = 0
         self.head_hash = config.genesis_hash
         self.head_timestamp = -1
         self.state_root = config.genesis_state_root
+        self.hash_at: dict[int, str] = {}  # executed sequence above h -> block hash
+        self.catchup_target = 0
+        # the log and requests
         self.log: dict[int, Slot] = {}
-        self.deferred: dict[int, Signed] = {}  # pre-prepares waiting for the block below to execute
+        self.deferred: dict[int, tuple[Signed, bool]] = {}  # pre-prepares waiting for the block below
         self.pending: dict[str, Signed] = {}  # request id -> request, in arrival order
-        self.accepted: set[str] = set()  # request ids in accepted, not yet executed blocks
+        self.accepted: dict[str, Signed] = {}  # requests in accepted, not yet executed blocks
         self.done: set[str] = set()  # request ids executed
-        self.checkpoints: dict[int, dict[tuple[str, str], dict[str, Signed]]] = {}
-        self.stable_proof: tuple[Signed, ...] = ()
+        # timers
         self.batch_timer = False
         self.batch_due = False
+        self.vc_timer = False
+        self.fetch_timer = False
         self._handlers = {
             Request: self._on_request,
             PrePrepare: self._on_pre_prepare,
             Prepare: self._on_prepare,
             Commit: self._on_commit,
             Checkpoint: self._on_checkpoint,
+            ViewChange: self._on_view_change,
+            NewView: self._on_new_view,
         }
 
+    @classmethod
+    def restore(cls, config: ReplicaConfig, saved: Restored) -> "Replica":
+        """A replica restarting from its own storage (its volatile log is gone)."""
+        r = cls(config)
+        r.view, r.active, r.installed_view = saved.view, saved.active, saved.installed_view
+        r.no_vote = r.voted = saved.voted
+        r.stable_proof = saved.stable_proof
+        r.low = saved.stable_proof[0].message.seq if saved.stable_proof else 0
+        for block in saved.blocks:
+            r.done.update(req.digest for req in block.requests)
+            if block.height > r.low:
+                r.hash_at[block.height] = block.hash
+        if saved.blocks:
+            last = saved.blocks[-1]
+            r.executed = r.delivered = r.last_proposed = last.height
+            r.head_hash = last.hash
+            r.head_timestamp = last.header.timestamp
+        r.state_root = saved.state_root
+        return r
+
     # ---- queries -------------------------------------------------------------
+
+    def primary_of(self, view: int) -> str:
+        return self.config.replicas[view % self.n]
 
     @property
     def primary(self) -> str:
@@ -131,6 +217,8 @@ class Replica:
             return self._on_timer(event)
         if kind is Executed:
             return self._on_executed(event)
+        if kind is Adopted:
+            return self._on_adopted(event)
         raise LocalProtocolError(f"unknown event {event!r}")
 
     # ---- requests and proposals (section 4.1, 4.2) ---------------------------------
@@ -140,14 +228,17 @@ class Replica:
         if rid in self.done or rid in self.pending or rid in self.accepted:
             return [Drop("duplicate-request", env)]
         self.pending[rid] = env
-        if self.me == self.primary:
+        if self.active and self.me == self.primary:
             return self._maybe_propose(now)
         # A backup relays to the primary (section 4.1) and keeps the request, so
-        # it can tell when the primary fails to order it.
-        return [Forward(self.primary, env)]
+        # its timer tells when the primary fails to order it.
+        effects: list[Effect] = [Forward(self.primary, env)]
+        effects.extend(self._request_timer(restart=False))
+        return effects
 
     def _maybe_propose(self, now: int) -> list[Effect]:
-        if self.me != self.primary or self.last_proposed > self.executed or not self.pending:
+        if (not self.active or self.me != self.primary or self.last_proposed > self.executed
+                or not self.pending):
             return NOTHING
         seq = self.executed + 1
         if seq > self.high:
@@ -163,8 +254,6 @@ class Replica:
             effects.append(CancelTimer(BATCH_TIMER))
         self.batch_due = False
         requests = tuple(islice(self.pending.values(), self.config.block_size))
-        for r in requests:
-            del self.pending[r.digest]
         header = BlockHeader(
             chain_id=self.config.chain_id, height=seq, prev_hash=self.head_hash,
             tx_root=tx_root(requests), state_root=self.state_root, view=self.view,
@@ -179,7 +268,38 @@ class Replica:
             self.batch_timer = False
             self.batch_due = True
             return self._maybe_propose(event.now)
+        if event.name == FETCH_TIMER:
+            self.fetch_timer = False
+            for seq in sorted(self.log):
+                slot = self.log[seq]
+                if seq > self.executed and not slot.committed:
+                    certified = [votes for votes in slot.commits.values() if len(votes) >= self.q]
+                    if certified:
+                        return self._catch_up(seq, certified[0])
+            return NOTHING
+        if event.name == VIEW_TIMER:
+            self.vc_timer = False
+            # Active: a request waited too long (section 4.4). Changing view: the
+            # NEW-VIEW did not come in time, so try the next view (section 4.5.2).
+            return self._start_view_change(self.view + 1)
         raise LocalProtocolError(f"unknown timer {event.name!r}")
+
+    def _request_timer(self, restart: bool) -> list[Effect]:
+        """Section 4.4: a backup waiting to execute a request keeps a timer running."""
+        if not self.active or self.me == self.primary:
+            return NOTHING
+        if self.pending or self.accepted:
+            if restart or not self.vc_timer:
+                self.vc_timer = True
+                return [StartTimer(VIEW_TIMER, self._timeout())]
+            return NOTHING
+        if self.vc_timer:
+            self.vc_timer = False
+            return [CancelTimer(VIEW_TIMER)]
+        return NOTHING
+
+    def _timeout(self) -> int:
+        return self.config.view_change_timeout << min(self.vc_attempts, MAX_BACKOFF)
 
     # ---- three-phase agreement (section 4.2) ----------------------------------
 
@@ -196,10 +316,22 @@ class Replica:
             slot = self.log[seq] = Slot(seq)
         return slot
 
-    def _on_pre_prepare(self, env: Signed, now: int) -> list[Effect]:
+    def _may_vote(self, view: int, seq: int) -> bool:
+        return not (view == self.no_vote[0] and seq <= self.no_vote[1])
+
+    def _vote(self, message) -> Broadcast:
+        if (message.view, message.seq) > self.voted:
+            self.voted = (message.view, message.seq)
+        return Broadcast(message)
+
+    def _on_pre_prepare(self, env: Signed, now: int, reissued: bool = False) -> list[Effect]:
         m: PrePrepare = env.message
-        if m.view != self.view:
-            return [Drop("wrong-view", env)]
+        if m.view < self.view:
+            self._see_block(m)
+            return [Drop("old-view", env)] + self._try_commit_all(self.log.get(m.seq))
+        if m.view > self.view or not self.active:
+            self._see_block(m)
+            return self._hold_future(env, now)
         if env.signer != self.primary:
             return [Drop("pre-prepare-not-from-primary", env)]
         refused = self._in_window(env, m.seq)
@@ -209,34 +341,44 @@ class Replica:
         if slot.pre_prepare is not None and slot.view == m.view:
             return [Drop("duplicate" if slot.digest == m.digest else "conflicting-pre-prepare", env)]
         waiting = self.deferred.get(m.seq)
-        if waiting is not None and waiting is not env:
-            return [Drop("duplicate" if waiting.message.digest == m.digest else "conflicting-pre-prepare", env)]
+        if waiting is not None and waiting[0] is not env and waiting[0].message.view == m.view:
+            return [Drop("duplicate" if waiting[0].message.digest == m.digest else "conflicting-pre-prepare", env)]
+        slot.seen_blocks.setdefault(m.digest, m.block)
         if m.seq > self.executed + 1:
             # The header names the previous block's hash and state root: check it
             # once that block has executed here.
-            self.deferred[m.seq] = env
-            return NOTHING
+            self.deferred[m.seq] = (env, reissued)
+            return self._try_commit_all(slot)
         self.deferred.pop(m.seq, None)
-        reason = self._invalid_proposal(m, env.signer)
-        if reason:
-            return [Drop(reason, env)]
+        if m.seq <= self.executed:
+            # Only a NEW-VIEW re-issues a sequence we executed; it must be our block.
+            if self.hash_at.get(m.seq, m.digest) != m.digest:
+                return [Drop("reissued-block-conflicts-with-executed", env)]
+        else:
+            reason = self._invalid_proposal(m, env.signer, reissued)
+            if reason:
+                return [Drop(reason, env)]
         slot.view, slot.digest, slot.block, slot.pre_prepare = m.view, m.digest, m.block, env
-        for r in m.block.requests:
-            self.pending.pop(r.digest, None)
-            self.accepted.add(r.digest)
+        slot.reissued = reissued
+        slot.prepared = False
         effects: list[Effect] = []
-        if self.me != self.primary:
-            effects.append(Broadcast(Prepare(m.view, m.seq, m.digest)))
+        if m.seq > self.executed:
+            for r in m.block.requests:
+                self.pending.pop(r.digest, None)
+                self.accepted[r.digest] = r
+        if self.me != self.primary and self._may_vote(m.view, m.seq):
+            effects.append(self._vote(Prepare(m.view, m.seq, m.digest)))
         effects.extend(self._advance(slot))
+        effects.extend(self._request_timer(restart=False))
         return effects
 
-    def _invalid_proposal(self, m: PrePrepare, signer: str) -> str | None:
+    def _invalid_proposal(self, m: PrePrepare, signer: str, reissued: bool) -> str | None:
         h = m.block.header
         if h.chain_id != self.config.chain_id:
             return "wrong-chain"
         if h.height != m.seq:
             return "height-mismatch"
-        if h.view != m.view or h.proposer != signer:
+        if not reissued and (h.view != m.view or h.proposer != signer):
             return "wrong-proposer"
         if h.prev_hash != self.head_hash:
             return "wrong-prev-hash"
@@ -256,64 +398,109 @@ class Replica:
             seen.add(r.digest)
         return None
 
-    def _on_prepare(self, env: Signed, now: int) -> list[Effect]:
-        m: Prepare = env.message
-        if m.view != self.view:
-            return [Drop("wrong-view", env)]
+    def _see_block(self, m: PrePrepare) -> None:
+        """Remember a block proposed in another view: a commit certificate may name it."""
+        if self.executed < m.seq <= self.high:
+            blocks = self._slot(m.seq).seen_blocks
+            if len(blocks) < 4:
+                blocks.setdefault(m.digest, m.block)
+
+    def _hold_future(self, env: Signed, now: int) -> list[Effect]:
+        m = env.message
+        if m.view > self.view + MAX_FUTURE_VIEWS or not self.low < m.seq <= self.high + self.window:
+            return [Drop("too-far-ahead", env)]
+        self.future.setdefault((m.view, m.seq), env)
+        return self._witness(m.view, env.signer, now)
+
+    def _admit_vote(self, env: Signed, table: str) -> tuple[Slot, dict[str, Signed]] | Drop:
+        """Check a PREPARE or COMMIT against view and watermarks and record it."""
+        m = env.message
+        if m.view < self.installed_view:
+            return Drop("old-view", env)
+        if m.view > self.view + MAX_FUTURE_VIEWS:
+            return Drop("too-far-ahead", env)
         refused = self._in_window(env, m.seq)
         if refused:
-            return [refused]
-        if env.signer == self.primary:
-            return [Drop("prepare-from-primary", env)]
+            return refused
         slot = self._slot(m.seq)
+        by_key = getattr(slot, table)
         key = (m.view, m.digest)
-        votes = slot.prepares.get(key)
+        votes = by_key.get(key)
         if votes is None:
-            votes = slot.prepares[key] = {}
+            votes = by_key[key] = {}
         elif env.signer in votes:
-            return [Drop("duplicate", env)]
+            return Drop("duplicate", env)
         votes[env.signer] = env
-        if slot.prepared or slot.digest != m.digest or len(votes) < self.q - 1:
+        return slot, votes
+
+    def _on_prepare(self, env: Signed, now: int) -> list[Effect]:
+        m: Prepare = env.message
+        if m.view < self.view:
+            return [Drop("old-view", env)]
+        if env.signer == self.primary_of(m.view):
+            return [Drop("prepare-from-primary", env)]
+        admitted = self._admit_vote(env, "prepares")
+        if type(admitted) is Drop:
+            return [admitted]
+        slot, votes = admitted
+        if m.view > self.view or not self.active:
+            return self._witness(m.view, env.signer, now)
+        if slot.prepared or slot.digest != m.digest or slot.view != m.view or len(votes) < self.q - 1:
             return NOTHING
         return self._advance(slot)
 
     def _on_commit(self, env: Signed, now: int) -> list[Effect]:
         m: Commit = env.message
-        if m.view != self.view:
-            return [Drop("wrong-view", env)]
-        refused = self._in_window(env, m.seq)
-        if refused:
-            return [refused]
-        slot = self._slot(m.seq)
-        key = (m.view, m.digest)
-        votes = slot.commits.get(key)
-        if votes is None:
-            votes = slot.commits[key] = {}
-        elif env.signer in votes:
-            return [Drop("duplicate", env)]
-        votes[env.signer] = env
-        if slot.committed or not slot.prepared or slot.digest != m.digest or len(votes) < self.q:
-            return NOTHING
-        return self._advance(slot)
+        admitted = self._admit_vote(env, "commits")
+        if type(admitted) is Drop:
+            return [admitted]
+        slot, votes = admitted
+        effects: list[Effect] = NOTHING
+        if m.view > self.view or (m.view == self.view and not self.active):
+            effects = self._witness(m.view, env.signer, now)
+        if len(votes) < self.q or slot.committed:
+            return effects
+        return effects + self._try_commit(slot, (m.view, m.digest))
 
     def _advance(self, slot: Slot) -> list[Effect]:
-        """Move a slot through prepared -> committed-local as far as its votes allow."""
+        """prepared(m, v, n, i): the pre-prepare plus 2f prepares from distinct backups
+        (q - 1 in general; see quorum.py). Then send COMMIT and see if it commits."""
         effects: list[Effect] = []
         key = (slot.view, slot.digest)
-        if not slot.prepared and slot.pre_prepare is not None:
-            # prepared(m, v, n, i): the pre-prepare plus 2f prepares from distinct
-            # backups (q - 1 in general; see quorum.py).
-            if len(slot.prepares.get(key, ())) >= self.q - 1:
+        if not slot.prepared and slot.pre_prepare is not None and self.active and slot.view == self.view:
+            prepares = slot.prepares.get(key, {})
+            if len(prepares) >= self.q - 1:
                 slot.prepared = True
-                effects.append(Broadcast(Commit(slot.view, slot.seq, slot.digest)))
-        if slot.prepared and not slot.committed:
-            votes = slot.commits.get(key, {})
-            # committed-local(m, v, n, i): prepared plus 2f + 1 matching commits.
-            if len(votes) >= self.q:
-                slot.committed = True
-                slot.certificate = tuple(sorted(votes.values(), key=lambda e: e.signer))
-                effects.extend(self._deliver_in_order())
+                slot.proof = PreparedProof(slot.pre_prepare, _by_signer(prepares.values()))
+                if self._may_vote(slot.view, slot.seq):
+                    effects.append(self._vote(Commit(slot.view, slot.seq, slot.digest)))
+        effects.extend(self._try_commit_all(slot))
         return effects
+
+    def _try_commit_all(self, slot: Slot | None) -> list[Effect]:
+        if slot is None or slot.committed:
+            return NOTHING
+        for key, votes in list(slot.commits.items()):
+            if len(votes) >= self.q:
+                return self._try_commit(slot, key)
+        return NOTHING
+
+    def _try_commit(self, slot: Slot, key: tuple[int, str]) -> list[Effect]:
+        """committed-local: a quorum of matching COMMITs for a block this replica holds."""
+        view, digest = key
+        block = slot.block if slot.digest == digest else slot.seen_blocks.get(digest)
+        if block is None:
+            # Certified, but the block has not arrived. Commits are small and the
+            # pre-prepare large, so give it a moment before fetching it from a peer.
+            if slot.asked or slot.seq <= self.executed or self.fetch_timer:
+                return NOTHING
+            slot.asked = True
+            self.fetch_timer = True
+            return [StartTimer(FETCH_TIMER, self.config.view_change_timeout // 4)]
+        slot.committed = True
+        slot.block, slot.digest = block, digest
+        slot.certificate = _by_signer(slot.commits[key].values())
+        return self._deliver_in_order()
 
     def _deliver_in_order(self) -> list[Effect]:
         effects: list[Effect] = []
@@ -324,6 +511,12 @@ class Replica:
             self.delivered += 1
             effects.append(Execute(slot.block, slot.certificate))
 
+    def _catch_up(self, target: int, evidence: dict[str, Signed]) -> list[Effect]:
+        if target <= self.catchup_target or target <= self.executed:
+            return NOTHING
+        self.catchup_target = target
+        return [CatchUp(target, tuple(sorted(s for s in evidence if s != self.me)))]
+
     # ---- execution and checkpoints (section 4.3) ----------------------------------
 
     def _on_executed(self, event: Executed) -> list[Effect]:
@@ -333,20 +526,39 @@ class Replica:
         slot = self.log[seq]
         if event.block_hash != slot.digest:
             raise LocalProtocolError(f"executed block {seq} is not the committed one")
+        return self._after_execution(slot.block, event.state_root, event.now)
+
+    def _on_adopted(self, event: Adopted) -> list[Effect]:
+        block = event.block
+        if block.height != self.executed + 1:
+            raise LocalProtocolError(f"adopted block {block.height} does not follow {self.executed}")
+        self.delivered = max(self.delivered, block.height)
+        return self._after_execution(block, event.state_root, event.now)
+
+    def _after_execution(self, block: Block, state_root: str, now: int) -> list[Effect]:
+        seq = block.height
         self.executed = seq
-        self.head_hash = event.block_hash
-        self.head_timestamp = slot.block.header.timestamp
-        self.state_root = event.state_root
-        for r in slot.block.requests:
-            self.accepted.discard(r.digest)
+        self.last_proposed = max(self.last_proposed, seq)
+        self.head_hash = block.hash
+        self.hash_at[seq] = block.hash
+        self.head_timestamp = block.header.timestamp
+        self.state_root = state_root
+        for r in block.requests:
+            self.accepted.pop(r.digest, None)
+            self.pending.pop(r.digest, None)
             self.done.add(r.digest)
+        if self.active:
+            self.vc_attempts = 0  # progress: the next view change starts from the base timeout
         effects: list[Effect] = []
         if seq % self.config.checkpoint_interval == 0:
-            effects.append(Broadcast(Checkpoint(seq, event.block_hash, event.state_root)))
-        waiting = self.deferred.get(seq + 1)
+            effects.append(Broadcast(Checkpoint(seq, block.hash, state_root)))
+        effects.extend(self._request_timer(restart=True))
+        waiting = self.deferred.pop(seq + 1, None)
         if waiting is not None:
-            effects.extend(self._on_pre_prepare(waiting, event.now))
-        effects.extend(self._maybe_propose(event.now))
+            effects.extend(self._on_pre_prepare(waiting[0], now, waiting[1]))
+        else:
+            effects.extend(self._try_commit_all(self.log.get(seq + 1)))
+        effects.extend(self._maybe_propose(now))
         return effects
 
     def _on_checkpoint(self, env: Signed, now: int) -> list[Effect]:
@@ -355,6 +567,8 @@ class Replica:
             return [Drop("checkpoint-off-interval", env)]
         if m.seq <= self.low:
             return [Drop("stale", env)]
+        if m.seq > self.high:
+            return self._note_ahead(env)
         by_digest = self.checkpoints.get(m.seq)
         if by_digest is None:
             by_digest = self.checkpoints[m.seq] = {}
@@ -362,20 +576,235 @@ class Replica:
         if env.signer in votes:
             return [Drop("duplicate", env)]
         votes[env.signer] = env
+        if len(votes) < self.q:
+            return NOTHING
         # Our own checkpoint must be among the matching ones: only then do we hold
-        # the state the certificate vouches for (a lagging replica needs state transfer).
-        if len(votes) >= self.q and self.me in votes:
-            return self._stabilise(m.seq, votes, now)
+        # the state the certificate vouches for. Without it we are behind.
+        if self.me in votes:
+            return self._stabilise(m.seq, _by_signer(votes.values()), now)
+        if m.seq > self.executed:
+            return self._catch_up(m.seq, votes)
         return NOTHING
 
-    def _stabilise(self, seq: int, votes: dict[str, Signed], now: int) -> list[Effect]:
+    def _note_ahead(self, env: Signed) -> list[Effect]:
+        """A checkpoint beyond our window: keep each replica's newest one. When f + 1
+        replicas are past sequence s, at least one honest one is: fetch up to s."""
+        known = self.ahead.get(env.signer)
+        if known is None or known.message.seq < env.message.seq:
+            self.ahead[env.signer] = env
+        if len(self.ahead) <= self.f:
+            return NOTHING
+        seqs = sorted((e.message.seq for e in self.ahead.values()), reverse=True)
+        target = seqs[self.f]
+        return self._catch_up(target, {s: e for s, e in self.ahead.items() if e.message.seq >= target})
+
+    def _stabilise(self, seq: int, proof: tuple[Signed, ...], now: int) -> list[Effect]:
         """A quorum of matching checkpoints: the checkpoint is stable; truncate the log."""
+        if seq <= self.low:
+            return NOTHING
         self.low = seq
-        self.stable_proof = tuple(sorted(votes.values(), key=lambda e: e.signer))
-        for s in [s for s in self.log if s <= seq]:
-            del self.log[s]
-        for s in [s for s in self.checkpoints if s <= seq]:
-            del self.checkpoints[s]
-        for s in [s for s in self.deferred if s <= seq]:
-            del self.deferred[s]
+        self.stable_proof = proof
+        for table in (self.log, self.checkpoints, self.deferred, self.hash_at):
+            for s in [s for s in table if s <= seq]:
+                del table[s]
+        for key in [k for k in self.future if k[1] <= seq]:
+            del self.future[key]
+        self.ahead = {s: e for s, e in self.ahead.items() if e.message.seq > self.high}
         return self._maybe_propose(now)
+
+    # ---- view changes (section 4.4, 4.5.2) -------------------------------------
+
+    def _start_view_change(self, view: int) -> list[Effect]:
+        """Move to ``view``: stop working in the current one and multicast VIEW-CHANGE."""
+        if view <= self.view:
+            return NOTHING
+        self.view = view
+        self.active = False
+        effects: list[Effect] = []
+        if self.batch_timer:
+            self.batch_timer = False
+            effects.append(CancelTimer(BATCH_TIMER))
+        stable_seq = self.stable_proof[0].message.seq if self.stable_proof else 0
+        proofs = tuple(slot.proof for seq, slot in sorted(self.log.items())
+                       if slot.proof is not None and seq > stable_seq)
+        effects.append(Broadcast(ViewChange(view, stable_seq, self.stable_proof, proofs)))
+        self.vc_timer = True
+        effects.append(StartTimer(VIEW_TIMER, self._timeout()))
+        self.vc_attempts += 1
+        for v in [v for v in self.evidence if v < view]:
+            del self.evidence[v]
+        return effects
+
+    def _invalid_view_change(self, m: ViewChange) -> str | None:
+        """The checks a replica applies to a VIEW-CHANGE before using it (section 4.4)."""
+        if m.stable_seq:
+            seqs = {c.message.seq for c in m.checkpoint_proof}
+            digests = {(c.message.block_hash, c.message.state_root) for c in m.checkpoint_proof}
+            signers = {c.signer for c in m.checkpoint_proof}
+            if seqs != {m.stable_seq} or len(digests) != 1 or len(signers) < self.q or not signers <= self.members:
+                return "bad-view-change-checkpoint"
+        elif m.checkpoint_proof:
+            return "bad-view-change-checkpoint"
+        seen = set()
+        for proof in m.prepared:
+            pp = proof.pre_prepare.message
+            if pp.view >= m.view or proof.pre_prepare.signer != self.primary_of(pp.view):
+                return "bad-view-change-prepared"
+            if not m.stable_seq < pp.seq <= m.stable_seq + self.window or pp.seq in seen:
+                return "bad-view-change-prepared"
+            seen.add(pp.seq)
+            voters = set()
+            for p in proof.prepares:
+                v = p.message
+                if (v.view, v.seq, v.digest) != (pp.view, pp.seq, pp.digest) or p.signer == proof.pre_prepare.signer:
+                    return "bad-view-change-prepared"
+                voters.add(p.signer)
+            if len(voters) < self.q - 1 or not voters <= self.members:
+                return "bad-view-change-prepared"
+        return None
+
+    def _on_view_change(self, env: Signed, now: int) -> list[Effect]:
+        m: ViewChange = env.message
+        if m.view < self.view or (m.view == self.view and self.active):
+            return [Drop("stale-view-change", env)]
+        if m.view > self.view + MAX_FUTURE_VIEWS:
+            return [Drop("too-far-ahead", env)]
+        reason = self._invalid_view_change(m)
+        if reason:
+            return [Drop(reason, env)]
+        votes = self.view_changes.setdefault(m.view, {})
+        if env.signer in votes:
+            return [Drop("duplicate", env)]
+        votes[env.signer] = env
+        effects: list[Effect] = []
+        # Section 4.5.2: f + 1 replicas asking for views above ours cannot all be
+        # faulty: join the smallest of those views without waiting for our timer.
+        if m.view > self.view:
+            higher = {v: s for v, s in self.view_changes.items() if v > self.view}
+            senders = set().union(*(s.keys() for s in higher.values()))
+            if len(senders) >= self.f + 1:
+                effects.extend(self._start_view_change(min(higher)))
+        effects.extend(self._maybe_new_view(m.view))
+        return effects
+
+    def _compute_o(self, vcs: list[ViewChange]):
+        """min-s, and the blocks the new primary must re-issue for (min-s, max-s]."""
+        best_vc = max(vcs, key=lambda vc: vc.stable_seq)
+        min_s = best_vc.stable_seq
+        best: dict[int, PreparedProof] = {}
+        for vc in vcs:
+            for proof in vc.prepared:
+                pp = proof.pre_prepare.message
+                if pp.seq > min_s and (pp.seq not in best or pp.view > best[pp.seq].pre_prepare.message.view):
+                    best[pp.seq] = proof
+        max_s = max(best, default=min_s)
+        chosen = []
+        for seq in range(min_s + 1, max_s + 1):
+            if seq not in best:
+                return None  # impossible with at most f faulty replicas (see module docstring)
+            chosen.append(best[seq].pre_prepare.message.block)
+        return min_s, best_vc.checkpoint_proof, chosen
+
+    def _maybe_new_view(self, view: int) -> list[Effect]:
+        """The primary of ``view`` with a quorum of VIEW-CHANGEs multicasts NEW-VIEW."""
+        if (view != self.view or self.active or self.primary_of(view) != self.me
+                or view in self.new_views_done):
+            return NOTHING
+        votes = self.view_changes.get(view, {})
+        if len(votes) < self.q or self.me not in votes:
+            return NOTHING
+        chosen = [votes[self.me]] + [votes[s] for s in sorted(votes) if s != self.me][: self.q - 1]
+        computed = self._compute_o([env.message for env in chosen])
+        if computed is None:
+            return [Drop("cannot-compute-new-view")]
+        _, _, blocks = computed
+        self.new_views_done.add(view)
+        pre_prepares = tuple(PrePrepare(view, b.height, b.hash, b) for b in blocks)
+        # The caller signs each re-issued pre-prepare, then the NEW-VIEW that holds them.
+        return [Broadcast(NewView(view, _by_signer(chosen), pre_prepares))]
+
+    def _on_new_view(self, env: Signed, now: int) -> list[Effect]:
+        m: NewView = env.message
+        if m.view < self.view or (m.view == self.view and self.active and m.view in self.new_views_done):
+            return [Drop("stale-new-view", env)]
+        if env.signer != self.primary_of(m.view):
+            return [Drop("new-view-not-from-primary", env)]
+        senders = set()
+        for vc_env in m.view_changes:
+            vc = vc_env.message
+            if vc.view != m.view or vc_env.signer not in self.members or self._invalid_view_change(vc):
+                return [Drop("bad-new-view", env)]
+            senders.add(vc_env.signer)
+        if len(senders) < self.q or len(senders) != len(m.view_changes):
+            return [Drop("bad-new-view", env)]
+        computed = self._compute_o([v.message for v in m.view_changes])
+        if computed is None:
+            return [Drop("bad-new-view", env)]
+        min_s, proof, blocks = computed
+        if [(p.message.seq, p.message.digest) for p in m.pre_prepares] != [(b.height, b.hash) for b in blocks]:
+            return [Drop("bad-new-view", env)]
+        if any(p.signer != env.signer or p.message.view != m.view for p in m.pre_prepares):
+            return [Drop("bad-new-view", env)]
+        self.new_views_done.add(m.view)
+        effects = self._enter_view(m.view, max((b.height for b in blocks), default=0))
+        if min_s > self.low:
+            if self.executed >= min_s:
+                effects.extend(self._stabilise(min_s, proof, now))
+            else:
+                effects.extend(self._catch_up(min_s, {c.signer: c for c in proof}))
+        for pre in m.pre_prepares:
+            if pre.message.seq > self.low:
+                effects.extend(self._on_pre_prepare(pre, now, reissued=True))
+        effects.extend(self._replay_future(now))
+        effects.extend(self._maybe_propose(now))
+        return effects
+
+    def _witness(self, view: int, signer: str, now: int) -> list[Effect]:
+        """Count replicas working in a view above ours; f + 1 of them means it is installed."""
+        if view < self.view or (view == self.view and self.active):
+            return NOTHING
+        seen = self.evidence.setdefault(view, set())
+        seen.add(signer)
+        if len(seen) < self.f + 1:
+            return NOTHING
+        effects = self._enter_view(view, 0)
+        effects.extend(self._replay_future(now))
+        for slot in list(self.log.values()):
+            effects.extend(self._advance(slot))
+        effects.extend(self._maybe_propose(now))
+        return effects
+
+    def _enter_view(self, view: int, max_s: int) -> list[Effect]:
+        effects: list[Effect] = []
+        if self.vc_timer:
+            self.vc_timer = False
+            effects.append(CancelTimer(VIEW_TIMER))
+        self.view = view
+        self.active = True
+        self.installed_view = view
+        self.last_proposed = max(self.executed, max_s)
+        for v in [v for v in self.evidence if v <= view]:
+            del self.evidence[v]
+        for v in [v for v in self.view_changes if v < view]:
+            del self.view_changes[v]
+        self.deferred = {s: d for s, d in self.deferred.items() if d[0].message.view >= view}
+        # Requests of blocks that will not be re-proposed go back to waiting.
+        for slot in self.log.values():
+            if (slot.seq > max(self.executed, max_s) and slot.block is not None and not slot.committed
+                    and slot.view < view):
+                for r in slot.block.requests:
+                    if r.digest in self.accepted:
+                        del self.accepted[r.digest]
+                        self.pending[r.digest] = r
+                slot.pre_prepare, slot.digest, slot.block, slot.prepared = None, None, None, False
+        self.batch_due = bool(self.pending)
+        effects.extend(self._request_timer(restart=True))
+        return effects
+
+    def _replay_future(self, now: int) -> list[Effect]:
+        effects: list[Effect] = []
+        for key in sorted(k for k in self.future if k[0] <= self.view):
+            env = self.future.pop(key)
+            if key[0] == self.view:
+                effects.extend(self._on_pre_prepare(env, now))
+        return effects

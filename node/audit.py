@@ -59,12 +59,12 @@ class ChainChecker:
                 problems.append(f"block at position {i} claims height {h.height}")
             if h.prev_hash != prev:
                 problems.append(f"height {i}: prev_hash does not link to the block below")
-            problems.extend(f"height {i}: {p}" for p in self._check_block(block))
-            problems.extend(f"height {i}: {p}" for p in self._check_certificate(block, cert))
+            problems.extend(f"height {i}: {p}" for p in self.check_block(block))
+            problems.extend(f"height {i}: {p}" for p in self.check_certificate(block, cert))
             prev = block.hash
         return problems
 
-    def _check_block(self, block: Block) -> list[str]:
+    def check_block(self, block: Block) -> list[str]:
         if block.hash in self._good_blocks:
             return []
         problems = []
@@ -80,7 +80,7 @@ class ChainChecker:
             self._good_blocks.add(block.hash)
         return problems
 
-    def _check_certificate(self, block: Block, cert: tuple[Signed, ...]) -> list[str]:
+    def check_certificate(self, block: Block, cert: tuple[Signed, ...]) -> list[str]:
         signers = set()
         views = set()
         for c in cert:

@@ -1,9 +1,11 @@
 """Wire and ledger encodings of signed envelopes and blocks (docs/messages.md).
 
 An envelope on the wire is the canonical JSON object
-``{"data": <the signed bytes, as a string>, "sig": <hex>}``, plus ``"block"`` for a
-PRE-PREPARE. Keeping the signed bytes verbatim means a receiver (or an auditor
-with openssl) verifies exactly what was signed, with no re-encoding step.
+``{"data": <the signed bytes, as a string>, "sig": <hex>}``, plus attachments that
+are not signed but prove themselves by hash: ``"block"`` for a PRE-PREPARE,
+``"blocks"`` for a VIEW-CHANGE or NEW-VIEW (the blocks of the pre-prepares inside),
+``"entries"`` for BLOCKS. Keeping the signed bytes verbatim means a receiver (or an
+auditor with openssl) verifies exactly what was signed, with no re-encoding step.
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ import json
 
 from consensus.block import Block, BlockHeader
 from consensus.encoding import canonical, sha256_hex
-from consensus.messages import Checkpoint, Commit, PrePrepare, Prepare, Request, Signed
+from consensus.messages import (Checkpoint, Commit, NewView, PrePrepare, Prepare, PreparedProof, Request, Signed,
+                                ViewChange, embedded)
 
-KINDS = {cls.KIND: cls for cls in (Request, PrePrepare, Prepare, Commit, Checkpoint)}
-MAX_WIRE_BYTES = 8 * 1024 * 1024
+from .sync_messages import Blocks, Fetch
+
+KINDS = {cls.KIND: cls for cls in (Request, PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView,
+                                   Fetch, Blocks)}
+MAX_WIRE_BYTES = 64 * 1024 * 1024
 
 
 class MalformedMessage(ValueError):
@@ -33,26 +39,37 @@ def signed_bytes(message, chain_id: str, signer: str) -> bytes:
     return canonical(body)
 
 
-def envelope_dict(env: Signed) -> dict:
-    return {"data": env.data.decode("ascii"), "sig": env.signature.hex()}
-
-
 def block_dict(block: Block) -> dict:
     return {"hash": block.hash, "header": block.header.to_dict(),
-            "txs": [envelope_dict(r) for r in block.requests]}
+            "txs": [r.to_dict() for r in block.requests]}
 
 
-def wire_size(data: bytes, signature: bytes, block: Block | None = None) -> int:
+def attachments(message) -> dict:
+    """What travels with a message unsigned, because it proves itself by hash."""
+    kind = type(message)
+    if kind is PrePrepare:
+        return {"block": block_dict(message.block)}
+    if kind in (ViewChange, NewView):
+        blocks = {}
+        for env in embedded(message):
+            if type(env.message) is PrePrepare:
+                blocks.setdefault(env.message.digest, env.message.block)
+        return {"blocks": [block_dict(b) for _, b in sorted(blocks.items())]} if blocks else {}
+    if kind is Blocks:
+        return {"entries": [{"block": block_dict(b), "certificate": [c.to_dict() for c in cert]}
+                            for b, cert in message.entries]}
+    return {}
+
+
+def wire_size(data: bytes, signature: bytes, message) -> int:
     obj = {"data": data.decode("ascii"), "sig": signature.hex()}
-    if block is not None:
-        obj["block"] = block_dict(block)
+    obj.update(attachments(message))
     return len(canonical(obj))
 
 
 def encode(env: Signed) -> bytes:
-    obj = envelope_dict(env)
-    if isinstance(env.message, PrePrepare):
-        obj["block"] = block_dict(env.message.block)
+    obj = env.to_dict()
+    obj.update(attachments(env.message))
     return canonical(obj)
 
 
@@ -63,41 +80,77 @@ def _require(obj, key, kind, reason="malformed"):
     return value
 
 
-def _message_from_body(body: dict, block: Block | None):
-    kind = body.get("type")
-    cls = KINDS.get(kind)
-    if cls is None:
-        raise MalformedMessage("unknown-type", repr(kind))
-    fields = {k: v for k, v in body.items() if k not in ("type", "chain", "signer")}
-    if cls is PrePrepare:
+class _Decoder:
+    def __init__(self, chain_id: str, blocks: dict[str, Block], entries: list | None = None):
+        self.chain_id = chain_id
+        self.blocks = blocks
+        self.entries = entries
+
+    def envelope(self, obj) -> Signed:
+        data_text = _require(obj, "data", str)
+        sig_hex = _require(obj, "sig", str)
+        try:
+            signature = bytes.fromhex(sig_hex)
+            data = data_text.encode("ascii")
+            body = json.loads(data)
+        except (ValueError, UnicodeEncodeError):
+            raise MalformedMessage("malformed", "data is not canonical JSON or sig is not hex") from None
+        if len(signature) != 64:
+            raise MalformedMessage("malformed", "an Ed25519 signature has 64 bytes")
+        if not isinstance(body, dict) or canonical(body) != data:
+            raise MalformedMessage("not-canonical", "signed data must be canonical JSON")
+        if body.get("chain") != self.chain_id:
+            raise MalformedMessage("wrong-chain", repr(body.get("chain")))
+        signer = _require(body, "signer", str)
+        message = self.message(body)
+        return Signed(message, signer, signature, data, sha256_hex(data), wire_size(data, signature, message))
+
+    def message(self, body: dict):
+        kind = body.get("type")
+        cls = KINDS.get(kind)
+        if cls is None:
+            raise MalformedMessage("unknown-type", repr(kind))
+        fields = {k: v for k, v in body.items() if k not in ("type", "chain", "signer")}
+        try:
+            if cls is PrePrepare:
+                fields["block"] = self._block(fields.get("digest"))
+            elif cls is ViewChange:
+                fields["checkpoint_proof"] = tuple(self.envelope(c) for c in fields["checkpoint_proof"])
+                fields["prepared"] = tuple(
+                    PreparedProof(self.envelope(p["pre_prepare"]), tuple(self.envelope(x) for x in p["prepares"]))
+                    for p in fields["prepared"])
+            elif cls is NewView:
+                fields["view_changes"] = tuple(self.envelope(v) for v in fields["view_changes"])
+                fields["pre_prepares"] = tuple(self.envelope(p) for p in fields["pre_prepares"])
+            elif cls is Blocks:
+                return self._blocks(fields["hashes"])
+            return cls(**fields)
+        except MalformedMessage:
+            raise
+        except (TypeError, ValueError, KeyError) as exc:
+            raise MalformedMessage("malformed", f"{kind}: {exc!r}") from None
+
+    def _block(self, digest) -> Block:
+        block = self.blocks.get(digest)
         if block is None:
-            raise MalformedMessage("malformed", "pre-prepare without its block")
-        fields["block"] = block
-    try:
-        return cls(**fields)
-    except (TypeError, ValueError) as exc:
-        raise MalformedMessage("malformed", f"{kind}: {exc}") from None
+            raise MalformedMessage("malformed", f"block {digest!r} is not attached")
+        return block
+
+    def _blocks(self, hashes) -> Blocks:
+        entries = self.entries or []
+        if not isinstance(hashes, list) or len(hashes) != len(entries):
+            raise MalformedMessage("malformed", "blocks: hashes and entries differ")
+        out = []
+        for digest, entry in zip(hashes, entries):
+            block = decode_block(_require(entry, "block", dict), self.chain_id)
+            if block.hash != digest:
+                raise MalformedMessage("bad-block-hash", digest)
+            out.append((block, tuple(self.envelope(c) for c in _require(entry, "certificate", list))))
+        return Blocks(tuple(out))
 
 
 def decode_envelope(obj: dict, chain_id: str, block: Block | None = None) -> Signed:
-    data_text = _require(obj, "data", str)
-    sig_hex = _require(obj, "sig", str)
-    try:
-        signature = bytes.fromhex(sig_hex)
-        data = data_text.encode("ascii")
-        body = json.loads(data)
-    except (ValueError, UnicodeEncodeError):
-        raise MalformedMessage("malformed", "data is not canonical JSON or sig is not hex") from None
-    if len(signature) != 64:
-        raise MalformedMessage("malformed", "an Ed25519 signature has 64 bytes")
-    if not isinstance(body, dict) or canonical(body) != data:
-        raise MalformedMessage("not-canonical", "signed data must be canonical JSON")
-    if body.get("chain") != chain_id:
-        raise MalformedMessage("wrong-chain", repr(body.get("chain")))
-    signer = _require(body, "signer", str)
-    message = _message_from_body(body, block)
-    size = wire_size(data, signature, block)
-    return Signed(message, signer, signature, data, sha256_hex(data), size)
+    return _Decoder(chain_id, {block.hash: block} if block else {}).envelope(obj)
 
 
 def decode_block(obj: dict, chain_id: str) -> Block:
@@ -106,7 +159,8 @@ def decode_block(obj: dict, chain_id: str) -> Block:
         header = BlockHeader(**header_obj)
     except TypeError as exc:
         raise MalformedMessage("malformed", f"block header: {exc}") from None
-    txs = tuple(decode_envelope(t, chain_id) for t in _require(obj, "txs", list))
+    decoder = _Decoder(chain_id, {})
+    txs = tuple(decoder.envelope(t) for t in _require(obj, "txs", list))
     if any(not isinstance(t.message, Request) for t in txs):
         raise MalformedMessage("malformed", "a block holds only requests")
     try:
@@ -128,5 +182,12 @@ def decode(raw: bytes, chain_id: str) -> Signed:
         raise MalformedMessage("malformed", "not JSON") from None
     if not isinstance(obj, dict):
         raise MalformedMessage("malformed", "not an object")
-    block = decode_block(obj["block"], chain_id) if "block" in obj else None
-    return decode_envelope(obj, chain_id, block)
+    blocks = {}
+    attached = ([obj["block"]] if "block" in obj else []) + list(obj.get("blocks", []))
+    for b in attached:
+        block = decode_block(b, chain_id)
+        blocks[block.hash] = block
+    entries = obj.get("entries")
+    if entries is not None and not isinstance(entries, list):
+        raise MalformedMessage("malformed", "entries must be a list")
+    return _Decoder(chain_id, blocks, entries).envelope(obj)

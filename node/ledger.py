@@ -15,7 +15,6 @@ from consensus.block import Block
 from consensus.encoding import canonical
 from consensus.messages import Signed
 
-from .codec import envelope_dict
 from .execution import Receipt
 
 
@@ -72,7 +71,7 @@ class LineCache:
         parts = self._blocks.get(block)
         if parts is None:
             parts = (canonical(block.header.to_dict()).decode(),
-                     canonical([envelope_dict(r) for r in block.requests]).decode())
+                     canonical([r.to_dict() for r in block.requests]).decode())
             self._blocks[block] = parts
         return parts
 
@@ -86,7 +85,7 @@ class LineCache:
 
     def line(self, entry: LedgerEntry) -> str:
         header, txs = self._block_parts(entry.block)
-        cert = canonical([envelope_dict(c) for c in entry.certificate]).decode()
+        cert = canonical([c.to_dict() for c in entry.certificate]).decode()
         # Keys in sorted order, so each line is itself canonical JSON.
         return (f'{{"certificate":{cert},"hash":"{entry.block.hash}","header":{header},'
                 f'"receipts":{self._receipts_part(entry.receipts)},"txs":{txs}}}')

@@ -10,9 +10,10 @@ from __future__ import annotations
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from consensus.messages import Checkpoint, Commit, PrePrepare, Prepare, Request, Signed
+from consensus.messages import Checkpoint, Commit, NewView, PrePrepare, Prepare, Request, Signed, ViewChange
 
 from .codec import signed_bytes
+from .sync_messages import Blocks, Fetch
 
 ALLOWED_ROLES = {
     Request: frozenset({"client"}),
@@ -20,6 +21,10 @@ ALLOWED_ROLES = {
     Prepare: frozenset({"consensus"}),
     Commit: frozenset({"consensus"}),
     Checkpoint: frozenset({"consensus"}),
+    ViewChange: frozenset({"consensus"}),
+    NewView: frozenset({"consensus"}),
+    Fetch: frozenset({"consensus"}),
+    Blocks: frozenset({"consensus"}),
 }
 
 

@@ -24,7 +24,8 @@ class Metrics:
     def __init__(self):
         self.messages: Counter[str] = Counter()  # copies sent, by message type
         self.bytes: Counter[str] = Counter()
-        self.lost = 0  # copies the network model dropped
+        self.lost = 0  # copies the network model dropped (loss, partitions)
+        self.lost_to_crash = 0  # copies that reached a crashed node
         self.drops: dict[str, Counter[str]] = {}  # node -> reason -> count
         self.submitted: dict[str, int] = {}  # tx id -> submit time (ns)
         self.executed_at: dict[int, list[int]] = {}  # height -> execution times across nodes

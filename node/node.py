@@ -4,16 +4,22 @@ The node is the same in the simulator and over MQTT; only the transport differs.
 Its CPU is modelled as a single server: work starts when the node is free and
 each signature, verification and transaction adds its cost, so messages leave at
 the time the node would really have finished producing them.
+
+What a real node keeps on disk survives ``crash``: the ledger, the world state,
+its view, the highest sequence it voted on and its stable checkpoint. The
+replica's log, timers and request pool do not.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from typing import Callable
 
-from consensus.effects import Broadcast, CancelTimer, Drop, Execute, Forward, StartTimer
-from consensus.events import Executed, Receive, TimerFired
-from consensus.messages import PrePrepare, Request, Signed
-from consensus.replica import Replica
+from consensus.block import Block
+from consensus.effects import Broadcast, CancelTimer, CatchUp, Drop, Execute, Forward, Send, StartTimer
+from consensus.events import Adopted, Executed, Receive, TimerFired
+from consensus.messages import NewView, PrePrepare, Request, Signed, embedded
+from consensus.replica import Replica, Restored
 
 from .cpu import CpuCosts
 from .execution import Executor
@@ -21,15 +27,20 @@ from .ledger import Ledger
 from .membership import Membership
 from .metrics import Metrics
 from .signing import Signer
+from .sync import SYNC_TIMER, Syncer
+from .sync_messages import Blocks, Fetch
 from .transport import Transport
+
+ReplicaFactory = Callable[[Restored | None], Replica]
 
 
 class Node:
-    def __init__(self, node_id: str, replica: Replica, signer: Signer, membership: Membership,
+    def __init__(self, node_id: str, make_replica: ReplicaFactory, signer: Signer, membership: Membership,
                  transport: Transport, executor: Executor, ledger: Ledger, metrics: Metrics,
-                 cpu: CpuCosts = CpuCosts()):
+                 cpu: CpuCosts = CpuCosts(), syncer: Callable[["Node"], Syncer] | None = None):
         self.id = node_id
-        self.replica = replica
+        self.make_replica = make_replica
+        self.replica = make_replica(None)
         self.signer = signer
         self.membership = membership
         self.transport = transport
@@ -37,39 +48,66 @@ class Node:
         self.ledger = ledger
         self.metrics = metrics
         self.cpu = cpu
+        self.syncer = syncer(self) if syncer else None
         self.busy_until = 0
         self.known_requests: set[str] = set()  # request signatures this node already checked
+        self.down = False  # crashed: nothing arrives, nothing runs
+        self.paused = False  # slow: work waits until resumed
+        self.backlog: list = []
+        self._handlers = {Fetch: self._on_fetch, Blocks: self._on_blocks}
 
     # ---- inputs -----------------------------------------------------------------
 
     def on_message(self, env: Signed, now: int) -> None:
+        if self.down:
+            self.metrics.lost_to_crash += 1
+            return
+        if self.paused:
+            self.backlog.append((self.on_message, env))
+            return
         t = (now if now > self.busy_until else self.busy_until) + self.cpu.verify
         reason = self.membership.authenticate(env)
         kind = type(env.message)
-        if reason is None and kind is PrePrepare:
-            t, reason = self._check_block_requests(env, t)
-        elif reason is None and kind is Request:
-            self.known_requests.add(env.digest)
+        if reason is None:
+            if kind is Request:
+                self.known_requests.add(env.digest)
+            else:
+                t, reason = self._check_embedded(env, t)
         if reason is not None:
             self.metrics.drop(self.id, reason)
             self._charge(now, t)
             return
+        handler = self._handlers.get(kind)
+        if handler is not None:
+            self._charge(now, handler(env, t))
+            return
         self._run(Receive(t, env), now, t)
 
     def on_timer(self, name: str, now: int) -> None:
+        if self.down:
+            return
+        if self.paused:
+            self.backlog.append((self.on_timer, name))
+            return
         t = now if now > self.busy_until else self.busy_until
+        if name == SYNC_TIMER:
+            self._charge(now, self.syncer.on_timer(t))
+            return
         self._run(TimerFired(t, name), now, t)
 
-    def _check_block_requests(self, env: Signed, t: int) -> tuple[int, str | None]:
+    def _check_embedded(self, env: Signed, t: int) -> tuple[int, str | None]:
         known = self.known_requests
-        for r in env.message.block.requests:
-            if r.digest in known:
+        for inner in embedded(env.message):
+            is_request = type(inner.message) is Request
+            if is_request and inner.digest in known:
                 continue
             t += self.cpu.verify
-            reason = self.membership.authenticate(r)
+            reason = self.membership.authenticate(inner)
             if reason is not None:
-                return t, f"bad-request-in-block: {reason}"
-            known.add(r.digest)
+                kind = "request-in-block" if type(env.message) is PrePrepare else "embedded-message"
+                return t, f"bad-{kind}: {reason}"
+            if is_request:
+                known.add(inner.digest)
         return t, None
 
     # ---- effects ------------------------------------------------------------------
@@ -80,34 +118,97 @@ class Node:
             for effect in self.replica.step(queue.popleft()):
                 kind = type(effect)
                 if kind is Broadcast:
-                    t += self.cpu.sign
-                    env = self.signer.sign(effect.message)
+                    env, t = self._sign(effect.message, t)
                     self.transport.broadcast(self.id, env, t)
                     queue.append(Receive(t, env))  # a replica counts its own vote
+                elif kind is Send:
+                    t = self.send_signed(effect.to, effect.message, t)
                 elif kind is Forward:
                     self.transport.send(self.id, effect.to, effect.envelope, t)
                 elif kind is Execute:
-                    t = self._execute(effect, t)
+                    t = self._execute(effect.block, effect.certificate, t)
                     queue.append(Executed(t, effect.block.height, effect.block.hash, self.executor.state.root()))
                 elif kind is StartTimer:
                     self.transport.start_timer(self.id, effect.name, t + effect.delay)
                 elif kind is CancelTimer:
                     self.transport.cancel_timer(self.id, effect.name)
+                elif kind is CatchUp:
+                    if self.syncer is not None:
+                        t = self.syncer.want(effect.target, effect.peers, t)
                 elif kind is Drop:
                     self.metrics.drop(self.id, effect.reason)
                 else:
                     raise TypeError(f"unknown effect {effect!r}")
         self._charge(started, t)
 
-    def _execute(self, effect: Execute, t: int) -> int:
-        block = effect.block
+    def _sign(self, message, t: int) -> tuple[Signed, int]:
+        if type(message) is NewView and not message.signed:
+            t += self.cpu.sign * len(message.pre_prepares)
+            message = NewView(message.view, message.view_changes,
+                              tuple(self.signer.sign(p) for p in message.pre_prepares))
+        return self.signer.sign(message), t + self.cpu.sign
+
+    def send_signed(self, to: str, message, t: int) -> int:
+        env, t = self._sign(message, t)
+        self.transport.send(self.id, to, env, t)
+        return t
+
+    def _execute(self, block: Block, certificate: tuple[Signed, ...], t: int) -> int:
         outcome = self.executor.execute(block)
         t += self.cpu.execute_tx * len(block.requests)
-        self.ledger.append(block, effect.certificate, outcome.receipts)
+        self.ledger.append(block, certificate, outcome.receipts)
         self.metrics.executed(block.height, t, len(block.requests))
         return t
 
+    def adopt(self, block: Block, certificate: tuple[Signed, ...], t: int) -> int:
+        """Apply a checked block fetched from a peer and tell the replica."""
+        t = self._execute(block, certificate, t)
+        self._run(Adopted(t, block, self.executor.state.root()), t, t)
+        return self.busy_until
+
+    def _on_fetch(self, env: Signed, t: int) -> int:
+        return self.syncer.on_fetch(env, t) if self.syncer else t
+
+    def _on_blocks(self, env: Signed, t: int) -> int:
+        return self.syncer.on_blocks(env, t) if self.syncer else t
+
     def _charge(self, started: int, t: int) -> None:
         begin = started if started > self.busy_until else self.busy_until
-        self.metrics.cpu_ns[self.id] += t - begin
-        self.busy_until = t
+        if t > begin:
+            self.metrics.cpu_ns[self.id] += t - begin
+        if t > self.busy_until:
+            self.busy_until = t
+
+    # ---- faults ---------------------------------------------------------------------
+
+    def crash(self, now: int) -> None:
+        # The replica object stays as it was: in the simulator it stands for what the
+        # node wrote to disk (view, last vote, stable checkpoint). It is never stepped
+        # again; recover() reads those fields and builds a fresh replica.
+        self.down = True
+        self.backlog.clear()
+
+    def recover(self, now: int) -> None:
+        """Restart from storage: the ledger and state survived, the rest is rebuilt."""
+        r = self.replica
+        saved = Restored(view=r.view, active=r.active, installed_view=r.installed_view, voted=r.voted,
+                         stable_proof=r.stable_proof, blocks=tuple(e.block for e in self.ledger.entries),
+                         state_root=self.executor.state.root())
+        self.replica = self.make_replica(saved)
+        self.down = False
+        self.busy_until = max(self.busy_until, now)
+        if self.syncer is not None:
+            # Ask peers for whatever was committed while this node was down.
+            others = tuple(p for p in self.replica.config.replicas if p != self.id)
+            self.syncer.attempt = 0
+            self.syncer.asked = None
+            self._charge(self.busy_until, self.syncer.want(-1, others, self.busy_until))
+
+    def pause(self, now: int) -> None:
+        self.paused = True
+
+    def resume(self, now: int) -> None:
+        self.paused = False
+        backlog, self.backlog = self.backlog, []
+        for handler, arg in backlog:
+            handler(arg, now)

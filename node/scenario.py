@@ -76,6 +76,8 @@ class ConsensusSpec(_Strict):
     batch_timeout_ms: float = Field(20.0, gt=0)
     checkpoint_interval: int = Field(10, ge=1)
     watermark_window: int = Field(20, ge=1)
+    view_change_timeout_ms: float = Field(500.0, gt=0, description="how long a backup waits for a request "
+                                          "to execute before it suspects the primary; doubles per failed view change")
 
     @model_validator(mode="after")
     def _window_holds_a_checkpoint(self):

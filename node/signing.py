@@ -5,7 +5,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consensus.encoding import sha256_hex
-from consensus.messages import PrePrepare, Signed
+from consensus.messages import Signed
 
 from .codec import signed_bytes, wire_size
 
@@ -19,5 +19,4 @@ class Signer:
     def sign(self, message) -> Signed:
         data = signed_bytes(message, self.chain_id, self.id)
         signature = self._key.sign(data)
-        block = message.block if type(message) is PrePrepare else None
-        return Signed(message, self.id, signature, data, sha256_hex(data), wire_size(data, signature, block))
+        return Signed(message, self.id, signature, data, sha256_hex(data), wire_size(data, signature, message))

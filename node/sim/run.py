@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from apps import REGISTRY as APP_REGISTRY
-from consensus.replica import Replica, ReplicaConfig
+from consensus.replica import Replica, ReplicaConfig, Restored
 
+from ..audit import ChainChecker
 from ..cpu import CpuCosts
 from ..execution import Executor
 from ..genesis import Genesis, build_genesis
@@ -20,6 +21,7 @@ from ..node import Node
 from ..scenario import Scenario
 from ..signing import Signer
 from ..state import WorldState
+from ..sync import Syncer
 from ..workload import Submission, submissions
 from .engine import Engine
 from .network import SimNetwork
@@ -49,6 +51,12 @@ class SimRun:
         return self.engine.now
 
 
+def replica_factory(config: ReplicaConfig):
+    def make(saved: Restored | None) -> Replica:
+        return Replica(config) if saved is None else Replica.restore(config, saved)
+    return make
+
+
 def build(scenario: Scenario) -> SimRun:
     genesis = build_genesis(scenario)
     membership = genesis.membership()
@@ -61,16 +69,21 @@ def build(scenario: Scenario) -> SimRun:
     memo: dict = {}  # (state root, block hash) -> outcome, shared by nodes holding the same state
     cpu = CpuCosts.from_microseconds(scenario.cpu.sign_us, scenario.cpu.verify_us, scenario.cpu.execute_tx_us)
     params = genesis.doc["consensus"]
+    replicas = genesis.replicas
+    checker = ChainChecker(membership, genesis.hash, set(replicas))
+    sync_timeout = params["view_change_timeout_ns"] // 2
     nodes: dict[str, Node] = {}
     for placement in genesis.nodes:
         config = ReplicaConfig(
-            chain_id=genesis.chain_id, replicas=genesis.replicas, me=placement.id,
+            chain_id=genesis.chain_id, replicas=replicas, me=placement.id,
             genesis_hash=genesis.hash, genesis_state_root=genesis.doc["state_root"],
             block_size=params["block_size"], batch_timeout=params["batch_timeout_ns"],
-            checkpoint_interval=params["checkpoint_interval"], watermark_window=params["watermark_window"])
+            checkpoint_interval=params["checkpoint_interval"], watermark_window=params["watermark_window"],
+            view_change_timeout=params["view_change_timeout_ns"])
         ident = genesis.identities[placement.id]
-        node = Node(placement.id, Replica(config), Signer(ident.id, ident.key, genesis.chain_id), membership,
-                    network, Executor(apps, directory, WorldState(), memo), Ledger(genesis.hash), metrics, cpu)
+        node = Node(placement.id, replica_factory(config), Signer(ident.id, ident.key, genesis.chain_id),
+                    membership, network, Executor(apps, directory, WorldState(), memo), Ledger(genesis.hash),
+                    metrics, cpu, syncer=lambda nd: Syncer(nd, checker, sync_timeout))
         nodes[placement.id] = node
         network.attach(placement.id, node.on_message, node.on_timer)
     return SimRun(scenario, genesis, membership, metrics, nodes, engine)

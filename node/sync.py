@@ -1,0 +1,115 @@
+"""State transfer: a node that is behind fetches committed blocks from its peers.
+
+Every fetched block is checked before it is applied: it must extend this node's
+chain (height and prev_hash), hash to its header, and carry a commit certificate
+of a quorum of distinct consensus members' valid COMMIT signatures for exactly
+that block. A peer that sends anything else is simply not believed; the node
+asks the next peer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from consensus.block import Block
+from consensus.messages import Signed
+
+from .audit import ChainChecker
+from .sync_messages import Blocks, Fetch
+
+if TYPE_CHECKING:
+    from .node import Node
+
+SYNC_TIMER = "sync"
+BATCH = 50  # blocks per response
+
+
+class Syncer:
+    def __init__(self, node: "Node", checker: ChainChecker, timeout: int):
+        self.node = node
+        self.checker = checker
+        self.timeout = timeout
+        self.target = 0  # 0: nothing wanted; -1: as far as peers have (after a restart)
+        self.peers: tuple[str, ...] = ()
+        self.attempt = 0
+        self.asked: str | None = None
+        self.fetched_blocks = 0
+
+    @property
+    def behind(self) -> bool:
+        return self.target == -1 or self.target > self.node.ledger.height
+
+    def want(self, target: int, peers: tuple[str, ...], t: int) -> int:
+        """Fetch up to ``target`` (-1: until peers have no more) from ``peers``."""
+        if target != -1 and target <= self.node.ledger.height:
+            return t
+        if target == -1 or target > self.target:
+            self.target = target
+        if peers:
+            self.peers = peers
+        if self.asked is None:
+            t = self._ask(t)
+        return t
+
+    def _ask(self, t: int) -> int:
+        node = self.node
+        if not self.peers or not self.behind:
+            self.asked = None
+            return t
+        peer = self.peers[self.attempt % len(self.peers)]
+        start = node.ledger.height + 1
+        end = start + BATCH - 1 if self.target == -1 else min(self.target, start + BATCH - 1)
+        t = node.send_signed(peer, Fetch(start, end), t)
+        self.asked = peer
+        node.transport.start_timer(node.id, SYNC_TIMER, t + self.timeout)
+        return t
+
+    def on_timer(self, t: int) -> int:
+        """The peer did not answer (crashed, partitioned, lying): ask the next one."""
+        self.attempt += 1
+        self.asked = None
+        return self._ask(t)
+
+    def on_fetch(self, env: Signed, t: int) -> int:
+        m: Fetch = env.message
+        ledger = self.node.ledger.entries
+        last = min(m.to_height, m.from_height + BATCH - 1, len(ledger))
+        entries = tuple((e.block, e.certificate) for e in ledger[m.from_height - 1:last])
+        return self.node.send_signed(env.signer, Blocks(entries), t)
+
+    def on_blocks(self, env: Signed, t: int) -> int:
+        node = self.node
+        if env.signer != self.asked:
+            node.metrics.drop(node.id, "unsolicited-blocks")
+            return t
+        applied = 0
+        for block, certificate in env.message.entries:
+            if block.height <= node.ledger.height:
+                continue
+            problems = self._check(block, certificate)
+            t += node.cpu.verify * len(certificate)
+            if problems:
+                node.metrics.drop(node.id, f"bad-fetched-block: {problems[0]}")
+                break
+            t = node.adopt(block, certificate, t)
+            applied += 1
+        self.fetched_blocks += applied
+        node.transport.cancel_timer(node.id, SYNC_TIMER)
+        self.asked = None
+        if applied == 0:
+            if self.target == -1:
+                self.target = 0  # peers have nothing newer: caught up
+                return t
+            self.attempt += 1
+        if self.behind:
+            return self._ask(t)
+        self.target = 0
+        return t
+
+    def _check(self, block: Block, certificate: tuple[Signed, ...]) -> list[str]:
+        ledger = self.node.ledger
+        if block.height != ledger.height + 1:
+            return [f"block {block.height} does not follow height {ledger.height}"]
+        if block.header.prev_hash != ledger.head_hash:
+            return ["prev_hash does not link to this node's head"]
+        return self.checker.check_block(block) + self.checker.check_certificate(block, certificate)
