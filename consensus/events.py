@@ -40,6 +40,7 @@ class Adopted:
 
     now: int
     block: Block
+    certificate: tuple[Signed, ...]
     state_root: str
 
 

@@ -174,15 +174,16 @@ class PreparedProof:
         _check_envelopes("prepares", self.prepares, Prepare)
 
     def body(self) -> dict:
-        return {"pre_prepare": self.pre_prepare.to_dict(), "prepares": [p.to_dict() for p in self.prepares]}
+        return {"pre_prepare": self.pre_prepare.digest, "prepares": [p.digest for p in self.prepares]}
 
 
 @dataclass(frozen=True, slots=True)
 class ViewChange:
     """<VIEW-CHANGE, v+1, n, C, P, i>: replica i moves to view v+1.
 
-    n is its last stable checkpoint, C the checkpoint messages proving it, P a
-    prepared proof for every sequence above n it prepared (in the highest view).
+    n is its last stable checkpoint, C the checkpoint messages proving it (or the
+    commit certificate of block n), P a prepared proof for every sequence above n it
+    prepared (in the highest view).
     """
 
     KIND: ClassVar[str] = "view-change"
@@ -194,13 +195,16 @@ class ViewChange:
     def __post_init__(self):
         _check_int("view", self.view, 1)
         _check_int("stable_seq", self.stable_seq)
-        _check_envelopes("checkpoint_proof", self.checkpoint_proof, Checkpoint)
+        if not all(isinstance(c, Signed) and type(c.message) in (Checkpoint, Commit) for c in self.checkpoint_proof):
+            raise ValueError("checkpoint_proof must hold signed checkpoints or commits")
         if not isinstance(self.prepared, tuple) or not all(isinstance(p, PreparedProof) for p in self.prepared):
             raise ValueError("prepared must be a tuple of prepared proofs")
 
     def body(self) -> dict:
+        # Embedded envelopes are signed by reference (the SHA-256 of their signed
+        # bytes) and travel once each beside the message (docs/messages.md).
         return {"type": self.KIND, "view": self.view, "stable_seq": self.stable_seq,
-                "checkpoint_proof": [c.to_dict() for c in self.checkpoint_proof],
+                "checkpoint_proof": [c.digest for c in self.checkpoint_proof],
                 "prepared": [p.body() for p in self.prepared]}
 
 
@@ -231,8 +235,8 @@ class NewView:
         if not self.signed:
             raise ValueError("a NEW-VIEW's pre-prepares must be signed before it is")
         return {"type": self.KIND, "view": self.view,
-                "view_changes": [v.to_dict() for v in self.view_changes],
-                "pre_prepares": [p.to_dict() for p in self.pre_prepares]}
+                "view_changes": [v.digest for v in self.view_changes],
+                "pre_prepares": [p.digest for p in self.pre_prepares]}
 
 
 Message = Union[Request, PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView]

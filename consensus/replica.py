@@ -82,6 +82,7 @@ class Restored:
     voted: tuple[int, int]  # (view, highest sequence) it voted on: it must not vote there again
     stable_proof: tuple[Signed, ...]
     blocks: tuple[Block, ...]  # its ledger, from height 1
+    last_certificate: tuple[Signed, ...]  # the commit certificate of its last block
     state_root: str
 
 
@@ -147,6 +148,7 @@ class Replica:
         self.head_timestamp = -1
         self.state_root = config.genesis_state_root
         self.hash_at: dict[int, str] = {}  # executed sequence above h -> block hash
+        self.last_certificate: tuple[Signed, ...] = ()  # commit certificate of the last executed block
         self.catchup_target = 0
         # the log and requests
         self.log: dict[int, Slot] = {}
@@ -175,8 +177,11 @@ class Replica:
         r = cls(config)
         r.view, r.active, r.installed_view = saved.view, saved.active, saved.installed_view
         r.no_vote = r.voted = saved.voted
-        r.stable_proof = saved.stable_proof
-        r.low = saved.stable_proof[0].message.seq if saved.stable_proof else 0
+        # Everything in its own ledger is committed: the last block's commit
+        # certificate proves it as well as a checkpoint would.
+        r.stable_proof = saved.last_certificate or saved.stable_proof
+        r.low = r.stable_proof[0].message.seq if r.stable_proof else 0
+        r.last_certificate = saved.last_certificate
         for block in saved.blocks:
             r.done.update(req.digest for req in block.requests)
             if block.height > r.low:
@@ -526,6 +531,7 @@ class Replica:
         slot = self.log[seq]
         if event.block_hash != slot.digest:
             raise LocalProtocolError(f"executed block {seq} is not the committed one")
+        self.last_certificate = slot.certificate
         return self._after_execution(slot.block, event.state_root, event.now)
 
     def _on_adopted(self, event: Adopted) -> list[Effect]:
@@ -533,7 +539,11 @@ class Replica:
         if block.height != self.executed + 1:
             raise LocalProtocolError(f"adopted block {block.height} does not follow {self.executed}")
         self.delivered = max(self.delivered, block.height)
-        return self._after_execution(block, event.state_root, event.now)
+        self.last_certificate = event.certificate
+        effects = self._after_execution(block, event.state_root, event.now)
+        # A fetched block comes with its commit certificate, which proves the chain up
+        # to it as well as a stable checkpoint does: move the window past it.
+        return effects + self._stabilise(block.height, event.certificate, event.now)
 
     def _after_execution(self, block: Block, state_root: str, now: int) -> list[Effect]:
         seq = block.height
@@ -624,10 +634,15 @@ class Replica:
         if self.batch_timer:
             self.batch_timer = False
             effects.append(CancelTimer(BATCH_TIMER))
-        stable_seq = self.stable_proof[0].message.seq if self.stable_proof else 0
+        # The stable point: the stable checkpoint, or the last executed block if its
+        # commit certificate reaches higher (fewer sequences for the new view to redo).
+        proof = self.stable_proof
+        if self.last_certificate and (not proof or self.last_certificate[0].message.seq > proof[0].message.seq):
+            proof = self.last_certificate
+        stable_seq = proof[0].message.seq if proof else 0
         proofs = tuple(slot.proof for seq, slot in sorted(self.log.items())
                        if slot.proof is not None and seq > stable_seq)
-        effects.append(Broadcast(ViewChange(view, stable_seq, self.stable_proof, proofs)))
+        effects.append(Broadcast(ViewChange(view, stable_seq, proof, proofs)))
         self.vc_timer = True
         effects.append(StartTimer(VIEW_TIMER, self._timeout()))
         self.vc_attempts += 1
@@ -636,11 +651,22 @@ class Replica:
         return effects
 
     def _invalid_view_change(self, m: ViewChange) -> str | None:
-        """The checks a replica applies to a VIEW-CHANGE before using it (section 4.4)."""
+        """The checks a replica applies to a VIEW-CHANGE before using it (section 4.4).
+
+        The proof of the stable point is a quorum of matching CHECKPOINTs, or a commit
+        certificate for that block: blocks chain by hash, so a committed block fixes
+        everything below it."""
         if m.stable_seq:
-            seqs = {c.message.seq for c in m.checkpoint_proof}
-            digests = {(c.message.block_hash, c.message.state_root) for c in m.checkpoint_proof}
-            signers = {c.signer for c in m.checkpoint_proof}
+            proof = m.checkpoint_proof
+            seqs = {c.message.seq for c in proof}
+            kinds = {type(c.message) for c in proof}
+            if kinds == {Checkpoint}:
+                digests = {(c.message.block_hash, c.message.state_root) for c in proof}
+            elif kinds == {Commit}:
+                digests = {(c.message.view, c.message.digest) for c in proof}
+            else:
+                return "bad-view-change-checkpoint"
+            signers = {c.signer for c in proof}
             if seqs != {m.stable_seq} or len(digests) != 1 or len(signers) < self.q or not signers <= self.members:
                 return "bad-view-change-checkpoint"
         elif m.checkpoint_proof:
@@ -798,6 +824,9 @@ class Replica:
                         self.pending[r.digest] = r
                 slot.pre_prepare, slot.digest, slot.block, slot.prepared = None, None, None, False
         self.batch_due = bool(self.pending)
+        if self.me != self.primary:
+            # Requests relayed to the old primary may have died with it: hand them on.
+            effects.extend(Forward(self.primary, env) for env in self.pending.values())
         effects.extend(self._request_timer(restart=True))
         return effects
 

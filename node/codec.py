@@ -50,11 +50,17 @@ def attachments(message) -> dict:
     if kind is PrePrepare:
         return {"block": block_dict(message.block)}
     if kind in (ViewChange, NewView):
-        blocks = {}
+        envelopes, blocks = {}, {}
         for env in embedded(message):
+            if type(env.message) is Request:
+                continue  # inside its block
+            envelopes.setdefault(env.digest, env)
             if type(env.message) is PrePrepare:
                 blocks.setdefault(env.message.digest, env.message.block)
-        return {"blocks": [block_dict(b) for _, b in sorted(blocks.items())]} if blocks else {}
+        out = {"envelopes": [e.to_dict() for _, e in sorted(envelopes.items())]}
+        if blocks:
+            out["blocks"] = [block_dict(b) for _, b in sorted(blocks.items())]
+        return out
     if kind is Blocks:
         return {"entries": [{"block": block_dict(b), "certificate": [c.to_dict() for c in cert]}
                             for b, cert in message.entries]}
@@ -81,10 +87,26 @@ def _require(obj, key, kind, reason="malformed"):
 
 
 class _Decoder:
-    def __init__(self, chain_id: str, blocks: dict[str, Block], entries: list | None = None):
+    def __init__(self, chain_id: str, blocks: dict[str, Block], entries: list | None = None,
+                 envelopes: list | None = None):
         self.chain_id = chain_id
         self.blocks = blocks
         self.entries = entries
+        self.raw: dict[str, dict] = {}  # digest of signed bytes -> attached envelope, decoded on use
+        self.decoded: dict[str, Signed] = {}
+        for obj in envelopes or []:
+            data = _require(obj, "data", str)
+            self.raw[sha256_hex(data.encode("ascii", "replace"))] = obj
+
+    def ref(self, digest) -> Signed:
+        """An embedded envelope named by digest in the signed body."""
+        env = self.decoded.get(digest)
+        if env is None:
+            obj = self.raw.pop(digest, None)  # popped first: a reference cycle cannot recurse
+            if obj is None:
+                raise MalformedMessage("malformed", f"envelope {digest!r} is not attached")
+            env = self.decoded[digest] = self.envelope(obj)
+        return env
 
     def envelope(self, obj) -> Signed:
         data_text = _require(obj, "data", str)
@@ -115,13 +137,13 @@ class _Decoder:
             if cls is PrePrepare:
                 fields["block"] = self._block(fields.get("digest"))
             elif cls is ViewChange:
-                fields["checkpoint_proof"] = tuple(self.envelope(c) for c in fields["checkpoint_proof"])
+                fields["checkpoint_proof"] = tuple(self.ref(c) for c in fields["checkpoint_proof"])
                 fields["prepared"] = tuple(
-                    PreparedProof(self.envelope(p["pre_prepare"]), tuple(self.envelope(x) for x in p["prepares"]))
+                    PreparedProof(self.ref(p["pre_prepare"]), tuple(self.ref(x) for x in p["prepares"]))
                     for p in fields["prepared"])
             elif cls is NewView:
-                fields["view_changes"] = tuple(self.envelope(v) for v in fields["view_changes"])
-                fields["pre_prepares"] = tuple(self.envelope(p) for p in fields["pre_prepares"])
+                fields["view_changes"] = tuple(self.ref(v) for v in fields["view_changes"])
+                fields["pre_prepares"] = tuple(self.ref(p) for p in fields["pre_prepares"])
             elif cls is Blocks:
                 return self._blocks(fields["hashes"])
             return cls(**fields)
@@ -188,6 +210,8 @@ def decode(raw: bytes, chain_id: str) -> Signed:
         block = decode_block(b, chain_id)
         blocks[block.hash] = block
     entries = obj.get("entries")
-    if entries is not None and not isinstance(entries, list):
-        raise MalformedMessage("malformed", "entries must be a list")
-    return _Decoder(chain_id, blocks, entries).envelope(obj)
+    envelopes = obj.get("envelopes")
+    for name, value in (("entries", entries), ("envelopes", envelopes)):
+        if value is not None and not isinstance(value, list):
+            raise MalformedMessage("malformed", f"{name} must be a list")
+    return _Decoder(chain_id, blocks, entries, envelopes).envelope(obj)

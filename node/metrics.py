@@ -31,6 +31,9 @@ class Metrics:
         self.executed_at: dict[int, list[int]] = {}  # height -> execution times across nodes
         self.cpu_ns: Counter[str] = Counter()  # node -> modelled busy time
         self.first_executions = 0  # transactions executed by at least one node
+        self.tx_height: dict[str, int] = {}  # tx id -> height of the block that holds it
+        self.retries = 0  # client retransmissions to every node
+        self.views_installed: set[int] = set()  # views above 0 some node installed
 
     def sent(self, kind: str, size: int, copies: int = 1) -> None:
         self.messages[kind] += copies
@@ -42,11 +45,13 @@ class Metrics:
             counter = self.drops[node] = Counter()
         counter[reason] += 1
 
-    def executed(self, height: int, at: int, txs: int) -> None:
+    def executed(self, height: int, at: int, txs) -> None:
         times = self.executed_at.get(height)
         if times is None:
             times = self.executed_at[height] = []
-            self.first_executions += txs
+            self.first_executions += len(txs)
+            for r in txs:
+                self.tx_height[r.digest] = height
         times.append(at)
 
     def drops_by_reason(self) -> Counter[str]:

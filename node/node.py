@@ -50,10 +50,14 @@ class Node:
         self.cpu = cpu
         self.syncer = syncer(self) if syncer else None
         self.busy_until = 0
-        self.known_requests: set[str] = set()  # request signatures this node already checked
+        # Signatures this node already checked, so an envelope embedded in a later
+        # message (a request in a block, a prepare in a VIEW-CHANGE) costs nothing
+        # again. Bounded: cleared when full, as a real node's cache would evict.
+        self.verified: set[bytes] = set()
         self.down = False  # crashed: nothing arrives, nothing runs
         self.paused = False  # slow: work waits until resumed
         self.backlog: list = []
+        self._installed = 0
         self._handlers = {Fetch: self._on_fetch, Blocks: self._on_blocks}
 
     # ---- inputs -----------------------------------------------------------------
@@ -69,9 +73,8 @@ class Node:
         reason = self.membership.authenticate(env)
         kind = type(env.message)
         if reason is None:
-            if kind is Request:
-                self.known_requests.add(env.digest)
-            else:
+            self._remember(env.signature)
+            if kind is not Request:
                 t, reason = self._check_embedded(env, t)
         if reason is not None:
             self.metrics.drop(self.id, reason)
@@ -95,19 +98,23 @@ class Node:
             return
         self._run(TimerFired(t, name), now, t)
 
+    VERIFIED_CACHE = 8192
+
+    def _remember(self, signature: bytes) -> None:
+        if len(self.verified) >= self.VERIFIED_CACHE:
+            self.verified.clear()
+        self.verified.add(signature)
+
     def _check_embedded(self, env: Signed, t: int) -> tuple[int, str | None]:
-        known = self.known_requests
+        verified = self.verified
         for inner in embedded(env.message):
-            is_request = type(inner.message) is Request
-            if is_request and inner.digest in known:
-                continue
-            t += self.cpu.verify
             reason = self.membership.authenticate(inner)
             if reason is not None:
                 kind = "request-in-block" if type(env.message) is PrePrepare else "embedded-message"
                 return t, f"bad-{kind}: {reason}"
-            if is_request:
-                known.add(inner.digest)
+            if inner.signature not in verified:
+                t += self.cpu.verify
+                self._remember(inner.signature)
         return t, None
 
     # ---- effects ------------------------------------------------------------------
@@ -139,6 +146,10 @@ class Node:
                     self.metrics.drop(self.id, effect.reason)
                 else:
                     raise TypeError(f"unknown effect {effect!r}")
+        view = self.replica.installed_view
+        if view != self._installed:
+            self._installed = view
+            self.metrics.views_installed.add(view)
         self._charge(started, t)
 
     def _sign(self, message, t: int) -> tuple[Signed, int]:
@@ -157,13 +168,13 @@ class Node:
         outcome = self.executor.execute(block)
         t += self.cpu.execute_tx * len(block.requests)
         self.ledger.append(block, certificate, outcome.receipts)
-        self.metrics.executed(block.height, t, len(block.requests))
+        self.metrics.executed(block.height, t, block.requests)
         return t
 
     def adopt(self, block: Block, certificate: tuple[Signed, ...], t: int) -> int:
         """Apply a checked block fetched from a peer and tell the replica."""
         t = self._execute(block, certificate, t)
-        self._run(Adopted(t, block, self.executor.state.root()), t, t)
+        self._run(Adopted(t, block, certificate, self.executor.state.root()), t, t)
         return self.busy_until
 
     def _on_fetch(self, env: Signed, t: int) -> int:
@@ -193,6 +204,7 @@ class Node:
         r = self.replica
         saved = Restored(view=r.view, active=r.active, installed_view=r.installed_view, voted=r.voted,
                          stable_proof=r.stable_proof, blocks=tuple(e.block for e in self.ledger.entries),
+                         last_certificate=self.ledger.entries[-1].certificate if self.ledger.entries else (),
                          state_root=self.executor.state.root())
         self.replica = self.make_replica(saved)
         self.down = False

@@ -7,7 +7,7 @@ The schema is documented in docs/scenarios.md.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -97,10 +97,70 @@ class WorkloadSpec(_Strict):
     transactions: int = Field(1000, ge=1, le=10_000_000)
     rate_tps: float = Field(1000.0, gt=0, description="mean submission rate (Poisson arrivals)")
     mix: list[OpMix] = Field(default_factory=lambda: [OpMix(app="records", op="put")], min_length=1)
+    retry_ms: float = Field(1000.0, gt=0, description="a client not answered by then sends its request to "
+                            "every node (PBFT section 4.1); the wait doubles per retry")
+    max_retries: int = Field(4, ge=0)
 
 
 class RunSpec(_Strict):
     drain_s: float = Field(30.0, gt=0, description="virtual seconds allowed after the last submission")
+    liveness_bound_s: float = Field(10.0, gt=0, description="after the last fault heals, every transaction "
+                                    "must be committed within this many virtual seconds")
+
+
+BEHAVIOURS = ("silent", "silent-primary", "equivocate", "conflicting-votes", "forge-signatures", "replay",
+              "delay", "lying-checkpoints", "fork")
+Behaviour = Literal["silent", "silent-primary", "equivocate", "conflicting-votes", "forge-signatures", "replay",
+                    "delay", "lying-checkpoints", "fork"]
+NODE_REF = r"^(node-[0-9]+|primary)$"
+
+
+class LinkChange(_Strict):
+    between: tuple[Slug, Slug]
+    latency_ms: float | None = Field(None, ge=0)
+    loss: float | None = Field(None, ge=0, le=1)
+
+
+class FaultEvent(_Strict):
+    """One event of the fault timeline; exactly one action besides ``at_ms``."""
+
+    at_ms: float = Field(ge=0)
+    crash: str | None = Field(None, pattern=NODE_REF)
+    recover: str | None = Field(None, pattern=r"^node-[0-9]+$")
+    pause: str | None = Field(None, pattern=NODE_REF)
+    resume: str | None = Field(None, pattern=r"^node-[0-9]+$")
+    partition: list[list[str]] | None = Field(None, min_length=2, description="groups of node or site ids")
+    heal: bool | None = None
+    link: LinkChange | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self):
+        actions = [k for k in ("crash", "recover", "pause", "resume", "partition", "heal", "link")
+                   if getattr(self, k) is not None]
+        if len(actions) != 1:
+            raise ValueError(f"each fault event has exactly one of crash, recover, pause, resume, partition, heal, "
+                             f"link; got {actions or 'none'}")
+        return self
+
+    @property
+    def action(self) -> str:
+        return next(k for k in ("crash", "recover", "pause", "resume", "partition", "heal", "link")
+                    if getattr(self, k) is not None)
+
+
+class ByzantineSpec(_Strict):
+    node: str = Field(pattern=r"^node-[0-9]+$")
+    behaviour: Behaviour
+    delay_ms: float = Field(200.0, ge=0, description="for behaviour 'delay'")
+
+
+class RandomFaults(_Strict):
+    """Faults drawn from the seed: the same seed gives the same schedule."""
+
+    byzantine: int | Literal["f"] = 0
+    crashes: int = Field(0, ge=0)
+    behaviours: list[Behaviour] = Field(default_factory=lambda: [b for b in BEHAVIOURS if b != "fork"], min_length=1)
+    window_ms: tuple[float, float] | None = Field(None, description="when crashes may start (default: the workload)")
 
 
 class Scenario(_Strict):
@@ -115,6 +175,9 @@ class Scenario(_Strict):
     workload: WorkloadSpec = WorkloadSpec()
     apps: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-app settings")
     run: RunSpec = RunSpec()
+    faults: list[FaultEvent] = []
+    byzantine: list[ByzantineSpec] = []
+    random_faults: RandomFaults | None = None
 
     @model_validator(mode="after")
     def _cross_references(self):
@@ -137,7 +200,46 @@ class Scenario(_Strict):
         for name in self.apps:
             if name not in APP_REGISTRY:
                 raise ValueError(f"apps.{name}: unknown app; apps are {sorted(APP_REGISTRY)}")
+        self._check_fault_references(site_ids)
         return self
+
+    def _check_fault_references(self, site_ids: list[str]) -> None:
+        def node_ok(where: str, ref: str) -> None:
+            if ref != "primary" and int(ref.split("-")[1]) >= self.nodes:
+                raise ValueError(f"{where}: {ref} does not exist; nodes are node-0 .. node-{self.nodes - 1}")
+
+        for i, event in enumerate(self.faults):
+            for action in ("crash", "recover", "pause", "resume"):
+                ref = getattr(event, action)
+                if ref is not None:
+                    node_ok(f"faults[{i}].{action}", ref)
+            if event.partition is not None:
+                for g, group in enumerate(event.partition):
+                    for ref in group:
+                        if ref in site_ids:
+                            continue
+                        if not ref.startswith("node-") or not ref[5:].isdigit():
+                            raise ValueError(f"faults[{i}].partition[{g}]: {ref!r} is neither a node "
+                                             f"(node-N) nor a site; sites are {site_ids}")
+                        node_ok(f"faults[{i}].partition[{g}]", ref)
+            if event.link is not None:
+                for end in event.link.between:
+                    if end not in site_ids:
+                        raise ValueError(f"faults[{i}].link.between: unknown site {end!r}; sites are {site_ids}")
+        seen = set()
+        for i, spec in enumerate(self.byzantine):
+            node_ok(f"byzantine[{i}].node", spec.node)
+            index = int(spec.node.split("-")[1])
+            if index in seen:
+                raise ValueError(f"byzantine[{i}].node: {spec.node} is listed twice")
+            seen.add(index)
+        rf = self.random_faults
+        if rf is not None:
+            f = (self.nodes - 1) // 3
+            byz = f if rf.byzantine == "f" else rf.byzantine
+            if byz < 0 or byz + rf.crashes + len(self.byzantine) > self.nodes - 1:
+                raise ValueError(f"random_faults: {byz} Byzantine and {rf.crashes} crashes do not fit in "
+                                 f"{self.nodes} nodes")
 
     def with_overrides(self, *, nodes: int | None = None, seed: int | None = None) -> "Scenario":
         data = self.model_dump()
@@ -198,8 +300,15 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
         raise ScenarioError(f"{source}: invalid scenario:\n  " + "\n  ".join(lines)) from None
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    path = Path(path)
+def _merge(base: dict, over: dict) -> dict:
+    """Mappings merge key by key; anything else (lists included) is replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -208,4 +317,21 @@ def load_scenario(path: str | Path) -> Scenario:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
-    return parse_scenario(data, str(path))
+    if isinstance(data, dict) and "base" in data:
+        # A scenario may start from another (a city chain) and change only what differs.
+        base_ref = data.pop("base")
+        if not isinstance(base_ref, str):
+            raise ScenarioError(f"{path}: base: must be a path to another scenario file")
+        base_path = (path.parent / base_ref).resolve()
+        if base_path in seen:
+            raise ScenarioError(f"{path}: base: {base_ref} includes itself")
+        base = _read(base_path, seen + (base_path,))
+        if not isinstance(base, dict):
+            raise ScenarioError(f"{base_path}: the file must hold a mapping")
+        data = _merge(base, data)
+    return data
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    return parse_scenario(_read(path, (path.resolve(),)), str(path))

@@ -94,13 +94,15 @@ class Syncer:
             t = node.adopt(block, certificate, t)
             applied += 1
         self.fetched_blocks += applied
+        if applied == 0 and self.target != -1:
+            # Nothing usable (the peer is behind too, or lied): leave the timer
+            # running, so the next peer is asked after it, not in a storm.
+            return t
         node.transport.cancel_timer(node.id, SYNC_TIMER)
         self.asked = None
         if applied == 0:
-            if self.target == -1:
-                self.target = 0  # peers have nothing newer: caught up
-                return t
-            self.attempt += 1
+            self.target = 0  # after a restart: peers have nothing newer, so caught up
+            return t
         if self.behind:
             return self._ask(t)
         self.target = 0

@@ -11,8 +11,10 @@ from apps import REGISTRY as APP_REGISTRY
 from consensus.replica import Replica, ReplicaConfig, Restored
 
 from ..audit import ChainChecker
+from ..byzantine import Context, wrap
 from ..cpu import CpuCosts
 from ..execution import Executor
+from ..faults import Action, FaultPlan, plan_faults
 from ..genesis import Genesis, build_genesis
 from ..ledger import Ledger
 from ..membership import Membership
@@ -40,20 +42,37 @@ class SimRun:
     metrics: Metrics
     nodes: dict[str, Node]
     engine: Engine
+    network: SimNetwork
+    plan: FaultPlan
     submitted: int = 0
     first_submit: int = 0
     last_submit: int = 0
     wall_seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
+    timeline: list[tuple[int, str]] = field(default_factory=list)  # (ns, what happened)
 
     @property
     def end_ns(self) -> int:
         return self.engine.now
 
+    @property
+    def honest(self) -> list[str]:
+        return [n for n in self.nodes if n not in self.plan.byzantine]
 
-def replica_factory(config: ReplicaConfig):
+    @property
+    def f(self) -> int:
+        return (len(self.nodes) - 1) // 3
+
+    def current_primary(self) -> str:
+        """The primary of the highest view any honest, running node has installed."""
+        views = [self.nodes[n].replica.installed_view for n in self.honest if not self.nodes[n].down]
+        replicas = self.genesis.replicas
+        return replicas[max(views, default=0) % len(replicas)]
+
+
+def replica_factory(config: ReplicaConfig, behaviour: str | None = None, ctx: Context | None = None):
     def make(saved: Restored | None) -> Replica:
-        return Replica(config) if saved is None else Replica.restore(config, saved)
+        replica = Replica(config) if saved is None else Replica.restore(config, saved)
+        return replica if behaviour is None else wrap(behaviour, replica, ctx)
     return make
 
 
@@ -64,6 +83,7 @@ def build(scenario: Scenario) -> SimRun:
     engine = Engine()
     sites = {p.id: p.site for p in genesis.nodes}
     network = SimNetwork(engine, scenario.network, sites, rng_for(scenario.seed, "network"), metrics)
+    plan = plan_faults(scenario, genesis)
     apps = {name: cls(scenario.apps.get(name)) for name, cls in APP_REGISTRY.items()}
     directory = {c.id: (c.org, "client") for c in genesis.clients}
     memo: dict = {}  # (state root, block hash) -> outcome, shared by nodes holding the same state
@@ -72,6 +92,9 @@ def build(scenario: Scenario) -> SimRun:
     replicas = genesis.replicas
     checker = ChainChecker(membership, genesis.hash, set(replicas))
     sync_timeout = params["view_change_timeout_ns"] // 2
+    colluders = frozenset(n for n, (b, _) in plan.byzantine.items() if b == "fork")
+    honest = [n for n in replicas if n not in colluders]
+    groups = (tuple(honest[0::2]), tuple(honest[1::2]))
     nodes: dict[str, Node] = {}
     for placement in genesis.nodes:
         config = ReplicaConfig(
@@ -81,36 +104,80 @@ def build(scenario: Scenario) -> SimRun:
             checkpoint_interval=params["checkpoint_interval"], watermark_window=params["watermark_window"],
             view_change_timeout=params["view_change_timeout_ns"])
         ident = genesis.identities[placement.id]
-        node = Node(placement.id, replica_factory(config), Signer(ident.id, ident.key, genesis.chain_id),
-                    membership, network, Executor(apps, directory, WorldState(), memo), Ledger(genesis.hash),
-                    metrics, cpu, syncer=lambda nd: Syncer(nd, checker, sync_timeout))
+        signer = Signer(ident.id, ident.key, genesis.chain_id)
+        behaviour, delay = plan.byzantine.get(placement.id, (None, 0))
+        ctx = Context(placement.id, replicas, signer, rng_for(scenario.seed, f"byzantine/{placement.id}"),
+                      colluders, delay, groups) if behaviour else None
+        node = Node(placement.id, replica_factory(config, behaviour, ctx), signer, membership, network,
+                    Executor(apps, directory, WorldState(), memo), Ledger(genesis.hash), metrics, cpu,
+                    syncer=lambda nd: Syncer(nd, checker, sync_timeout))
         nodes[placement.id] = node
         network.attach(placement.id, node.on_message, node.on_timer)
-    return SimRun(scenario, genesis, membership, metrics, nodes, engine)
+    return SimRun(scenario, genesis, membership, metrics, nodes, engine, network, plan)
+
+
+def _apply(run: SimRun, action: Action, now: int) -> None:
+    target = run.current_primary() if action.target == "primary" else action.target
+    if action.kind == "crash":
+        run.nodes[target].crash(now)
+    elif action.kind == "recover":
+        run.nodes[target].recover(now)
+    elif action.kind == "pause":
+        run.nodes[target].pause(now)
+    elif action.kind == "resume":
+        run.nodes[target].resume(now)
+    elif action.kind == "partition":
+        run.network.partition([set(g) for g in action.groups])
+    elif action.kind == "heal":
+        run.network.heal()
+    elif action.kind == "link":
+        link = action.link
+        run.network.set_link(link.between[0], link.between[1], link.latency_ms, link.loss)
+    what = action.describe() if action.target != "primary" else f"{action.kind} {target} (the primary)"
+    run.timeline.append((now, what))
 
 
 def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = None) -> SimRun:
     """Run the scenario's workload to completion (or until the drain time runs out)."""
     started = time.perf_counter()
     run = build(scenario)
-    genesis, engine, metrics = run.genesis, run.engine, run.metrics
+    genesis, engine, metrics, network = run.genesis, run.engine, run.metrics, run.network
     signers = {c.id: Signer(c.id, genesis.identities[c.id].key, genesis.chain_id) for c in genesis.clients}
     stream = submissions(scenario.workload, genesis.clients, signers, rng_for(scenario.seed, "workload"))
-    network: SimNetwork = next(iter(run.nodes.values())).transport
     drain = int(scenario.run.drain_s * 1e9)
+    retry = int(scenario.workload.retry_ms * 1e6)
+    f = run.f
+    node_ids = list(run.nodes)
+
+    for action in run.plan.actions:
+        engine.at(action.at, lambda a, now: _apply(run, a, now), action)
+
+    def answered(digest: str) -> bool:
+        height = metrics.tx_height.get(digest)
+        return height is not None and len(metrics.executed_at[height]) > f
+
+    def check(item: tuple[Submission, int], now: int) -> None:
+        # PBFT section 4.1: a client without f + 1 replies sends its request to every replica.
+        sub, tries = item
+        if answered(sub.envelope.digest):
+            return
+        metrics.retries += 1
+        for node_id in node_ids:
+            network.client_send(sub.client.gateway, node_id, sub.envelope, now)
+        if tries + 1 < scenario.workload.max_retries:
+            engine.at(now + (retry << (tries + 1)), check, (sub, tries + 1))
 
     def submit(sub: Submission, now: int) -> None:
-        gateway = run.nodes[sub.client.gateway]
         env = sub.envelope
         metrics.submitted[env.digest] = now
-        metrics.sent(env.message.KIND, env.size)
-        # Clients sit at their gateway's site.
-        engine.at(now + network.link_latency(gateway.id, gateway.id), gateway.on_message, env)
+        network.client_send(sub.client.gateway, sub.client.gateway, env, now)
+        if scenario.workload.max_retries:
+            engine.at(now + retry, check, (sub, 0))
         run.submitted += 1
         run.last_submit = now
         following = next(stream, None)
         if following is None:
-            engine.until = now + drain
+            engine.until = max(now, run.plan.last_heal) + drain
         else:
             engine.at(following.at, submit, following)
 

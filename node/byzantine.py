@@ -1,0 +1,271 @@
+"""Byzantine behaviours as wrappers around an honest replica (as in relab/hotstuff's twins).
+
+Each wrapper runs the honest ``Replica`` and rewrites the effects it returns (or
+the events it is given); the replica itself has no ``if byzantine`` anywhere.
+A wrapper reads the inner replica's state freely (it is the same process) and
+may craft envelopes with its own key, or corrupt them.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+
+from consensus.block import Block
+from consensus.effects import Broadcast, Effect, Forward, Send, StartTimer
+from consensus.events import Receive, TimerFired
+from consensus.messages import Checkpoint, Commit, NewView, PrePrepare, Prepare, Signed
+from consensus.replica import Replica
+
+from .signing import Signer
+
+
+@dataclass
+class Context:
+    """What a Byzantine node knows beyond its replica: its key, its peers, its accomplices."""
+
+    me: str
+    replicas: tuple[str, ...]
+    signer: Signer
+    rng: random.Random
+    colluders: frozenset[str] = frozenset()
+    delay: int = 200_000_000  # ns, for Delay
+    honest_groups: tuple[tuple[str, ...], tuple[str, ...]] = field(default=((), ()))
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        return tuple(r for r in self.replicas if r != self.me)
+
+    def halves(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        peers = self.peers
+        return peers[0::2], peers[1::2]
+
+
+class Byzantine:
+    """Base wrapper: forwards everything; subclasses override ``rewrite`` or ``step``."""
+
+    name = "byzantine"
+
+    def __init__(self, inner: Replica, ctx: Context):
+        self.inner = inner
+        self.ctx = ctx
+
+    def __getattr__(self, attr):  # view, active, voted, ... for status and persistence
+        return getattr(self.inner, attr)
+
+    def step(self, event) -> list[Effect]:
+        return self.rewrite(self.inner.step(event))
+
+    def rewrite(self, effects: list[Effect]) -> list[Effect]:
+        return effects
+
+
+def _sends(kind) -> bool:
+    return kind in (Broadcast, Send, Forward)
+
+
+class Silent(Byzantine):
+    """Sends nothing at all (a crashed node that still looks alive to itself)."""
+
+    name = "silent"
+
+    def rewrite(self, effects):
+        return [e for e in effects if not _sends(type(e))]
+
+
+class SilentPrimary(Byzantine):
+    """Votes like everyone else, but as primary never proposes (nor installs a view)."""
+
+    name = "silent-primary"
+
+    def rewrite(self, effects):
+        return [e for e in effects
+                if not (type(e) is Broadcast and type(e.message) in (PrePrepare, NewView))]
+
+
+def variant(block: Block, timestamp: int) -> Block:
+    """The same proposal with another timestamp: another hash for the same height."""
+    header = replace(block.header, timestamp=timestamp)
+    return Block(header, block.requests, header.compute_hash())
+
+
+class Equivocate(Byzantine):
+    """As primary, sends one block to half of its peers and a different one to the rest."""
+
+    name = "equivocate"
+
+    def rewrite(self, effects):
+        out = []
+        for e in effects:
+            if type(e) is Broadcast and type(e.message) is PrePrepare:
+                m = e.message
+                other = variant(m.block, m.block.header.timestamp + 1)
+                first, second = self.ctx.halves()
+                out.append(Send(self.ctx.me, m))  # its own replica keeps the first version
+                out.extend(Send(p, m) for p in first)
+                out.extend(Send(p, PrePrepare(m.view, m.seq, other.hash, other)) for p in second)
+            else:
+                out.append(e)
+        return out
+
+
+class ConflictingVotes(Byzantine):
+    """Votes for the real block to half of its peers and for a made-up one to the rest."""
+
+    name = "conflicting-votes"
+
+    def rewrite(self, effects):
+        out = []
+        for e in effects:
+            if type(e) is Broadcast and type(e.message) in (Prepare, Commit):
+                m = e.message
+                fake = type(m)(m.view, m.seq, "%064x" % self.ctx.rng.getrandbits(256))
+                first, second = self.ctx.halves()
+                out.append(Send(self.ctx.me, m))
+                out.extend(Send(p, m) for p in first)
+                out.extend(Send(p, fake) for p in second)
+            else:
+                out.append(e)
+        return out
+
+
+class ForgeSignatures(Byzantine):
+    """Sends its messages with corrupted signatures, and messages forged in others' names."""
+
+    name = "forge-signatures"
+
+    def rewrite(self, effects):
+        out = []
+        for e in effects:
+            if type(e) is Broadcast:
+                env = self.ctx.signer.sign(e.message)
+                bad = replace(env, signature=bytes(b ^ 0x5A for b in env.signature))
+                victim = self.ctx.rng.choice(self.ctx.peers)
+                impersonated = replace(env, signer=victim)  # someone else's name on our signature
+                out.extend(Forward(p, bad) for p in self.ctx.peers)
+                out.extend(Forward(p, impersonated) for p in self.ctx.peers)
+            elif not _sends(type(e)):
+                out.append(e)
+        return out
+
+
+class Replay(Byzantine):
+    """Behaves, and also re-sends old messages it received from others."""
+
+    name = "replay"
+    MEMORY = 256
+
+    def __init__(self, inner, ctx):
+        super().__init__(inner, ctx)
+        self.seen: list[Signed] = []
+
+    def step(self, event):
+        if type(event) is Receive and event.envelope.signer != self.ctx.me:
+            self.seen.append(event.envelope)
+            if len(self.seen) > self.MEMORY:
+                del self.seen[: self.MEMORY // 2]
+        effects = self.inner.step(event)
+        if self.seen and any(type(e) is Broadcast for e in effects):
+            old = self.ctx.rng.choice(self.seen)
+            effects = effects + [Forward(p, old) for p in self.ctx.peers]
+        return effects
+
+
+class Delay(Byzantine):
+    """Holds every message it sends for ``delay`` before releasing it."""
+
+    name = "delay"
+    TIMER = "byzantine-delay"
+
+    def __init__(self, inner, ctx):
+        super().__init__(inner, ctx)
+        self.held: list[Effect] = []
+
+    def step(self, event):
+        if type(event) is TimerFired and event.name == self.TIMER:
+            released, self.held = self.held, []
+            return released
+        effects = self.inner.step(event)
+        out = []
+        for e in effects:
+            if _sends(type(e)):
+                if not self.held:
+                    out.append(StartTimer(self.TIMER, self.ctx.delay))
+                self.held.append(e)
+            else:
+                out.append(e)
+        return out
+
+
+class LyingCheckpoints(Byzantine):
+    """Claims a different state in every checkpoint it sends."""
+
+    name = "lying-checkpoints"
+
+    def rewrite(self, effects):
+        out = []
+        for e in effects:
+            if type(e) is Broadcast and type(e.message) is Checkpoint:
+                m = e.message
+                lie = Checkpoint(m.seq, m.block_hash, "%064x" % self.ctx.rng.getrandbits(256))
+                out.append(Send(self.ctx.me, m))  # it knows the truth itself
+                out.extend(Send(p, lie) for p in self.ctx.peers)
+            else:
+                out.append(e)
+        return out
+
+
+class Fork(Byzantine):
+    """Colluders that split the honest nodes in two and commit a different block in each
+    half. With at most f colluders no half reaches a quorum; with f + 1 both do, and the
+    chain forks: the teaching scenario for why n >= 3f + 1 matters.
+
+    The primary (if a colluder) proposes two versions told apart by timestamp parity;
+    every colluder votes for the even one to one half and the odd one to the other.
+    """
+
+    name = "fork"
+
+    def step(self, event):
+        extra: list[Effect] = []
+        if type(event) is Receive:
+            env = event.envelope
+            m = env.message
+            if type(m) is PrePrepare and env.signer in self.ctx.colluders and env.signer != self.ctx.me:
+                extra = self._vote_for(m)
+        effects = self.inner.step(event)
+        out = []
+        for e in effects:
+            if type(e) is Broadcast and type(e.message) is PrePrepare:
+                out.extend(self._propose_two(e.message))
+            elif type(e) is Broadcast and type(e.message) in (Prepare, Commit):
+                continue  # colluders vote only as scripted
+            else:
+                out.append(e)
+        return out + extra
+
+    def _propose_two(self, m: PrePrepare) -> list[Effect]:
+        base = m.block.header.timestamp
+        even = variant(m.block, base + (base % 2))
+        odd = variant(m.block, even.header.timestamp + 1)
+        out: list[Effect] = [Send(self.ctx.me, PrePrepare(m.view, m.seq, even.hash, even))]
+        for block, half in ((even, self.ctx.honest_groups[0]), (odd, self.ctx.honest_groups[1])):
+            pre = PrePrepare(m.view, m.seq, block.hash, block)
+            out.extend(Send(p, pre) for p in (*half, *sorted(self.ctx.colluders - {self.ctx.me})))
+            out.extend(Send(p, Commit(m.view, m.seq, block.hash)) for p in half)
+        return out
+
+    def _vote_for(self, m: PrePrepare) -> list[Effect]:
+        half = self.ctx.honest_groups[m.block.header.timestamp % 2]
+        out: list[Effect] = []
+        for vote in (Prepare(m.view, m.seq, m.digest), Commit(m.view, m.seq, m.digest)):
+            out.extend(Send(p, vote) for p in half)
+        return out
+
+
+BEHAVIOURS = {cls.name: cls for cls in (Silent, SilentPrimary, Equivocate, ConflictingVotes, ForgeSignatures,
+                                        Replay, Delay, LyingCheckpoints, Fork)}
+
+
+def wrap(behaviour: str, inner: Replica, ctx: Context) -> Byzantine:
+    return BEHAVIOURS[behaviour](inner, ctx)

@@ -1,0 +1,105 @@
+"""Turning a scenario's faults into a plan: who is Byzantine, and what happens when.
+
+Random faults are drawn from the scenario seed with their own generator, so the
+same seed always gives the same schedule, and changing the workload does not
+change the faults.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from .genesis import Genesis
+from .scenario import FaultEvent, LinkChange, Scenario
+
+MS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    at: int  # ns
+    kind: str  # crash | recover | pause | resume | partition | heal | link
+    target: str | None = None  # node id, or "primary" (resolved when it happens)
+    groups: tuple[frozenset[str], ...] = ()
+    link: LinkChange | None = None
+
+    def describe(self) -> str:
+        if self.kind == "partition":
+            return "partition " + " | ".join(",".join(sorted(g)) for g in self.groups)
+        if self.kind == "link":
+            return f"link {'-'.join(self.link.between)} latency={self.link.latency_ms} loss={self.link.loss}"
+        return f"{self.kind} {self.target}" if self.target else self.kind
+
+
+@dataclass
+class FaultPlan:
+    byzantine: dict[str, tuple[str, int]] = field(default_factory=dict)  # node -> (behaviour, delay ns)
+    actions: list[Action] = field(default_factory=list)
+
+    @property
+    def last_heal(self) -> int:
+        """When the last timed fault ended (0 if there were none): liveness is judged from here."""
+        return max((a.at for a in self.actions), default=0)
+
+    def faulty(self) -> set[str]:
+        """Nodes that are faulty at some point: Byzantine, crashed or paused."""
+        out = set(self.byzantine)
+        out.update(a.target for a in self.actions if a.kind in ("crash", "pause") and a.target != "primary")
+        return out
+
+
+def node_name(genesis: Genesis, ref: str) -> str:
+    """'node-3' -> the genesis id of node 3 ('node-03' in a chain of 10 to 100)."""
+    if ref == "primary":
+        return ref
+    return genesis.nodes[int(ref.split("-")[1])].id
+
+
+def _groups(genesis: Genesis, partition: list[list[str]]) -> tuple[frozenset[str], ...]:
+    by_site: dict[str, set[str]] = {}
+    for n in genesis.nodes:
+        by_site.setdefault(n.site, set()).add(n.id)
+    out = []
+    for group in partition:
+        members: set[str] = set()
+        for ref in group:
+            members |= by_site.get(ref) or {node_name(genesis, ref)}
+        out.append(frozenset(members))
+    return tuple(out)
+
+
+def _action(genesis: Genesis, event: FaultEvent) -> Action:
+    at = round(event.at_ms * MS)
+    kind = event.action
+    if kind == "partition":
+        return Action(at, kind, groups=_groups(genesis, event.partition))
+    if kind == "link":
+        return Action(at, kind, link=event.link)
+    if kind == "heal":
+        return Action(at, kind)
+    return Action(at, kind, target=node_name(genesis, getattr(event, kind)))
+
+
+def plan_faults(scenario: Scenario, genesis: Genesis) -> FaultPlan:
+    plan = FaultPlan()
+    for spec in scenario.byzantine:
+        plan.byzantine[node_name(genesis, spec.node)] = (spec.behaviour, round(spec.delay_ms * MS))
+    plan.actions = [_action(genesis, e) for e in scenario.faults]
+    rf = scenario.random_faults
+    if rf is not None:
+        rng = random.Random(f"citychain/{scenario.seed}/faults")
+        f = (len(genesis.nodes) - 1) // 3
+        count = f if rf.byzantine == "f" else rf.byzantine
+        free = [n.id for n in genesis.nodes if n.id not in plan.byzantine]
+        chosen = rng.sample(free, count + rf.crashes)
+        for node in chosen[:count]:
+            plan.byzantine[node] = (rng.choice(rf.behaviours), 200 * MS)
+        duration_ms = 1000 * scenario.workload.transactions / scenario.workload.rate_tps
+        start, end = rf.window_ms or (0.0, max(duration_ms, 1.0))
+        for node in chosen[count:]:
+            down = rng.uniform(start, end)
+            up = down + rng.uniform(2 * scenario.consensus.view_change_timeout_ms, max(end - start, 1.0))
+            plan.actions += [Action(round(down * MS), "crash", node), Action(round(up * MS), "recover", node)]
+    plan.actions.sort(key=lambda a: a.at)
+    return plan
