@@ -59,7 +59,8 @@ class Execute:
 @dataclass(frozen=True, slots=True)
 class CatchUp:
     """This replica is behind: fetch committed blocks up to ``target`` (with their
-    certificates) from ``peers``, check them, apply them and answer with ``Adopted``."""
+    certificates) from ``peers``, check them, apply them and answer with ``Adopted``.
+    ``target`` -1 means "whatever the peers have beyond this replica's height"."""
 
     target: int
     peers: tuple[str, ...]

@@ -90,7 +90,7 @@ class Slot:
     """What the log holds for one sequence number."""
 
     __slots__ = ("seq", "view", "digest", "block", "pre_prepare", "reissued", "prepares", "commits",
-                 "prepared", "committed", "certificate", "proof", "seen_blocks", "asked")
+                 "prepared", "committed", "certificate", "proof", "seen_blocks")
 
     def __init__(self, seq: int):
         self.seq = seq
@@ -108,7 +108,6 @@ class Slot:
         self.certificate: tuple[Signed, ...] = ()
         self.proof: PreparedProof | None = None  # the highest-view prepared proof, for VIEW-CHANGE
         self.seen_blocks: dict[str, Block] = {}  # blocks seen for this sequence in any view
-        self.asked = False  # a CatchUp was already asked for this sequence
 
 
 def _by_signer(envelopes) -> tuple[Signed, ...]:
@@ -161,6 +160,7 @@ class Replica:
         self.batch_due = False
         self.vc_timer = False
         self.fetch_timer = False
+        self.stalled = 0  # a sequence seen accepted but uncommitted at the last fetch tick
         self._handlers = {
             Request: self._on_request,
             PrePrepare: self._on_pre_prepare,
@@ -275,18 +275,16 @@ class Replica:
             return self._maybe_propose(event.now)
         if event.name == FETCH_TIMER:
             self.fetch_timer = False
-            for seq in sorted(self.log):
-                slot = self.log[seq]
-                if seq > self.executed and not slot.committed:
-                    certified = [votes for votes in slot.commits.values() if len(votes) >= self.q]
-                    if certified:
-                        return self._catch_up(seq, certified[0])
-            return NOTHING
+            return self._fetch_missing()
         if event.name == VIEW_TIMER:
             self.vc_timer = False
             # Active: a request waited too long (section 4.4). Changing view: the
             # NEW-VIEW did not come in time, so try the next view (section 4.5.2).
-            return self._start_view_change(self.view + 1)
+            # Either way this replica may simply be behind (it was cut off while the
+            # others went on): ask a peer for any blocks beyond its height.
+            effects = self._start_view_change(self.view + 1)
+            peers = tuple(r for r in self.config.replicas if r != self.me)
+            return effects + [CatchUp(-1, peers)]
         raise LocalProtocolError(f"unknown timer {event.name!r}")
 
     def _request_timer(self, restart: bool) -> list[Effect]:
@@ -375,6 +373,8 @@ class Replica:
             effects.append(self._vote(Prepare(m.view, m.seq, m.digest)))
         effects.extend(self._advance(slot))
         effects.extend(self._request_timer(restart=False))
+        if not slot.committed:
+            effects.extend(self._arm_fetch())
         return effects
 
     def _invalid_proposal(self, m: PrePrepare, signer: str, reissued: bool) -> str | None:
@@ -497,15 +497,46 @@ class Replica:
         if block is None:
             # Certified, but the block has not arrived. Commits are small and the
             # pre-prepare large, so give it a moment before fetching it from a peer.
-            if slot.asked or slot.seq <= self.executed or self.fetch_timer:
-                return NOTHING
-            slot.asked = True
-            self.fetch_timer = True
-            return [StartTimer(FETCH_TIMER, self.config.view_change_timeout // 4)]
+            return self._arm_fetch()
         slot.committed = True
         slot.block, slot.digest = block, digest
         slot.certificate = _by_signer(slot.commits[key].values())
-        return self._deliver_in_order()
+        effects = self._deliver_in_order()
+        if self.delivered < slot.seq:
+            effects.extend(self._arm_fetch())  # committed above a gap: a block below is missing
+        return effects
+
+    def _arm_fetch(self) -> list[Effect]:
+        if self.fetch_timer:
+            return NOTHING
+        self.fetch_timer = True
+        return [StartTimer(FETCH_TIMER, self.config.view_change_timeout // 4)]
+
+    def _fetch_missing(self) -> list[Effect]:
+        """Fetch up to the highest certified sequence if we still cannot execute it, or
+        the next block if it has stayed uncommitted here for two ticks (its COMMITs
+        were lost: peers that committed it can send it with its certificate)."""
+        target, evidence = 0, None
+        for seq, slot in self.log.items():
+            if seq > self.delivered and seq > target:
+                for votes in slot.commits.values():
+                    if len(votes) >= self.q:
+                        target, evidence = seq, votes
+                        break
+        effects: list[Effect] = []
+        nxt = self.log.get(self.delivered + 1)
+        if nxt is not None and nxt.pre_prepare is not None and not nxt.committed:
+            if self.stalled == nxt.seq:
+                target = max(target, nxt.seq)
+            else:
+                self.stalled = nxt.seq
+                effects.extend(self._arm_fetch())
+        else:
+            self.stalled = 0
+        if target:
+            peers = evidence if evidence is not None else {r: None for r in self.config.replicas}
+            effects.extend(self._catch_up(target, peers))
+        return effects
 
     def _deliver_in_order(self) -> list[Effect]:
         effects: list[Effect] = []
@@ -543,7 +574,10 @@ class Replica:
         effects = self._after_execution(block, event.state_root, event.now)
         # A fetched block comes with its commit certificate, which proves the chain up
         # to it as well as a stable checkpoint does: move the window past it.
-        return effects + self._stabilise(block.height, event.certificate, event.now)
+        effects = effects + self._stabilise(block.height, event.certificate, event.now)
+        if any(slot.committed for seq, slot in self.log.items() if seq > self.delivered):
+            effects.extend(self._arm_fetch())  # still a gap below blocks we hold certified
+        return effects
 
     def _after_execution(self, block: Block, state_root: str, now: int) -> list[Effect]:
         seq = block.height
@@ -772,7 +806,14 @@ class Replica:
         if any(p.signer != env.signer or p.message.view != m.view for p in m.pre_prepares):
             return [Drop("bad-new-view", env)]
         self.new_views_done.add(m.view)
-        effects = self._enter_view(m.view, max((b.height for b in blocks), default=0))
+        effects: list[Effect] = []
+        if proof and type(proof[0].message) is Commit and self.executed < min_s:
+            # The stable point is a commit certificate: with the block at hand, that
+            # is all a replica needs to execute it (before entering the view, while
+            # votes of the old view still count).
+            for commit in proof:
+                effects.extend(e for e in self._on_commit(commit, now) if type(e) is not Drop)
+        effects.extend(self._enter_view(m.view, max((b.height for b in blocks), default=0)))
         if min_s > self.low:
             if self.executed >= min_s:
                 effects.extend(self._stabilise(min_s, proof, now))

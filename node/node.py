@@ -154,9 +154,7 @@ class Node:
 
     def _sign(self, message, t: int) -> tuple[Signed, int]:
         if type(message) is NewView and not message.signed:
-            t += self.cpu.sign * len(message.pre_prepares)
-            message = NewView(message.view, message.view_changes,
-                              tuple(self.signer.sign(p) for p in message.pre_prepares))
+            t += self.cpu.sign * len(message.pre_prepares)  # the signer signs each re-issued pre-prepare
         return self.signer.sign(message), t + self.cpu.sign
 
     def send_signed(self, to: str, message, t: int) -> int:

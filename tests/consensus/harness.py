@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 
-from consensus.effects import Broadcast, CancelTimer, Drop, Execute, Forward, StartTimer
+from consensus.effects import Broadcast, CancelTimer, CatchUp, Drop, Execute, Forward, Send, StartTimer
 from consensus.events import Executed, Receive, TimerFired
 from consensus.messages import Request
 from consensus.replica import Replica, ReplicaConfig
@@ -37,11 +37,13 @@ class Net:
         self.signers = {name: Signer(name, derive_key(0, CHAIN, name), CHAIN) for name in self.names}
         self.client = Signer("client", derive_key(0, CHAIN, "client"), CHAIN)
         self.queue: deque = deque()  # (dst, envelope)
-        self.timers: dict[str, set[str]] = {name: set() for name in self.names}
+        self.timers: dict[str, dict[str, int]] = {name: {} for name in self.names}  # name -> delay
         self.executed: dict[str, list] = {name: [] for name in self.names}
         self.drops: dict[str, list[str]] = {name: [] for name in self.names}
         self.sent: list = []  # (src, envelope) of every broadcast
         self.cut: set[str] = set()  # replicas whose traffic is dropped both ways
+        self.drop_if = None  # optional (dst, envelope) -> True to lose that copy
+        self.catch_ups: dict[str, list] = {name: [] for name in self.names}
         self.now = 0
         self._nonce = 0
 
@@ -69,23 +71,27 @@ class Net:
                         if other != who:
                             self.queue.append((other, env))
                     work.append((who, Receive(self.now, env)))
+                elif kind is Send:
+                    self.queue.append((effect.to, self.signers[who].sign(effect.message)))
                 elif kind is Forward:
                     self.queue.append((effect.to, effect.envelope))
+                elif kind is CatchUp:
+                    self.catch_ups[who].append(effect)
                 elif kind is Execute:
                     block = effect.block
                     self.executed[who].append(effect)
                     root = hashlib.sha256((replica.state_root + block.hash).encode()).hexdigest()
                     work.append((who, Executed(self.now, block.height, block.hash, root)))
                 elif kind is StartTimer:
-                    self.timers[who].add(effect.name)
+                    self.timers[who][effect.name] = effect.delay
                 elif kind is CancelTimer:
-                    self.timers[who].discard(effect.name)
+                    self.timers[who].pop(effect.name, None)
                 elif kind is Drop:
                     self.drops[who].append(effect.reason)
 
     def fire(self, name: str, timer: str) -> None:
         assert timer in self.timers[name], f"{timer} is not running at {name}"
-        self.timers[name].discard(timer)
+        del self.timers[name][timer]
         self.step(name, TimerFired(self.now, timer))
 
     def deliver_all(self, limit: int = 1_000_000) -> int:
@@ -95,8 +101,18 @@ class Net:
             count += 1
             if dst in self.cut or env.signer in self.cut:
                 continue
+            if self.drop_if is not None and self.drop_if(dst, env):
+                continue
             self.step(dst, Receive(self.now, env))
         return count
+
+    def sign(self, name: str, message):
+        return self.signers[name].sign(message)
+
+    def fire_all(self, timer: str) -> None:
+        for name in self.names:
+            if name not in self.cut and timer in self.timers[name]:
+                self.fire(name, timer)
 
     def heights(self) -> dict[str, int]:
         return {name: len(blocks) for name, blocks in self.executed.items()}

@@ -1,0 +1,127 @@
+"""Each Byzantine wrapper in isolation: what it does to an honest replica's effects."""
+
+import random
+
+import pytest
+
+from consensus.effects import Broadcast, Forward, Send, StartTimer
+from consensus.events import Receive, TimerFired
+from consensus.messages import Checkpoint, Commit, PrePrepare, Prepare
+from node import byzantine as b
+from node.identity import derive_key
+from node.membership import Membership
+from node.signing import Signer
+from tests.consensus.harness import CHAIN, Net
+
+
+def wrapped(behaviour, me="r0", n=4, colluders=frozenset(), groups=((), ())):
+    net = Net(n, block_size=1)
+    signer = net.signers[me]
+    ctx = b.Context(me, net.names, signer, random.Random(1), colluders, 50, groups)
+    replica = b.wrap(behaviour, net.replicas[me], ctx)
+    return net, replica
+
+
+def propose(net, replica):
+    """Give the (primary) replica a request and return what it wants to do."""
+    return replica.step(Receive(0, net.request()))
+
+
+def sends(effects):
+    return [e for e in effects if type(e) in (Broadcast, Send, Forward)]
+
+
+def test_silent_sends_nothing():
+    net, replica = wrapped("silent")
+    assert sends(propose(net, replica)) == []
+    assert replica.last_proposed == 1  # inside, the honest replica did propose
+
+
+def test_silent_primary_votes_but_never_proposes():
+    net, replica = wrapped("silent-primary")
+    assert sends(propose(net, replica)) == []
+    net, backup = wrapped("silent-primary", me="r1")
+    pre = net.sign("r0", PrePrepare(0, 1, *_block(net)))
+    assert [type(e.message) for e in sends(backup.step(Receive(0, pre)))] == [Prepare]
+
+
+def _block(net):
+    from consensus.block import Block, BlockHeader, tx_root
+    from tests.consensus.harness import GENESIS, ROOT0
+    env = net.request()
+    header = BlockHeader(CHAIN, 1, GENESIS, tx_root((env,)), ROOT0, 0, "r0", 1)
+    block = Block.create(header, (env,))
+    return block.hash, block
+
+
+def test_equivocate_sends_two_blocks_for_one_sequence():
+    net, replica = wrapped("equivocate")
+    out = sends(propose(net, replica))
+    digests = {}
+    for e in out:
+        assert type(e) is Send and type(e.message) is PrePrepare and e.message.seq == 1
+        digests.setdefault(e.message.digest, set()).add(e.to)
+    assert len(digests) == 2
+    to_peers = [peers - {"r0"} for peers in digests.values()]
+    assert sorted(map(sorted, to_peers)) == [["r1", "r3"], ["r2"]]
+
+
+def test_conflicting_votes_vote_for_two_digests():
+    net, replica = wrapped("conflicting-votes", me="r1")
+    pre = net.sign("r0", PrePrepare(0, 1, *_block(net)))
+    votes = [e for e in sends(replica.step(Receive(0, pre))) if type(e.message) is Prepare]
+    assert len({e.message.digest for e in votes}) == 2
+    assert {e.to for e in votes} == {"r0", "r1", "r2", "r3"}
+
+
+def test_forged_signatures_are_refused_by_every_receiver():
+    net, replica = wrapped("forge-signatures")
+    out = sends(propose(net, replica))
+    assert out and all(type(e) is Forward for e in out)
+    keys = {name: (derive_key(0, CHAIN, name).public_key(), "org", "consensus") for name in net.names}
+    keys["client"] = (derive_key(0, CHAIN, "client").public_key(), "org", "client")
+    membership = Membership(CHAIN, keys)
+    reasons = {membership.authenticate(e.envelope) for e in out}
+    assert reasons <= {"bad-signature", "body-mismatch"} and None not in reasons
+
+
+def test_replay_resends_old_messages():
+    net, replica = wrapped("replay", me="r1")
+    old = net.sign("r2", Prepare(0, 1, "ab" * 32))
+    replica.step(Receive(0, old))
+    pre = net.sign("r0", PrePrepare(0, 1, *_block(net)))
+    out = replica.step(Receive(0, pre))
+    assert [e.envelope for e in out if type(e) is Forward] == [old, old, old]
+
+
+def test_delay_holds_messages_until_its_timer():
+    net, replica = wrapped("delay")
+    out = propose(net, replica)
+    assert sends(out) == []
+    [timer] = [e for e in out if type(e) is StartTimer and e.name == b.Delay.TIMER]
+    assert timer.delay == 50
+    released = replica.step(TimerFired(60, b.Delay.TIMER))
+    assert [type(e.message) for e in sends(released)] == [PrePrepare]
+
+
+def test_lying_checkpoints_claim_another_state():
+    net, replica = wrapped("lying-checkpoints")
+    lie = replica.rewrite([Broadcast(Checkpoint(10, "ab" * 32, "cd" * 32))])
+    to_peers = {e.message.state_root for e in lie if e.to != "r0"}
+    assert to_peers and "cd" * 32 not in to_peers
+    assert [e.message.state_root for e in lie if e.to == "r0"] == ["cd" * 32]
+
+
+def test_fork_shows_each_honest_half_its_own_block():
+    groups = (("r2",), ("r3",))
+    net, replica = wrapped("fork", colluders=frozenset({"r0", "r1"}), groups=groups)
+    out = sends(propose(net, replica))
+    pre_by_dst = {e.to: e.message.digest for e in out if type(e.message) is PrePrepare and e.to != "r0"}
+    assert pre_by_dst["r2"] != pre_by_dst["r3"]
+    commits = {e.to: e.message.digest for e in out if type(e.message) is Commit}
+    assert commits == {"r2": pre_by_dst["r2"], "r3": pre_by_dst["r3"]}
+
+
+def test_every_behaviour_is_listed_in_the_scenario_schema():
+    from node.scenario import BEHAVIOURS
+    assert set(BEHAVIOURS) == set(b.BEHAVIOURS)
