@@ -161,6 +161,7 @@ class Replica:
         self.vc_timer = False
         self.fetch_timer = False
         self.stalled = 0  # a sequence seen accepted but uncommitted at the last fetch tick
+        self.ahead_hint = 0  # highest sequence any vote named: others may be past us
         self._handlers = {
             Request: self._on_request,
             PrePrepare: self._on_pre_prepare,
@@ -436,6 +437,8 @@ class Replica:
         elif env.signer in votes:
             return Drop("duplicate", env)
         votes[env.signer] = env
+        if m.seq > self.ahead_hint:
+            self.ahead_hint = m.seq
         return slot, votes
 
     def _on_prepare(self, env: Signed, now: int) -> list[Effect]:
@@ -463,6 +466,8 @@ class Replica:
         effects: list[Effect] = NOTHING
         if m.view > self.view or (m.view == self.view and not self.active):
             effects = self._witness(m.view, env.signer, now)
+        if m.seq > self.delivered + 1 and not self.fetch_timer:
+            effects = effects + self._arm_fetch()
         if len(votes) < self.q or slot.committed:
             return effects
         return effects + self._try_commit(slot, (m.view, m.digest))
@@ -533,6 +538,11 @@ class Replica:
                 effects.extend(self._arm_fetch())
         else:
             self.stalled = 0
+        if self.ahead_hint > max(target, self.delivered + 1) and self.active:
+            # Votes name sequences beyond anything we can place (we missed their blocks
+            # and certificates, and the chain may have gone quiet): take what peers have.
+            self.ahead_hint = 0
+            target, evidence = -1, None
         if target:
             peers = evidence if evidence is not None else {r: None for r in self.config.replicas}
             effects.extend(self._catch_up(target, peers))
@@ -547,10 +557,12 @@ class Replica:
             self.delivered += 1
             effects.append(Execute(slot.block, slot.certificate))
 
-    def _catch_up(self, target: int, evidence: dict[str, Signed]) -> list[Effect]:
-        if target <= self.catchup_target or target <= self.executed:
-            return NOTHING
-        self.catchup_target = target
+    def _catch_up(self, target: int, evidence: dict) -> list[Effect]:
+        """Ask the caller to fetch certified blocks up to ``target`` (-1: all peers have)."""
+        if target != -1:
+            if target <= self.catchup_target or target <= self.executed:
+                return NOTHING
+            self.catchup_target = target
         return [CatchUp(target, tuple(sorted(s for s in evidence if s != self.me)))]
 
     # ---- execution and checkpoints (section 4.3) ----------------------------------

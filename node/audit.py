@@ -9,6 +9,7 @@ height (safety), and whether all hold the same chain (agreement).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ class AuditReport:
     agreement: bool
     safety_violations: list[str] = field(default_factory=list)
     invalid: dict[str, list[str]] = field(default_factory=dict)  # node -> problems in its own ledger
+    liveness: dict | None = None
 
     @property
     def safe(self) -> bool:
@@ -37,7 +39,7 @@ class AuditReport:
     def to_dict(self) -> dict:
         return {"nodes": self.nodes, "agreement": self.agreement, "safe": self.safe,
                 "safety_violations": self.safety_violations, "invalid_ledgers": self.invalid,
-                "heights": self.heights}
+                "heights": self.heights, "liveness": self.liveness}
 
 
 class ChainChecker:
@@ -137,9 +139,14 @@ def audit_directory(out_dir: Path) -> AuditReport:
     membership = membership_from_doc(doc)
     chain_id = doc["chain_id"]
     replicas = {m["id"] for m in doc["members"] if m["role"] == "consensus"}
+    faults_path = out_dir / "faults.json"
+    faults = json.loads(faults_path.read_text()) if faults_path.exists() else {}
+    byzantine = set(faults.get("byzantine", []))
     chains = {}
     unreadable = {}
     for path in sorted((out_dir / "ledgers").glob("*.jsonl")):
+        if path.stem in byzantine:
+            continue  # a Byzantine node's ledger may hold anything
         chain = []
         try:
             for line in read_ledger(path):
@@ -153,4 +160,28 @@ def audit_directory(out_dir: Path) -> AuditReport:
     for node, problems in unreadable.items():
         report.invalid.setdefault(node, []).extend(problems)
         report.agreement = False
+    submitted_path = out_dir / "submitted.jsonl"
+    if submitted_path.exists() and chains:
+        report.liveness = _liveness(chains, submitted_path, faults)
     return report
+
+
+def _liveness(chains, submitted_path: Path, faults: dict) -> dict:
+    """From the ledgers alone: is every submitted transaction in the chain, and how long
+    after the last fault healed was the last waiting one proposed (block timestamp)?"""
+    longest = max(chains.values(), key=len)
+    proposed = {r.digest: block.header.timestamp for block, _ in longest for r in block.requests}
+    heal = faults.get("healed_at_ns", 0)
+    missing, waited = 0, 0
+    with open(submitted_path) as f:
+        for line in f:
+            entry = json.loads(line)
+            at = proposed.get(entry["tx"])
+            if at is None:
+                missing += 1
+            elif entry["at_ns"] <= heal < at:
+                waited = max(waited, at - heal)
+    bound = faults.get("liveness_bound_ns")
+    return {"healed_at_ms": heal / 1e6, "uncommitted": missing, "recovery_ms": round(waited / 1e6, 3),
+            "bound_ms": None if bound is None else bound / 1e6,
+            "ok": missing == 0 and (bound is None or waited <= bound)}

@@ -88,7 +88,12 @@ def _print_summary(s: dict, report) -> None:
         ("messages", f"{s['messages']['total']:,}"),
         ("bytes", f"{s['bytes']:,}"),
         ("messages dropped (by reason)", ", ".join(f"{k} {v}" for k, v in s["dropped"].items()) or "none"),
+        ("client retransmissions", str(s["client_retries"])),
         ("view changes", str(s["view_changes"])),
+        ("faulty nodes", ", ".join(s["faulty_nodes"]) or "none"),
+        ("liveness after last fault", f"{'ok' if s['liveness']['ok'] else 'FAILED'}: healed at "
+         f"{s['liveness']['healed_at_ms']:.0f} ms, {s['liveness']['uncommitted']} uncommitted, recovered in "
+         f"{s['liveness']['recovery_ms']:.0f} ms (bound {s['liveness']['bound_ms']:.0f})"),
         ("agreement", "yes" if s["agreement"] else "NO"),
         ("safety violations", str(s["safety_violations"])),
         ("head", f"#{s['head']['height']} {s['head']['hash'][:16]}"),
@@ -97,6 +102,11 @@ def _print_summary(s: dict, report) -> None:
     for k, v in rows:
         table.add_row(k, v)
     console.print(table)
+    if s["faults"]:
+        console.print("fault timeline: " + "; ".join(f"{e['at_ms']:.0f} ms {e['event']}" for e in s["faults"]))
+    lagging = {k: v for k, v in s["node_status"].items() if not v["caught_up"] or not v["up"]}
+    for node, st in list(lagging.items())[:10]:
+        console.print(f"{node}: {st['role']}, {'up' if st['up'] else 'down'}, height {st['height']}, view {st['view']}")
     for line in report.safety_violations[:10]:
         console.print(f"[red]safety:[/] {line}")
 
@@ -141,8 +151,13 @@ def audit(out_dir, as_json):
         click.echo(json.dumps(report.to_dict()))
     else:
         heights = sorted(set(report.heights.values()))
-        click.echo(f"{report.nodes} ledgers, heights {heights}; agreement: {report.agreement}; "
+        click.echo(f"{report.nodes} honest ledgers, heights {heights}; agreement: {report.agreement}; "
                    f"safety violations: {len(report.safety_violations)}; invalid ledgers: {len(report.invalid)}")
+        if report.liveness:
+            live = report.liveness
+            click.echo(f"liveness: {'ok' if live['ok'] else 'FAILED'}: {live['uncommitted']} submitted transactions "
+                       f"not in the chain; the last to wait past the last fault ({live['healed_at_ms']:.0f} ms) "
+                       f"was proposed {live['recovery_ms']:.0f} ms after it")
         for line in report.safety_violations[:20]:
             click.echo(f"  safety: {line}")
         for node, problems in list(report.invalid.items())[:20]:

@@ -42,11 +42,6 @@ class FaultPlan:
         """When the last timed fault ended (0 if there were none): liveness is judged from here."""
         return max((a.at for a in self.actions), default=0)
 
-    def faulty(self) -> set[str]:
-        """Nodes that are faulty at some point: Byzantine, crashed or paused."""
-        out = set(self.byzantine)
-        out.update(a.target for a in self.actions if a.kind in ("crash", "pause") and a.target != "primary")
-        return out
 
 
 def node_name(genesis: Genesis, ref: str) -> str:

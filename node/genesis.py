@@ -80,7 +80,8 @@ def build_genesis(scenario: Scenario) -> Genesis:
                     for i in identities.values() if i.role == "client"],
         "consensus": {"block_size": c.block_size, "batch_timeout_ns": int(c.batch_timeout_ms * 1e6),
                       "checkpoint_interval": c.checkpoint_interval, "watermark_window": c.watermark_window,
-                      "view_change_timeout_ns": int(c.view_change_timeout_ms * 1e6)},
+                      "view_change_timeout_ns": int(c.view_change_timeout_ms * 1e6),
+                      "sync_interval_ns": int(c.sync_interval_ms * 1e6)},
         "state_root": empty_state_root(),
     }
     return Genesis(doc, ca, nodes, clients, identities)

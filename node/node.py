@@ -27,7 +27,7 @@ from .ledger import Ledger
 from .membership import Membership
 from .metrics import Metrics
 from .signing import Signer
-from .sync import SYNC_TIMER, Syncer
+from .sync import SYNC_TIMER, TICK_TIMER, Syncer
 from .sync_messages import Blocks, Fetch
 from .transport import Transport
 
@@ -95,6 +95,9 @@ class Node:
         t = now if now > self.busy_until else self.busy_until
         if name == SYNC_TIMER:
             self._charge(now, self.syncer.on_timer(t))
+            return
+        if name == TICK_TIMER:
+            self._charge(now, self.syncer.on_tick(t))
             return
         self._run(TimerFired(t, name), now, t)
 
@@ -212,7 +215,9 @@ class Node:
             others = tuple(p for p in self.replica.config.replicas if p != self.id)
             self.syncer.attempt = 0
             self.syncer.asked = None
+            self.syncer.target = 0
             self._charge(self.busy_until, self.syncer.want(-1, others, self.busy_until))
+            self.syncer.start(self.busy_until)
 
     def pause(self, now: int) -> None:
         self.paused = True

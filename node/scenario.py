@@ -76,6 +76,8 @@ class ConsensusSpec(_Strict):
     batch_timeout_ms: float = Field(20.0, gt=0)
     checkpoint_interval: int = Field(10, ge=1)
     watermark_window: int = Field(20, ge=1)
+    sync_interval_ms: float = Field(1000.0, ge=0, description="each node asks one peer this often for blocks "
+                                    "beyond its height (anti-entropy); 0 turns it off")
     view_change_timeout_ms: float = Field(500.0, gt=0, description="how long a backup waits for a request "
                                           "to execute before it suspects the primary; doubles per failed view change")
 

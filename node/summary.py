@@ -121,7 +121,7 @@ def summarize(run: SimRun, scenario_name: str, report: AuditReport | None = None
         "rejected_messages": sum(v for k, v in drops.items() if k not in BENIGN),
         "client_retries": metrics.retries,
         "view_changes": len(metrics.views_installed),
-        "faulty_nodes": sorted(run.plan.faulty()),
+        "faulty_nodes": sorted(set(run.plan.byzantine) | run.faulted),
         "faults": [{"at_ms": round(t / 1e6, 3), "event": what} for t, what in run.timeline],
         "agreement": report.agreement,
         "safety_violations": len(report.safety_violations) + sum(len(p) for p in report.invalid.values()),

@@ -17,6 +17,7 @@ class Engine:
         self._seq = 0
         self._timers: dict[tuple[str, str], int] = {}
         self.until = float("inf")  # may be lowered while running (e.g. once the workload ends)
+        self.settled = None  # optional () -> bool, asked now and then once ``until`` is set
 
     def at(self, time: int, fn: Callable, arg) -> None:
         """Call ``fn(arg, time)`` at virtual ``time``."""
@@ -49,6 +50,8 @@ class Engine:
             self.now = time
             fn(arg, time)
             count += 1
+            if not count & 1023 and self.until != float("inf") and self.settled is not None and self.settled():
+                break
             if progress is not None and count % every == 0:
                 progress(time)
         self.processed += count

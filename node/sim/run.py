@@ -49,6 +49,7 @@ class SimRun:
     last_submit: int = 0
     wall_seconds: float = 0.0
     timeline: list[tuple[int, str]] = field(default_factory=list)  # (ns, what happened)
+    faulted: set[str] = field(default_factory=set)  # nodes crashed or paused at some point
 
     @property
     def end_ns(self) -> int:
@@ -110,14 +111,18 @@ def build(scenario: Scenario) -> SimRun:
                       colluders, delay, groups) if behaviour else None
         node = Node(placement.id, replica_factory(config, behaviour, ctx), signer, membership, network,
                     Executor(apps, directory, WorldState(), memo), Ledger(genesis.hash), metrics, cpu,
-                    syncer=lambda nd: Syncer(nd, checker, sync_timeout))
+                    syncer=lambda nd: Syncer(nd, checker, sync_timeout, params["sync_interval_ns"]))
         nodes[placement.id] = node
         network.attach(placement.id, node.on_message, node.on_timer)
+    for node in nodes.values():
+        node.syncer.start(0)
     return SimRun(scenario, genesis, membership, metrics, nodes, engine, network, plan)
 
 
 def _apply(run: SimRun, action: Action, now: int) -> None:
     target = run.current_primary() if action.target == "primary" else action.target
+    if action.kind in ("crash", "pause"):
+        run.faulted.add(target)
     if action.kind == "crash":
         run.nodes[target].crash(now)
     elif action.kind == "recover":
@@ -181,6 +186,16 @@ def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
         else:
             engine.at(following.at, submit, following)
 
+    honest = run.honest
+
+    def settled() -> bool:
+        """Workload and faults over, and every honest running node holds every transaction."""
+        if engine.now < run.plan.last_heal or metrics.first_executions < run.submitted:
+            return False
+        heights = {run.nodes[n].ledger.height for n in honest if not run.nodes[n].down}
+        return len(heights) <= 1
+
+    engine.settled = settled
     first = next(stream, None)
     if first is not None:
         run.first_submit = first.at
