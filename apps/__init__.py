@@ -4,6 +4,11 @@ An app receives a transaction and a view of its own state and returns a result
 or raises ``Rejected``. Apps never import ``node`` or ``consensus``.
 """
 
+from .data_sharing import DataSharing
+from .evidence import Evidence
+from .licences import Licences
+from .provident_fund import ProvidentFund
 from .records import Records
+from .traceability import Traceability
 
-REGISTRY = {app.NAME: app for app in (Records,)}
+REGISTRY = {app.NAME: app for app in (Records, Licences, ProvidentFund, Traceability, Evidence, DataSharing)}

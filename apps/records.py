@@ -19,6 +19,9 @@ class Records:
         if config:
             raise ValueError(f"records takes no settings, got {sorted(config)}")
 
+    def organisations(self) -> set[str]:
+        return set()
+
     def execute(self, tx: Tx, state: StateView) -> dict | None:
         key = tx.args.get("key")
         if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY:

@@ -166,6 +166,36 @@ def audit(out_dir, as_json):
 
 
 @main.command()
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("app")
+@click.argument("key", required=False)
+@click.option("--node", help="Whose ledger to replay (default: the first).")
+@click.option("--file", "document", type=click.Path(exists=True, dir_okay=False),
+              help="evidence: verify this document against the chain (by its SHA-256).")
+@click.option("--limit", default=50, show_default=True, help="At most this many matching keys.")
+def query(out_dir, app, key, node, document, limit):
+    """Read APP's state at KEY from a node of an exported run (by `citychain run --out`).
+
+    The node's ledger is replayed through the apps, checking every block's state
+    root. A KEY that is not a record lists the records it prefixes. Examples:
+
+    \b
+      citychain query OUT traceability batch/B000123     trace a batch from farm to shelf
+      citychain query OUT evidence --file contract.pdf   verify a document
+      citychain query OUT provident_fund access/CQ00042  who accessed a fund record
+      citychain query OUT licences licence/              list licences
+    """
+    from .query import QueryError, query as run_query
+
+    try:
+        answer = run_query(Path(out_dir), app, key, node, Path(document) if document else None, limit)
+    except (QueryError, OSError, KeyError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    click.echo(json.dumps(answer, indent=2))
+
+
+@main.command()
 @click.option("--samples", default=2000, show_default=True, type=click.IntRange(100), help="Operations to time.")
 def calibrate(samples):
     """Measure this machine's Ed25519 sign and verify cost and print a scenario `cpu:` block."""

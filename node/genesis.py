@@ -17,6 +17,7 @@ from consensus.encoding import canonical, sha256_hex
 from .identity import CertificateAuthority, Identity, cert_pem, derive_key, public_key_of, subject_fields
 from .layout import ClientPlacement, NodePlacement, place_clients, place_nodes
 from .membership import Membership
+from .sealing import org_key, public_hex
 from .scenario import Scenario
 from .state import empty_state_root
 
@@ -73,7 +74,9 @@ def build_genesis(scenario: Scenario) -> Genesis:
         "chain_id": chain.id,
         "name": chain.name,
         "ca": cert_pem(ca.cert),
-        "organisations": [{"id": o.id, "name": o.name} for o in scenario.organisations],
+        # Each department's X25519 key, for the data-sharing app's key wrapping.
+        "organisations": [{"id": o.id, "name": o.name, "x25519": public_hex(org_key(seed, chain.id, o.id))}
+                          for o in scenario.organisations],
         "members": [{"id": i.id, "org": i.org, "role": i.role, "cert": cert_pem(i.cert)}
                     for i in identities.values() if i.role != "client"],
         "clients": [{"id": i.id, "org": i.org, "role": i.role, "cert": cert_pem(i.cert)}
@@ -83,6 +86,7 @@ def build_genesis(scenario: Scenario) -> Genesis:
                       "view_change_timeout_ns": int(c.view_change_timeout_ms * 1e6),
                       "sync_interval_ns": int(c.sync_interval_ms * 1e6)},
         "state_root": empty_state_root(),
+        "apps": scenario.apps,  # the applications' settings (policies) are part of the chain's rules
     }
     return Genesis(doc, ca, nodes, clients, identities)
 

@@ -199,9 +199,18 @@ class Scenario(_Strict):
                 raise ValueError(f"workload.mix[{i}].app: unknown app {item.app!r}; apps are {sorted(APP_REGISTRY)}")
             if item.op not in app.OPS:
                 raise ValueError(f"workload.mix[{i}].op: {item.app} has no op {item.op!r}; ops are {list(app.OPS)}")
-        for name in self.apps:
+        org_ids = {o.id for o in self.organisations}
+        for name in sorted(set(self.apps) | {m.app for m in self.workload.mix}):
             if name not in APP_REGISTRY:
                 raise ValueError(f"apps.{name}: unknown app; apps are {sorted(APP_REGISTRY)}")
+            try:
+                app = APP_REGISTRY[name](self.apps.get(name))
+            except ValueError as exc:
+                raise ValueError(f"apps.{name}: {exc}") from None
+            missing = app.organisations() - org_ids
+            if missing:
+                raise ValueError(f"apps.{name}: policies name organisations this chain does not have: "
+                                 f"{sorted(missing)}; organisations are {sorted(org_ids)}")
         self._check_fault_references(site_ids)
         return self
 

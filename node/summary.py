@@ -91,6 +91,13 @@ def summarize(run: SimRun, scenario_name: str, report: AuditReport | None = None
     ms = [v / 1e6 for v in latencies.values()]
     committed = sum(len(e.block.requests) for e in entries)
     rejected = sum(1 for e in entries for r in e.receipts if not r.ok)
+    rejections: dict[str, dict] = {}
+    for e in entries:
+        for req, receipt in zip(e.block.requests, e.receipts):
+            if not receipt.ok:
+                key = f"{req.message.app}.{req.message.op}"
+                entry = rejections.setdefault(key, {"count": 0, "example": receipt.reason})
+                entry["count"] += 1
     replies = reply_times(run)
     last_reply = max((replies.get(e.block.height, run.first_submit) for e in entries), default=run.first_submit)
     busy = last_reply - run.first_submit
@@ -106,6 +113,7 @@ def summarize(run: SimRun, scenario_name: str, report: AuditReport | None = None
         "submitted_tx": run.submitted,
         "committed_tx": committed,
         "rejected_tx": rejected,
+        "rejections": dict(sorted(rejections.items())),
         "blocks": len(entries),
         "tps": round(committed / (busy / 1e9), 2) if busy > 0 else 0.0,
         "latency_ms": {

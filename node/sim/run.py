@@ -48,6 +48,7 @@ class SimRun:
     first_submit: int = 0
     last_submit: int = 0
     wall_seconds: float = 0.0
+    apps: dict = field(default_factory=dict)  # app name -> instance (with the scenario's settings)
     timeline: list[tuple[int, str]] = field(default_factory=list)  # (ns, what happened)
     faulted: set[str] = field(default_factory=set)  # nodes crashed or paused at some point
 
@@ -116,7 +117,7 @@ def build(scenario: Scenario) -> SimRun:
         network.attach(placement.id, node.on_message, node.on_timer)
     for node in nodes.values():
         node.syncer.start(0)
-    return SimRun(scenario, genesis, membership, metrics, nodes, engine, network, plan)
+    return SimRun(scenario, genesis, membership, metrics, nodes, engine, network, plan, apps=apps)
 
 
 def _apply(run: SimRun, action: Action, now: int) -> None:
@@ -148,7 +149,9 @@ def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
     run = build(scenario)
     genesis, engine, metrics, network = run.genesis, run.engine, run.metrics, run.network
     signers = {c.id: Signer(c.id, genesis.identities[c.id].key, genesis.chain_id) for c in genesis.clients}
-    stream = submissions(scenario.workload, genesis.clients, signers, rng_for(scenario.seed, "workload"))
+    org_keys = {o["id"]: o["x25519"] for o in genesis.doc["organisations"]}
+    stream = submissions(scenario.workload, genesis.clients, signers, rng_for(scenario.seed, "workload"),
+                         run.apps, org_keys)
     drain = int(scenario.run.drain_s * 1e9)
     retry = int(scenario.workload.retry_ms * 1e6)
     f = run.f

@@ -35,13 +35,21 @@ def test_the_base_is_valid(tmp_path):
     ("consensus: {block_size: 0}", "consensus.block_size", "greater than or equal to 1"),
     ("network: {loss: 1.5}", "network.loss", "less than 1"),
     ("consensus: {blocksize: 10}", "consensus.blocksize", "allowed here: batch_timeout_ms, block_size"),
-    ("workload: {mix: [{app: lottery, op: draw}]}", "workload.mix[0].app", "apps are ['records']"),
+    ("workload: {mix: [{app: lottery, op: draw}]}", "workload.mix[0].app", "apps are ['data_sharing', 'evidence'"),
     ("workload: {mix: [{app: records, op: draw}]}", "workload.mix[0].op", "ops are ['put', 'delete']"),
     ("consensus: {checkpoint_interval: 30, watermark_window: 10}", "watermark_window", "must be >= checkpoint_interval"),
 ])
 def test_errors_name_file_field_and_what_is_allowed(tmp_path, extra, field, allowed):
     message = error_of(tmp_path, BASE + extra + "\n")
     assert "bad.yaml" in message and field in message and allowed in message
+
+
+def test_app_policies_must_name_real_organisations(tmp_path):
+    message = error_of(tmp_path, BASE + "apps: {evidence: {anchorers: 'any of [court]'}}\n"
+                       "workload: {mix: [{app: evidence, op: anchor}]}\n")
+    assert "apps.evidence: policies name organisations this chain does not have: ['court', 'notary', 'police']" in message
+    message = error_of(tmp_path, BASE + "apps: {evidence: {anchorers: 'most of [o]'}}\n")
+    assert "apps.evidence: anchorers: policy 'most of [o]' is not" in message
 
 
 def test_too_few_nodes(tmp_path):
