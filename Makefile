@@ -9,7 +9,7 @@ SCENARIO ?= scenarios/taihu.yaml
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
 run: $(BIN)/.installed  ## run a city-chain scenario in the simulator

@@ -166,6 +166,52 @@ def audit(out_dir, as_json):
 
 
 @main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--nodes", "nodes_text", help="Node counts: '20,30,40' or '4..64:4' (default: the scenario's).")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 100), help="Seeds per point.")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=V1,V2",
+              help="Sweep another parameter too, e.g. --set consensus.block_size=50,100,200 (repeatable).")
+@click.option("--out", type=click.Path(file_okay=False), help="Where to write (default: bench-out/CHAIN).")
+@click.option("--json", "as_json", is_flag=True, help="Print the aggregated rows as one JSON object.")
+def bench(scenario, nodes_text, seeds, sets, out, as_json):
+    """Sweep SCENARIO over node counts (and any --set parameters) and report.
+
+    Writes results.csv and results.json (a row per run and a row per point with
+    mean and spread), PNG plots (throughput, latency, messages per block against
+    PBFT's analytic count, bytes per node) and a self-contained report.html.
+    """
+    from .bench import run_sweep
+    from .sweep import parse_counts, parse_set
+
+    spec = _load(scenario, None, None)
+    try:
+        counts = [spec.nodes] if not nodes_text else parse_counts(nodes_text)
+        if min(counts) < 4 or max(counts) > 256:
+            raise ValueError("node counts must be within 4..256")
+        parsed = [parse_set(s) for s in sets]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    out_dir = Path(out or f"bench-out/{spec.chain.id}")
+    try:
+        agg = run_sweep(spec, scenario, counts, seeds, parsed, out_dir, stderr)
+    except ScenarioError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if as_json:
+        click.echo(json.dumps({"out": str(out_dir), "points": agg}))
+        return
+    table = Table(title=f"{spec.chain.name}: {len(agg)} points -> {out_dir}/report.html")
+    keys = [k for k, _ in parsed]
+    for col in [*keys, "n", "tx/s", "p50 ms", "p99 ms", "msgs/block", "MB/node", "wall s"]:
+        table.add_column(col, justify="right")
+    for r in agg:
+        table.add_row(*[str(r[k]) for k in keys], str(r["nodes"]), f"{r['throughput_tps']:.0f}",
+                      f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['messages_per_block']:.0f}",
+                      f"{r['bytes_per_node'] / 1e6:.2f}", f"{r['wall_seconds']:.2f}")
+    Console().print(table)
+
+
+@main.command()
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("app")
 @click.argument("key", required=False)

@@ -121,6 +121,7 @@ def summarize(run: SimRun, scenario_name: str, report: AuditReport | None = None
             "p99": round(percentile(ms, 99), 3), "max": round(max(ms, default=0.0), 3),
             "mean": round(sum(ms) / len(ms), 3) if ms else 0.0,
         },
+        "latency_ms_min": round(min(ms, default=0.0), 3),
         "messages": {"total": sum(metrics.messages.values()), "by_type": dict(sorted(metrics.messages.items()))},
         "bytes": sum(metrics.bytes.values()),
         "bytes_by_type": dict(sorted(metrics.bytes.items())),
