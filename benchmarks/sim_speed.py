@@ -41,12 +41,13 @@ def crypto_floor(run) -> tuple[float, int]:
     return time.perf_counter() - start, len(envelopes)
 
 
-def scenario_for(path: Path, n: int, tx: int, block: int):
+def scenario_for(path: Path, n: int, tx: int, block: int, rate: float):
     s = load_scenario(path)
     data = s.model_dump()
     data["nodes"] = n
     data["workload"]["transactions"] = tx
-    data["workload"]["rate_tps"] = 20_000  # offered load above capacity: measure the chain, not the clients
+    data["workload"]["rate_tps"] = rate  # about the chain's capacity: full blocks, no overload spiral
+    data["workload"]["mix"] = [{"app": "records", "op": "put", "weight": 1}]
     data["consensus"]["block_size"] = block
     return type(s).model_validate(data)
 
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--nodes", default="20,40,60")
     parser.add_argument("--tx", type=int, default=10_000)
     parser.add_argument("--block", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=2500.0, help="offered tx/s (about capacity at n = 60)")
     args = parser.parse_args()
     sizes = [int(x) for x in args.nodes.split(",")]
     print(f"{args.tx} signed transactions, {args.block} per block, scenario {Path(args.scenario).name}")
@@ -65,7 +67,7 @@ def main() -> None:
     print(header)
     per_block = []
     for n in sizes:
-        scenario = scenario_for(Path(args.scenario), n, args.tx, args.block)
+        scenario = scenario_for(Path(args.scenario), n, args.tx, args.block, args.rate)
         gc.collect()
         run = simulate(scenario)
         summary = summarize(run, "bench")

@@ -1,30 +1,30 @@
-"""Inputs to ``Replica.step``. Each carries ``now``: time enters only as data."""
+"""Inputs to ``Replica.step``. Each carries ``now``: time enters only as data.
+
+Events are immutable named tuples: the simulator builds one per delivered message,
+so they must be cheap to make.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple, Union
 
 from .block import Block
 from .messages import Signed
 
 
-@dataclass(frozen=True, slots=True)
-class Receive:
+class Receive(NamedTuple):
     """An authenticated message: its signature and signer's membership already checked."""
 
     now: int
     envelope: Signed
 
 
-@dataclass(frozen=True, slots=True)
-class TimerFired:
+class TimerFired(NamedTuple):
     now: int
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class Executed:
+class Executed(NamedTuple):
     """The caller applied block ``seq`` (an earlier ``Execute`` effect) to its state."""
 
     now: int
@@ -33,8 +33,7 @@ class Executed:
     state_root: str
 
 
-@dataclass(frozen=True, slots=True)
-class Adopted:
+class Adopted(NamedTuple):
     """The caller applied a block it fetched from a peer (state transfer), after
     checking its commit certificate and hash link. It is the next block, executed."""
 

@@ -60,6 +60,7 @@ class ReplicaConfig:
     checkpoint_interval: int = 10  # K
     watermark_window: int = 20  # L = H - h
     view_change_timeout: int = 500_000_000  # ns a backup waits for a request to execute
+    max_pending: int = 2000  # requests held waiting to be ordered; more are refused (back-pressure)
 
     def __post_init__(self):
         if self.me not in self.replicas:
@@ -233,6 +234,8 @@ class Replica:
         rid = env.digest
         if rid in self.done or rid in self.pending or rid in self.accepted:
             return [Drop("duplicate-request", env)]
+        if len(self.pending) >= self.config.max_pending:
+            return [Drop("mempool-full", env)]  # the client will retry
         self.pending[rid] = env
         if self.active and self.me == self.primary:
             return self._maybe_propose(now)
@@ -418,18 +421,23 @@ class Replica:
         self.future.setdefault((m.view, m.seq), env)
         return self._witness(m.view, env.signer, now)
 
-    def _admit_vote(self, env: Signed, table: str) -> tuple[Slot, dict[str, Signed]] | Drop:
-        """Check a PREPARE or COMMIT against view and watermarks and record it."""
-        m = env.message
+    def _admit_vote(self, env: Signed, m, by_table: str) -> tuple[Slot, dict[str, Signed]] | Drop:
+        """Check a PREPARE or COMMIT against view and watermarks and record it.
+
+        The hottest code of a simulation (one call per vote delivered): kept flat."""
         if m.view < self.installed_view:
             return Drop("old-view", env)
         if m.view > self.view + MAX_FUTURE_VIEWS:
             return Drop("too-far-ahead", env)
-        refused = self._in_window(env, m.seq)
-        if refused:
-            return refused
-        slot = self._slot(m.seq)
-        by_key = getattr(slot, table)
+        seq = m.seq
+        if seq <= self.low:
+            return Drop("stale", env)
+        if seq > self.low + self.window:
+            return Drop("beyond-high-watermark", env)
+        slot = self.log.get(seq)
+        if slot is None:
+            slot = self.log[seq] = Slot(seq)
+        by_key = slot.prepares if by_table == "prepares" else slot.commits
         key = (m.view, m.digest)
         votes = by_key.get(key)
         if votes is None:
@@ -437,17 +445,17 @@ class Replica:
         elif env.signer in votes:
             return Drop("duplicate", env)
         votes[env.signer] = env
-        if m.seq > self.ahead_hint:
-            self.ahead_hint = m.seq
+        if seq > self.ahead_hint:
+            self.ahead_hint = seq
         return slot, votes
 
     def _on_prepare(self, env: Signed, now: int) -> list[Effect]:
         m: Prepare = env.message
         if m.view < self.view:
             return [Drop("old-view", env)]
-        if env.signer == self.primary_of(m.view):
+        if env.signer == self.config.replicas[m.view % self.n]:
             return [Drop("prepare-from-primary", env)]
-        admitted = self._admit_vote(env, "prepares")
+        admitted = self._admit_vote(env, m, "prepares")
         if type(admitted) is Drop:
             return [admitted]
         slot, votes = admitted
@@ -459,7 +467,7 @@ class Replica:
 
     def _on_commit(self, env: Signed, now: int) -> list[Effect]:
         m: Commit = env.message
-        admitted = self._admit_vote(env, "commits")
+        admitted = self._admit_vote(env, m, "commits")
         if type(admitted) is Drop:
             return [admitted]
         slot, votes = admitted
@@ -878,8 +886,10 @@ class Replica:
                 slot.pre_prepare, slot.digest, slot.block, slot.prepared = None, None, None, False
         self.batch_due = bool(self.pending)
         if self.me != self.primary:
-            # Requests relayed to the old primary may have died with it: hand them on.
-            effects.extend(Forward(self.primary, env) for env in self.pending.values())
+            # Requests relayed to the old primary may have died with it: hand on the
+            # oldest two blocks' worth (clients resend the rest), not a flood.
+            effects.extend(Forward(self.primary, env)
+                           for env in islice(self.pending.values(), 2 * self.config.block_size))
         effects.extend(self._request_timer(restart=True))
         return effects
 

@@ -10,7 +10,9 @@ class CpuCosts:
     sign: int = 0
     verify: int = 0
     execute_tx: int = 0
+    request_queue: int = 0  # longest wait on the request lane before a request is refused (0: no limit)
 
     @classmethod
-    def from_microseconds(cls, sign_us: float, verify_us: float, execute_tx_us: float) -> "CpuCosts":
-        return cls(round(sign_us * 1000), round(verify_us * 1000), round(execute_tx_us * 1000))
+    def from_spec(cls, spec) -> "CpuCosts":
+        return cls(round(spec.sign_us * 1000), round(spec.verify_us * 1000), round(spec.execute_tx_us * 1000),
+                   round(spec.request_queue_ms * 1e6))

@@ -14,7 +14,7 @@ from apps.base import Rejected, Tx
 from consensus.block import Block
 from consensus.encoding import canonical, check_canonical_value
 
-from .state import WorldState
+from .state import WorldState, bucket_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,7 @@ class BlockOutcome:
     receipts: tuple[Receipt, ...]
     writes: tuple[tuple[str, str | None], ...]
     state_root: str
+    buckets: tuple[int, ...] = ()  # each write's state bucket, so other nodes need not hash the keys
 
 
 class _TxView:
@@ -81,7 +82,7 @@ class Executor:
         if self.memo is not None:
             known = self.memo.get(key)
             if known is not None:
-                self.state.apply(known.writes)
+                self.state.apply(known.writes, known.buckets)
                 self.state.set_known_root(known.state_root)
                 return known
         block_writes: dict[str, str | None] = {}
@@ -107,8 +108,9 @@ class Executor:
             block_writes.update(view.writes)
             receipts.append(Receipt(env.digest, True, "", result))
         writes = tuple(block_writes.items())
-        self.state.apply(writes)
-        outcome = BlockOutcome(tuple(receipts), writes, self.state.root())
+        buckets = tuple(bucket_of(key) for key, _ in writes)
+        self.state.apply(writes, buckets)
+        outcome = BlockOutcome(tuple(receipts), writes, self.state.root(), buckets)
         if self.memo is not None:
             self.memo[key] = outcome
         return outcome

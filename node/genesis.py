@@ -84,7 +84,8 @@ def build_genesis(scenario: Scenario) -> Genesis:
         "consensus": {"block_size": c.block_size, "batch_timeout_ns": int(c.batch_timeout_ms * 1e6),
                       "checkpoint_interval": c.checkpoint_interval, "watermark_window": c.watermark_window,
                       "view_change_timeout_ns": int(c.view_change_timeout_ms * 1e6),
-                      "sync_interval_ns": int(c.sync_interval_ms * 1e6)},
+                      "sync_interval_ns": int(c.sync_interval_ms * 1e6),
+                      "max_pending": c.max_pending or 20 * c.block_size},
         "state_root": empty_state_root(),
         "apps": scenario.apps,  # the applications' settings (policies) are part of the chain's rules
     }

@@ -40,6 +40,7 @@ class Membership:
         self.chain_id = chain_id
         self.members = members  # id -> (public key, org, role)
         self._verdicts: dict[Signed, str | None] = {}
+        self._blocks: dict = {}  # block -> (verdict on all its requests, frozenset of their signatures)
         self.verifications = 0  # real Ed25519 verifications performed
 
     def role_of(self, member_id: str) -> str | None:
@@ -58,6 +59,22 @@ class Membership:
         verdict = self._check(env)
         self._verdicts[env] = verdict
         return verdict
+
+    def check_block(self, block) -> tuple[str | None, frozenset]:
+        """Authenticate every request of a block once per block object (it is shared by
+        every simulated receiver); also return their signatures, for per-node CPU charging."""
+        known = self._blocks.get(block)
+        if known is None:
+            verdict = None
+            for r in block.requests:
+                reason = self.authenticate(r)
+                if reason is None and type(r.message) is not Request:
+                    reason = "not-a-request"
+                if reason is not None:
+                    verdict = reason
+                    break
+            known = self._blocks[block] = (verdict, frozenset(r.signature for r in block.requests))
+        return known
 
     def _check(self, env: Signed) -> str | None:
         entry = self.members.get(env.signer)

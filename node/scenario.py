@@ -69,6 +69,8 @@ class CpuSpec(_Strict):
     sign_us: float = Field(33.0, ge=0)
     verify_us: float = Field(112.0, ge=0)
     execute_tx_us: float = Field(20.0, ge=0)
+    request_queue_ms: float = Field(200.0, gt=0, description="client requests are verified on their own lane; "
+                                    "one that would wait longer than this is refused as 'overloaded'")
 
 
 class ConsensusSpec(_Strict):
@@ -78,6 +80,8 @@ class ConsensusSpec(_Strict):
     watermark_window: int = Field(20, ge=1)
     sync_interval_ms: float = Field(1000.0, ge=0, description="each node asks one peer this often for blocks "
                                     "beyond its height (anti-entropy); 0 turns it off")
+    max_pending: int = Field(0, ge=0, description="requests a node holds waiting to be ordered; more are "
+                             "refused as 'mempool-full' (0: 20 blocks' worth)")
     view_change_timeout_ms: float = Field(500.0, gt=0, description="how long a backup waits for a request "
                                           "to execute before it suspects the primary; doubles per failed view change")
 

@@ -17,7 +17,7 @@ BUCKETS = 256
 _EMPTY_BUCKET = hashlib.sha256(b"{}").digest()
 
 
-def _bucket_of(key: str) -> int:
+def bucket_of(key: str) -> int:
     return hashlib.sha256(key.encode()).digest()[0]
 
 
@@ -29,13 +29,14 @@ class WorldState:
         self._root: str | None = None
 
     def get(self, key: str):
-        text = self._buckets[_bucket_of(key)].get(key)
+        text = self._buckets[bucket_of(key)].get(key)
         return None if text is None else json.loads(text)
 
-    def apply(self, writes: tuple[tuple[str, str | None], ...]) -> None:
-        """Apply (key, canonical JSON text or None to delete) pairs."""
-        for key, text in writes:
-            b = _bucket_of(key)
+    def apply(self, writes: tuple[tuple[str, str | None], ...], buckets: tuple[int, ...] | None = None) -> None:
+        """Apply (key, canonical JSON text or None to delete) pairs; ``buckets``, if
+        given, are the keys' buckets computed already (by whoever executed the block)."""
+        for i, (key, text) in enumerate(writes):
+            b = buckets[i] if buckets is not None else bucket_of(key)
             if text is None:
                 self._buckets[b].pop(key, None)
             else:

@@ -6,6 +6,7 @@ Time is integer nanoseconds, so a run never depends on float rounding.
 from __future__ import annotations
 
 from heapq import heappop, heappush
+from itertools import count
 from typing import Callable
 
 
@@ -14,21 +15,20 @@ class Engine:
         self.heap: list = []
         self.now = 0
         self.processed = 0
-        self._seq = 0
+        self.counter = count(1)  # the tie-breaker: events at the same time run in insertion order
         self._timers: dict[tuple[str, str], int] = {}
         self.until = float("inf")  # may be lowered while running (e.g. once the workload ends)
         self.settled = None  # optional () -> bool, asked now and then once ``until`` is set
 
     def at(self, time: int, fn: Callable, arg) -> None:
         """Call ``fn(arg, time)`` at virtual ``time``."""
-        self._seq += 1
-        heappush(self.heap, (time, self._seq, fn, arg))
+        heappush(self.heap, (time, next(self.counter), fn, arg))
 
     def start_timer(self, key: tuple[str, str], time: int, fire: Callable[[str, str, int], None]) -> None:
         """Arm timer ``key`` (replacing any armed one) to call ``fire(node, name, time)``."""
-        self._seq += 1
-        self._timers[key] = self._seq
-        heappush(self.heap, (time, self._seq, self._fire, (key, self._seq, fire)))
+        token = next(self.counter)
+        self._timers[key] = token
+        heappush(self.heap, (time, token, self._fire, (key, token, fire)))
 
     def cancel_timer(self, key: tuple[str, str]) -> None:
         self._timers.pop(key, None)

@@ -10,6 +10,7 @@ always first. All randomness comes from the network's own seeded generator.
 from __future__ import annotations
 
 import random
+from heapq import heappush
 
 from consensus.messages import Signed
 
@@ -134,14 +135,15 @@ class SimNetwork:
         rand = self.rng.random
         jitter = self.jitter
         handlers = self.handlers
-        at_ = self.engine.at
+        heap = self.engine.heap
+        tiebreak = self.engine.counter
         for dst, lat, loss in route:
             departure += per_copy
             if loss and rand() < loss:
                 self.metrics.lost += 1
                 continue
             arrival = departure + lat + (int(rand() * jitter) if jitter else 0)
-            at_(arrival, handlers[dst], env)
+            heappush(heap, (arrival, next(tiebreak), handlers[dst], env))
         self.uplink_free[src] = departure
 
     def start_timer(self, node: str, name: str, at: int) -> None:

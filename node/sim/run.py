@@ -89,7 +89,7 @@ def build(scenario: Scenario) -> SimRun:
     apps = {name: cls(scenario.apps.get(name)) for name, cls in APP_REGISTRY.items()}
     directory = {c.id: (c.org, "client") for c in genesis.clients}
     memo: dict = {}  # (state root, block hash) -> outcome, shared by nodes holding the same state
-    cpu = CpuCosts.from_microseconds(scenario.cpu.sign_us, scenario.cpu.verify_us, scenario.cpu.execute_tx_us)
+    cpu = CpuCosts.from_spec(scenario.cpu)
     params = genesis.doc["consensus"]
     replicas = genesis.replicas
     checker = ChainChecker(membership, genesis.hash, set(replicas))
@@ -104,7 +104,7 @@ def build(scenario: Scenario) -> SimRun:
             genesis_hash=genesis.hash, genesis_state_root=genesis.doc["state_root"],
             block_size=params["block_size"], batch_timeout=params["batch_timeout_ns"],
             checkpoint_interval=params["checkpoint_interval"], watermark_window=params["watermark_window"],
-            view_change_timeout=params["view_change_timeout_ns"])
+            view_change_timeout=params["view_change_timeout_ns"], max_pending=params["max_pending"])
         ident = genesis.identities[placement.id]
         signer = Signer(ident.id, ident.key, genesis.chain_id)
         behaviour, delay = plan.byzantine.get(placement.id, (None, 0))
