@@ -8,7 +8,7 @@ header, and so the hash that COMMIT messages sign, is fixed before agreement.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .encoding import canonical, sha256_hex
 from .merkle import merkle_root
@@ -45,6 +45,12 @@ class Block:
     header: BlockHeader
     requests: tuple[Signed, ...]
     hash: str
+    # The requests' ids, derived once: every replica consults them for every block.
+    ids: frozenset[str] = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.ids is None:
+            object.__setattr__(self, "ids", frozenset(r.digest for r in self.requests))
 
     @classmethod
     def create(cls, header: BlockHeader, requests: tuple[Signed, ...]) -> "Block":

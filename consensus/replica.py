@@ -228,6 +228,14 @@ class Replica:
             return self._on_adopted(event)
         raise LocalProtocolError(f"unknown event {event!r}")
 
+    def deliver(self, env: Signed, now: int) -> list[Effect]:
+        """Exactly ``step(Receive(now, env))``, without building the event: the simulator
+        calls it once per delivered copy of a message."""
+        handler = self._handlers.get(type(env.message))
+        if handler is None:
+            return [Drop("unexpected-message", env)]
+        return handler(env, now)
+
     # ---- requests and proposals (section 4.1, 4.2) ---------------------------------
 
     def _on_request(self, env: Signed, now: int) -> list[Effect]:
@@ -370,9 +378,12 @@ class Replica:
         slot.prepared = False
         effects: list[Effect] = []
         if m.seq > self.executed:
+            pending, accepted = self.pending, self.accepted
+            if pending:
+                for rid in m.block.ids & pending.keys():
+                    del pending[rid]
             for r in m.block.requests:
-                self.pending.pop(r.digest, None)
-                self.accepted[r.digest] = r
+                accepted[r.digest] = r
         if self.me != self.primary and self._may_vote(m.view, m.seq):
             effects.append(self._vote(Prepare(m.view, m.seq, m.digest)))
         effects.extend(self._advance(slot))
@@ -607,10 +618,17 @@ class Replica:
         self.hash_at[seq] = block.hash
         self.head_timestamp = block.header.timestamp
         self.state_root = state_root
-        for r in block.requests:
-            self.accepted.pop(r.digest, None)
-            self.pending.pop(r.digest, None)
-            self.done.add(r.digest)
+        ids = block.ids
+        accepted, pending = self.accepted, self.pending
+        if accepted.keys() == ids:
+            accepted.clear()  # the usual case: the only block in flight just executed
+        elif accepted:
+            for rid in ids & accepted.keys():
+                del accepted[rid]
+        if pending:
+            for rid in ids & pending.keys():
+                del pending[rid]
+        self.done |= ids
         if self.active:
             self.vc_attempts = 0  # progress: the next view change starts from the base timeout
         effects: list[Effect] = []

@@ -67,11 +67,11 @@ class Node:
 
     def on_message(self, env: Signed, now: int) -> None:
         # The hot path of the simulator: one call per delivered copy of a message.
-        if self.down:
-            self.metrics.lost_to_crash += 1
-            return
-        if self.paused:
-            self.backlog.append((self.on_message, env))
+        if self.down or self.paused:
+            if self.down:
+                self.metrics.lost_to_crash += 1
+            else:
+                self.backlog.append((self.on_message, env))
             return
         kind = type(env.message)
         if kind is Request:
@@ -97,7 +97,7 @@ class Node:
         if handler is not None:
             self._charge(now, handler(env, t))
             return
-        self._run(Receive(t, env), now, t)
+        self._run(env, now, t)
 
     def _on_request(self, env: Signed, now: int) -> None:
         """Client requests are checked on a lane of their own (a node verifies them in
@@ -115,7 +115,7 @@ class Node:
             return
         self._remember(env.signature)
         t = t if t > self.busy_until else self.busy_until
-        self._run(Receive(t, env), t, t)
+        self._run(env, t, t)
 
     def on_timer(self, name: str, now: int) -> None:
         if self.down:
@@ -161,8 +161,9 @@ class Node:
     # ---- effects ------------------------------------------------------------------
 
     def _run(self, event, started: int, t: int) -> None:
+        """Step the replica with ``event`` (or deliver an envelope) and perform its effects."""
         replica = self.replica
-        effects = replica.step(event)
+        effects = replica.deliver(event, t) if type(event) is Signed else replica.step(event)
         if not effects:  # most deliveries: a vote recorded, nothing to do (charge inline)
             if replica.installed_view != self._installed:
                 self._installed = replica.installed_view

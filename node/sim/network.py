@@ -53,7 +53,7 @@ class SimNetwork:
         self.handlers[node_id] = on_message
         self.timer_handlers[node_id] = on_timer
         self.uplink_free[node_id] = 0
-        self._routes.clear()
+        self._changed()
 
     # ---- the model ------------------------------------------------------------------
 
@@ -82,7 +82,7 @@ class SimNetwork:
             peers = list(self.handlers)
             i = peers.index(src)
             order = [p for p in peers[i + 1:] + peers[:i] if p != src]
-            route = self._routes[src] = [(p, *self.link(src, p)) for p in order]
+            route = self._routes[src] = [(self.handlers[p], *self.link(src, p)) for p in order]
         return route
 
     def _changed(self) -> None:
@@ -116,7 +116,7 @@ class SimNetwork:
 
     def send(self, src: str, dst: str, env: Signed, at: int) -> None:
         self.metrics.sent(env.message.KIND, env.size)
-        self._transmit(src, env, at, ((dst, *self.link(src, dst)),))
+        self._transmit(src, env, at, ((self.handlers[dst], *self.link(src, dst)),))
 
     def client_send(self, near: str, dst: str, env: Signed, at: int) -> None:
         """A client at node ``near``'s site sends to ``dst`` (clients have their own uplinks)."""
@@ -134,16 +134,15 @@ class SimNetwork:
         departure = at if at > free else free
         rand = self.rng.random
         jitter = self.jitter
-        handlers = self.handlers
         heap = self.engine.heap
         tiebreak = self.engine.counter
-        for dst, lat, loss in route:
+        for handler, lat, loss in route:  # one iteration per copy: kept flat
             departure += per_copy
             if loss and rand() < loss:
                 self.metrics.lost += 1
                 continue
             arrival = departure + lat + (int(rand() * jitter) if jitter else 0)
-            heappush(heap, (arrival, next(tiebreak), handlers[dst], env))
+            heappush(heap, (arrival, next(tiebreak), handler, env))
         self.uplink_free[src] = departure
 
     def start_timer(self, node: str, name: str, at: int) -> None:

@@ -125,3 +125,10 @@ def test_fork_shows_each_honest_half_its_own_block():
 def test_every_behaviour_is_listed_in_the_scenario_schema():
     from node.scenario import BEHAVIOURS
     assert set(BEHAVIOURS) == set(b.BEHAVIOURS)
+
+
+def test_the_delivery_fast_path_goes_through_the_wrapper():
+    net, replica = wrapped("silent", me="r1")
+    pre = net.sign("r0", PrePrepare(0, 1, *_block(net)))
+    assert sends(replica.deliver(pre, 0)) == []  # the honest replica inside would have prepared
+    assert replica.inner.log[1].pre_prepare is pre
