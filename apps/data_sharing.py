@@ -14,7 +14,7 @@ import base64
 import binascii
 
 from .base import Rejected, StateView, Tx
-from .policy import policy, require
+from .policy import settings, policy, require
 
 WRAPPED_BYTES = 32 + 12 + 32 + 16  # ephemeral X25519 key, nonce, AES-GCM(data key) with tag
 _HEX = set("0123456789abcdef")
@@ -35,11 +35,8 @@ class DataSharing:
     OPS = ("register", "grant", "revoke", "access")
 
     def __init__(self, config: dict | None = None):
-        config = dict(config or {})
+        config = settings(config, ('owners',))
         self.owners = policy(config, "owners", "any of [big-data]")
-        unknown = set(config) - {"owners"}
-        if unknown:
-            raise ValueError(f"unknown settings {sorted(unknown)}; allowed: owners")
 
     def organisations(self) -> set[str]:
         return set(self.owners.orgs)

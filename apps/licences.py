@@ -9,7 +9,7 @@ licence's history.
 from __future__ import annotations
 
 from .base import Rejected, StateView, Tx
-from .policy import Policy, policies, require
+from .policy import settings, Policy, policies, require
 
 STATUSES = ("active", "suspended", "revoked")
 
@@ -19,13 +19,10 @@ class Licences:
     OPS = ("issue", "renew", "suspend", "reinstate", "revoke", "verify")
 
     def __init__(self, config: dict | None = None):
-        config = dict(config or {})
+        config = settings(config, ('issuers', 'revokers'))
         self.issuers = policies(config, "issuers", default="") or {
             "business": Policy.parse("any of [market-regulation]")}
         self.revokers = policies(config, "revokers", default="")
-        unknown = set(config) - {"issuers", "revokers"}
-        if unknown:
-            raise ValueError(f"unknown settings {sorted(unknown)}; allowed: issuers, revokers")
         for kind in self.revokers:
             if kind not in self.issuers:
                 raise ValueError(f"revokers.{kind}: no such licence type; types are {sorted(self.issuers)}")

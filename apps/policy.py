@@ -60,6 +60,15 @@ class Policy:
         return False
 
 
+def settings(config: dict | None, allowed: tuple[str, ...]) -> dict:
+    """An app's settings from the scenario, refusing keys it does not know."""
+    config = dict(config or {})
+    unknown = set(config) - set(allowed)
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)}; allowed: {', '.join(allowed) or 'none'}")
+    return config
+
+
 def policies(config: dict, field: str, default: str | None = None) -> dict[str, Policy]:
     """Parse a mapping of name -> policy text from an app's settings."""
     raw = config.get(field)

@@ -10,7 +10,7 @@ the ledger as a failed transaction with its reason).
 from __future__ import annotations
 
 from .base import Rejected, StateView, Tx
-from .policy import policy, require
+from .policy import settings, policy, require
 
 
 class ProvidentFund:
@@ -18,12 +18,9 @@ class ProvidentFund:
     OPS = ("deposit", "grant", "revoke", "query")
 
     def __init__(self, config: dict | None = None):
-        config = dict(config or {})
+        config = settings(config, ('centre', 'depositors'))
         self.centre = policy(config, "centre", "any of [housing-fund-centre]")
         self.depositors = policy(config, "depositors", "any of [housing-fund-centre]")
-        unknown = set(config) - {"centre", "depositors"}
-        if unknown:
-            raise ValueError(f"unknown settings {sorted(unknown)}; allowed: centre, depositors")
 
     def organisations(self) -> set[str]:
         return set(self.centre.orgs | self.depositors.orgs)

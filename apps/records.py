@@ -7,6 +7,7 @@ organisation may write, and every write keeps its version and author.
 from __future__ import annotations
 
 from .base import Rejected, StateView, Tx
+from .policy import settings
 
 MAX_KEY, MAX_VALUE = 128, 4096
 
@@ -16,8 +17,7 @@ class Records:
     OPS = ("put", "delete")
 
     def __init__(self, config: dict | None = None):
-        if config:
-            raise ValueError(f"records takes no settings, got {sorted(config)}")
+        settings(config, ())
 
     def organisations(self) -> set[str]:
         return set()
