@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from consensus.encoding import canonical, sha256_hex
 
@@ -98,7 +99,10 @@ def membership_from_doc(doc: dict) -> Membership:
     members = {}
     for entry in doc["members"] + doc["clients"]:
         cert = x509.load_pem_x509_certificate(entry["cert"].encode())
-        cert.verify_directly_issued_by(ca)
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (InvalidSignature, ValueError, TypeError):
+            raise ValueError(f"genesis member {entry['id']}: certificate was not issued by this chain's CA") from None
         cn, org, role = subject_fields(cert)
         if (cn, org, role) != (entry["id"], entry["org"], entry["role"]):
             raise ValueError(f"genesis entry {entry['id']} does not match its certificate subject")

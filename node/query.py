@@ -13,7 +13,6 @@ from pathlib import Path
 
 from apps import REGISTRY as APP_REGISTRY
 
-from .audit import audit_directory
 from .codec import decode_block
 from .execution import Executor
 from .genesis import load_genesis_doc
@@ -76,4 +75,4 @@ def query(out_dir: Path, app: str, key: str | None, node: str | None = None, doc
     return answer
 
 
-__all__ = ["query", "replay", "QueryError", "audit_directory"]
+__all__ = ["query", "replay", "QueryError"]

@@ -2,7 +2,6 @@
 
 import random
 
-import pytest
 
 from consensus.effects import Broadcast, Forward, Send, StartTimer
 from consensus.events import Receive, TimerFired
@@ -10,7 +9,6 @@ from consensus.messages import Checkpoint, Commit, PrePrepare, Prepare
 from node import byzantine as b
 from node.identity import derive_key
 from node.membership import Membership
-from node.signing import Signer
 from tests.consensus.harness import CHAIN, Net
 
 
