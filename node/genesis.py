@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from consensus.encoding import canonical, sha256_hex
 
 from .identity import CertificateAuthority, Identity, cert_pem, derive_key, public_key_of, subject_fields
-from .layout import ClientPlacement, NodePlacement, place_clients, place_nodes
+from .layout import ClientPlacement, NodePlacement, place_clients, place_nodes, place_observers
 from .membership import Membership
 from .sealing import org_key, public_hex
 from .scenario import Scenario
@@ -29,6 +29,7 @@ class Genesis:
     ca: CertificateAuthority
     nodes: list[NodePlacement]
     clients: list[ClientPlacement]
+    observers: list[NodePlacement]
     identities: dict[str, Identity]
 
     @property
@@ -65,9 +66,11 @@ def build_genesis(scenario: Scenario) -> Genesis:
     seed = scenario.seed
     ca = CertificateAuthority(chain.id, chain.name, derive_key(seed, chain.id, "ca"))
     nodes = place_nodes(scenario)
+    observers = place_observers(scenario)
     clients = place_clients(scenario, nodes)
     identities: dict[str, Identity] = {}
-    for ident, org, role in [(n.id, n.org, "consensus") for n in nodes] + [(c.id, c.org, "client") for c in clients]:
+    for ident, org, role in ([(n.id, n.org, "consensus") for n in nodes] + [(o.id, o.org, "observer") for o in observers]
+                             + [(c.id, c.org, "client") for c in clients]):
         key = derive_key(seed, chain.id, ident)
         identities[ident] = Identity(ident, org, role, key, ca.issue(ident, org, role, key.public_key()))
     c = scenario.consensus
@@ -90,7 +93,7 @@ def build_genesis(scenario: Scenario) -> Genesis:
         "state_root": empty_state_root(),
         "apps": scenario.apps,  # the applications' settings (policies) are part of the chain's rules
     }
-    return Genesis(doc, ca, nodes, clients, identities)
+    return Genesis(doc, ca, nodes, clients, observers, identities)
 
 
 def membership_from_doc(doc: dict) -> Membership:

@@ -49,6 +49,14 @@ def place_nodes(scenario: Scenario) -> list[NodePlacement]:
             for i, k in enumerate(picks)]
 
 
+def place_observers(scenario: Scenario) -> list[NodePlacement]:
+    """Observers go to organisations in turn (by weight, like consensus nodes)."""
+    orgs = scenario.organisations
+    picks = _smooth_round_robin([o.weight for o in orgs], scenario.observers)
+    return [NodePlacement(member_id("observer", i, scenario.observers), orgs[k].id, orgs[k].site)
+            for i, k in enumerate(picks)]
+
+
 def place_clients(scenario: Scenario, nodes: list[NodePlacement]) -> list[ClientPlacement]:
     orgs = scenario.organisations
     count = scenario.workload.clients

@@ -23,7 +23,7 @@ ALLOWED_ROLES = {
     Checkpoint: frozenset({"consensus"}),
     ViewChange: frozenset({"consensus"}),
     NewView: frozenset({"consensus"}),
-    Fetch: frozenset({"consensus"}),
+    Fetch: frozenset({"consensus", "observer"}),
     Blocks: frozenset({"consensus"}),
 }
 

@@ -173,6 +173,7 @@ class Scenario(_Strict):
     chain: ChainSpec
     seed: int = Field(1, ge=0)
     nodes: int = Field(ge=MIN_NODES, le=MAX_NODES, description="consensus nodes")
+    observers: int = Field(0, ge=0, le=MAX_NODES, description="non-voting nodes that keep a verified copy")
     sites: list[Site] = Field(min_length=1)
     organisations: list[Organisation] = Field(min_length=1)
     network: NetworkSpec = NetworkSpec()

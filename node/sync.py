@@ -77,8 +77,9 @@ class Syncer:
         """Arm the anti-entropy tick (at creation and after a restart)."""
         if self.interval:
             node = self.node
-            index = node.replica.config.replicas.index(node.id)
-            stagger = self.interval * index // len(node.replica.config.replicas)
+            replicas = node.replica.config.replicas
+            index = replicas.index(node.id) if node.id in replicas else sum(map(ord, node.id)) % len(replicas)
+            stagger = self.interval * index // len(replicas)
             node.transport.start_timer(node.id, TICK_TIMER, t + self.interval + stagger)
 
     def on_tick(self, t: int) -> int:

@@ -42,6 +42,7 @@ class SimNetwork:
         self.ns_per_byte = 8e9 / (spec.bandwidth_mbps * 1e6)
         self.jitter = round(spec.jitter_ms * MS)
         self.handlers: dict = {}  # node id -> on_message
+        self.voters: list[str] = []  # consensus members: the receivers of a broadcast
         self.timer_handlers: dict = {}  # node id -> on_timer
         self.uplink_free: dict[str, int] = {}
         self.group_of: dict[str, int] = {}  # partition: node -> group; empty when whole
@@ -49,8 +50,10 @@ class SimNetwork:
         self._routes: dict[str, list[tuple[str, int, float]]] = {}
         self._links: dict[tuple[str, str], tuple[int, float]] = {}
 
-    def attach(self, node_id: str, on_message, on_timer) -> None:
+    def attach(self, node_id: str, on_message, on_timer, votes: bool = True) -> None:
         self.handlers[node_id] = on_message
+        if votes:
+            self.voters.append(node_id)
         self.timer_handlers[node_id] = on_timer
         self.uplink_free[node_id] = 0
         self._changed()
@@ -79,8 +82,8 @@ class SimNetwork:
     def _route(self, src: str) -> list[tuple[str, int, float]]:
         route = self._routes.get(src)
         if route is None:
-            peers = list(self.handlers)
-            i = peers.index(src)
+            peers = self.voters
+            i = peers.index(src) if src in peers else 0
             order = [p for p in peers[i + 1:] + peers[:i] if p != src]
             route = self._routes[src] = [(self.handlers[p], *self.link(src, p)) for p in order]
         return route

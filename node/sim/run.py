@@ -20,6 +20,7 @@ from ..ledger import Ledger
 from ..membership import Membership
 from ..metrics import Metrics
 from ..node import Node
+from ..observer import ObserverConfig, ObserverReplica
 from ..scenario import Scenario
 from ..signing import Signer
 from ..state import WorldState
@@ -62,7 +63,7 @@ class SimRun:
 
     @property
     def f(self) -> int:
-        return (len(self.nodes) - 1) // 3
+        return (len(self.genesis.replicas) - 1) // 3
 
     def current_primary(self) -> str:
         """The primary of the highest view any honest, running node has installed."""
@@ -83,7 +84,7 @@ def build(scenario: Scenario) -> SimRun:
     membership = genesis.membership()
     metrics = Metrics()
     engine = Engine()
-    sites = {p.id: p.site for p in genesis.nodes}
+    sites = {p.id: p.site for p in genesis.nodes + genesis.observers}
     network = SimNetwork(engine, scenario.network, sites, rng_for(scenario.seed, "network"), metrics)
     plan = plan_faults(scenario, genesis)
     apps = {name: cls(scenario.apps.get(name)) for name, cls in APP_REGISTRY.items()}
@@ -115,6 +116,15 @@ def build(scenario: Scenario) -> SimRun:
                     syncer=lambda nd: Syncer(nd, checker, sync_timeout, params["sync_interval_ns"]))
         nodes[placement.id] = node
         network.attach(placement.id, node.on_message, node.on_timer)
+    for placement in genesis.observers:
+        ident = genesis.identities[placement.id]
+        watcher = ObserverConfig(genesis.chain_id, replicas, placement.id)
+        node = Node(placement.id, lambda _saved, c=watcher: ObserverReplica(c),
+                    Signer(ident.id, ident.key, genesis.chain_id), membership, network,
+                    Executor(apps, directory, WorldState(), memo), Ledger(genesis.hash), metrics, cpu,
+                    syncer=lambda nd: Syncer(nd, checker, sync_timeout, params["sync_interval_ns"] // 2))
+        nodes[placement.id] = node
+        network.attach(placement.id, node.on_message, node.on_timer, votes=False)
     for node in nodes.values():
         node.syncer.start(0)
     return SimRun(scenario, genesis, membership, metrics, nodes, engine, network, plan, apps=apps)

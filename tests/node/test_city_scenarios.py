@@ -100,3 +100,29 @@ def test_query_errors(exported):
     assert result.exit_code == 2 and "unknown app 'lottery'" in result.output
     result = CliRunner().invoke(main, ["query", str(exported["henan"]), "licences", "x", "--node", "node-99"])
     assert result.exit_code == 2 and "no ledger for node-99" in result.output
+
+
+def test_observers_keep_a_verified_copy_without_voting():
+    scenario = load_scenario(SCENARIOS / "chongqing.yaml")
+    assert scenario.observers == 2
+    run = simulate(scenario)
+    observers = [n for n in run.nodes if n.startswith("observer-")]
+    assert len(observers) == 2 and all(o not in run.genesis.replicas for o in observers)
+    voters = {node.executor.state.root() for n, node in run.nodes.items() if n in run.genesis.replicas}
+    for o in observers:
+        node = run.nodes[o]
+        assert node.syncer.fetched_blocks == node.ledger.height > 0  # every block pulled and checked
+        assert {node.executor.state.root()} == voters
+        assert run.membership.role_of(o) == "observer"
+    # Consensus broadcasts go to voters only: no observer ever dropped one.
+    assert not any(run.metrics.drops.get(o) for o in observers)
+
+
+def test_an_observer_cannot_vote(tmp_path):
+    from consensus.messages import Prepare
+    from node.genesis import build_genesis
+    from node.signing import Signer
+    g = build_genesis(load_scenario(SCENARIOS / "chongqing.yaml").with_overrides(nodes=4))
+    ident = g.identities["observer-00"]
+    vote = Signer(ident.id, ident.key, g.chain_id).sign(Prepare(0, 1, "ab" * 32))
+    assert g.membership().authenticate(vote) == "unauthorised-role"
