@@ -89,6 +89,12 @@ def test_query_shows_a_dataset_and_its_readers(exported):
     assert dataset["owner"] in dataset["keys"] and len(dataset["digest"]) == 64
 
 
+def test_query_shows_a_licence_and_its_history(exported):
+    listing = ask(exported["henan"], "licences", "licence/")
+    licence = ask(exported["henan"], "licences", listing["matches"][0])["value"]
+    assert licence["history"][0]["op"] == "issue" and licence["status"] in ("active", "suspended", "revoked")
+
+
 def test_query_answers_the_same_on_every_node(exported):
     a = ask(exported["chongqing"], "provident_fund", "account/", "--node", "node-00")
     b = ask(exported["chongqing"], "provident_fund", "account/", "--node", "node-06")
