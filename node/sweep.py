@@ -14,7 +14,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from .scenario import Scenario, ScenarioError
+from .scenario import Scenario, ScenarioError, parse_scenario
 from .sim.run import SimRun
 from .summary import summarize
 
@@ -76,10 +76,7 @@ def apply(scenario: Scenario, overrides: dict[str, Any], source: str) -> Scenari
         if parts[-1] not in node:
             raise ScenarioError(f"{source}: --set {key}: no field {parts[-1]!r}; fields here: {sorted(node)}")
         node[parts[-1]] = value
-    try:
-        return Scenario.model_validate(data)
-    except ValueError as exc:
-        raise ScenarioError(f"{source}: with {overrides}: {exc}") from None
+    return parse_scenario(data, f"{source} (with {', '.join(f'{k}={v}' for k, v in overrides.items())})")
 
 
 @dataclass(frozen=True)
