@@ -192,8 +192,9 @@ class Node:
                 elif kind is Forward:
                     self.transport.send(self.id, effect.to, effect.envelope, t)
                 elif kind is Execute:
-                    t = self._execute(effect.block, effect.certificate, t)
-                    queue.append(Executed(t, effect.block.height, effect.block.hash, self.executor.state.root()))
+                    if self._extends(effect.block):
+                        t = self._execute(effect.block, effect.certificate, t)
+                        queue.append(Executed(t, effect.block.height, effect.block.hash, self.executor.state.root()))
                 elif kind is StartTimer:
                     self.transport.start_timer(self.id, effect.name, t + effect.delay)
                 elif kind is CancelTimer:
@@ -223,6 +224,16 @@ class Node:
         env, t = self._sign(message, t)
         self.transport.send(self.id, to, env, t)
         return t
+
+    def _extends(self, block: Block) -> bool:
+        """A committed block must extend this node's chain. Only more than f faulty
+        replicas can certify one that does not; then the node stops executing rather
+        than rewrite its ledger (the auditor reports the fork)."""
+        ledger = self.ledger
+        if block.height == ledger.height + 1 and block.header.prev_hash == ledger.head_hash:
+            return True
+        self.metrics.drop(self.id, "certified-block-does-not-extend-chain")
+        return False
 
     def _execute(self, block: Block, certificate: tuple[Signed, ...], t: int) -> int:
         outcome = self.executor.execute(block)

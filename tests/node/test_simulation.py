@@ -96,3 +96,19 @@ def test_audit_of_a_run_checks_certificates(taihu):
     run = simulate(small(taihu, nodes=4))
     report = audit_run(run)
     assert report.safe and report.agreement
+
+
+def test_a_certified_block_that_does_not_extend_the_chain_is_refused_not_applied(taihu):
+    """Only more than f faulty replicas can certify such a block; the node must neither
+    crash nor rewrite its ledger."""
+    from consensus.block import Block, BlockHeader, tx_root
+    from consensus.effects import Execute
+
+    run = simulate(small(taihu, nodes=4, transactions=20))
+    node = run.nodes["node-01"]
+    height, root = node.ledger.height, node.executor.state.root()
+    stray = Block.create(BlockHeader(run.genesis.chain_id, height + 1, "ee" * 32, tx_root(()), root, 0,
+                                     "node-00", 10**15), ())
+    node._perform([Execute(stray, ())], __import__("collections").deque(), run.end_ns, run.end_ns)
+    assert node.ledger.height == height and node.executor.state.root() == root
+    assert run.metrics.drops["node-01"]["certified-block-does-not-extend-chain"] == 1
