@@ -11,9 +11,6 @@ from __future__ import annotations
 from .base import Rejected, StateView, Tx
 from .policy import settings, Policy, policies, require
 
-STATUSES = ("active", "suspended", "revoked")
-
-
 class Licences:
     NAME = "licences"
     OPS = ("issue", "renew", "suspend", "reinstate", "revoke", "verify")

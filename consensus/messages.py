@@ -240,7 +240,6 @@ class NewView:
 
 
 Message = Union[Request, PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView]
-CONSENSUS_KINDS = (PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView)
 
 
 def embedded(message) -> tuple[Signed, ...]:

@@ -34,7 +34,7 @@ from .effects import Broadcast, CancelTimer, CatchUp, Drop, Effect, Execute, For
 from .events import Adopted, Event, Executed, Receive, TimerFired
 from .messages import (Checkpoint, Commit, NewView, PrePrepare, Prepare, PreparedProof, Request, Signed,
                        ViewChange)
-from .quorum import max_faulty, quorum
+from .quorum import max_faulty, quorum, weak_quorum
 
 NOTHING: list = []
 BATCH_TIMER = "batch"
@@ -90,7 +90,7 @@ class Restored:
 class Slot:
     """What the log holds for one sequence number."""
 
-    __slots__ = ("seq", "view", "digest", "block", "pre_prepare", "reissued", "prepares", "commits",
+    __slots__ = ("seq", "view", "digest", "block", "pre_prepare", "prepares", "commits",
                  "prepared", "committed", "certificate", "proof", "seen_blocks")
 
     def __init__(self, seq: int):
@@ -99,7 +99,6 @@ class Slot:
         self.digest: str | None = None
         self.block: Block | None = None
         self.pre_prepare: Signed | None = None
-        self.reissued = False  # the pre-prepare came in a NEW-VIEW
         # Votes may arrive before the pre-prepare, in several views, and (under
         # attack) for several digests: key them by (view, digest), then signer.
         self.prepares: dict[tuple[int, str], dict[str, Signed]] = {}
@@ -121,6 +120,7 @@ class Replica:
         self.n = len(config.replicas)
         self.f = max_faulty(self.n)
         self.q = quorum(self.n)
+        self.weak = weak_quorum(self.n)  # f + 1: enough to include an honest replica
         self.me = config.me
         self.members = frozenset(config.replicas)
         # views
@@ -374,7 +374,6 @@ class Replica:
             if reason:
                 return [Drop(reason, env)]
         slot.view, slot.digest, slot.block, slot.pre_prepare = m.view, m.digest, m.block, env
-        slot.reissued = reissued
         slot.prepared = False
         effects: list[Effect] = []
         if m.seq > self.executed:
@@ -780,7 +779,7 @@ class Replica:
         if m.view > self.view:
             higher = {v: s for v, s in self.view_changes.items() if v > self.view}
             senders = set().union(*(s.keys() for s in higher.values()))
-            if len(senders) >= self.f + 1:
+            if len(senders) >= self.weak:
                 effects.extend(self._start_view_change(min(higher)))
         effects.extend(self._maybe_new_view(m.view))
         return effects
@@ -870,7 +869,7 @@ class Replica:
             return NOTHING
         seen = self.evidence.setdefault(view, set())
         seen.add(signer)
-        if len(seen) < self.f + 1:
+        if len(seen) < self.weak:
             return NOTHING
         effects = self._enter_view(view, 0)
         effects.extend(self._replay_future(now))

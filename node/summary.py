@@ -127,6 +127,7 @@ def summarize(run: SimRun, scenario_name: str, report: AuditReport | None = None
         "bytes": sum(metrics.bytes.values()),
         "bytes_by_type": dict(sorted(metrics.bytes.items())),
         "messages_lost": metrics.lost,
+        "messages_to_crashed_nodes": metrics.lost_to_crash,
         "dropped": dict(sorted(drops.items())),
         "rejected_messages": sum(v for k, v in drops.items() if k not in BENIGN),
         "client_retries": metrics.retries,

@@ -76,9 +76,6 @@ class SimNetwork:
             known = self._links[key] = (latency, loss)
         return known
 
-    def link_latency(self, src: str, dst: str) -> int:
-        return self.link(src, dst)[0]
-
     def _route(self, src: str) -> list[tuple[str, int, float]]:
         route = self._routes.get(src)
         if route is None:
