@@ -14,10 +14,12 @@ from dataclasses import dataclass, field, replace
 from consensus.block import Block
 from consensus.effects import Broadcast, Effect, Forward, Send, StartTimer
 from consensus.events import Receive, TimerFired
-from consensus.messages import Checkpoint, Commit, NewView, PrePrepare, Prepare, Signed
+from consensus.messages import Checkpoint, Commit, NewView, PrePrepare, Prepare, Signed, ViewChange
 from consensus.replica import Replica
 
 from .signing import Signer
+from .sync import Syncer
+from .sync_messages import Blocks, Fetch
 
 
 @dataclass
@@ -31,6 +33,8 @@ class Context:
     colluders: frozenset[str] = frozenset()
     delay: int = 200_000_000  # ns, for Delay
     honest_groups: tuple[tuple[str, ...], tuple[str, ...]] = field(default=((), ()))
+    targets: tuple[str, ...] | None = None  # who gets the first version (None: a behaviour's default)
+    kinds: frozenset[str] | None = None  # message kinds 'selective' restricts (None: all)
 
     @property
     def peers(self) -> tuple[str, ...]:
@@ -39,6 +43,13 @@ class Context:
     def halves(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         peers = self.peers
         return peers[0::2], peers[1::2]
+
+    def split(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(targets, every other peer); without targets, the two halves."""
+        if self.targets is None:
+            return self.halves()
+        first = tuple(p for p in self.peers if p in self.targets)
+        return first, tuple(p for p in self.peers if p not in self.targets)
 
 
 class Byzantine:
@@ -267,9 +278,185 @@ class Fork(Byzantine):
         return out
 
 
+def _kind(effect) -> str:
+    return effect.envelope.message.KIND if type(effect) is Forward else effect.message.KIND
+
+
+class Selective(Byzantine):
+    """Sends the chosen kinds of message (``kinds``; default all) only to ``targets``:
+    the rest of its peers never hear them. Everything else it sends as usual."""
+
+    name = "selective"
+
+    def rewrite(self, effects):
+        kinds, (targets, _rest) = self.ctx.kinds, self.ctx.split()
+        out = []
+        for e in effects:
+            kind = type(e)
+            if not _sends(kind) or (kinds is not None and _kind(e) not in kinds):
+                out.append(e)
+            elif kind is Broadcast:
+                out.append(Send(self.ctx.me, e.message))  # it still counts its own message
+                out.extend(Send(p, e.message) for p in targets)
+            elif e.to in targets or e.to == self.ctx.me:
+                out.append(e)
+        return out
+
+
+def _own_block(block: Block, view: int, me: str) -> Block:
+    """A different block for the same height, proposed in ``view`` by ``me``."""
+    header = replace(block.header, view=view, proposer=me, timestamp=block.header.timestamp + 1)
+    return Block(header, block.requests, header.compute_hash())
+
+
+class SplitNewView(Byzantine):
+    """A new primary that installs its view with a valid NEW-VIEW for ``targets`` only,
+    and tells every other peer a different story: its own block for each sequence
+    the NEW-VIEW re-issues, with its COMMIT for it. Replicas that enter the view
+    without that view's NEW-VIEW would accept the other block."""
+
+    name = "split-new-view"
+
+    def rewrite(self, effects):
+        out = []
+        for e in effects:
+            if type(e) is Broadcast and type(e.message) is NewView:
+                m = e.message
+                first, rest = self.ctx.split()
+                out.append(Send(self.ctx.me, m))
+                out.extend(Send(p, m) for p in first)
+                for pre in m.pre_prepares:
+                    other = _own_block(pre.block, m.view, self.ctx.me)
+                    lie = PrePrepare(m.view, pre.seq, other.hash, other)
+                    out.extend(Send(p, lie) for p in rest)
+                    out.extend(Send(p, Commit(m.view, pre.seq, other.hash)) for p in rest)
+            else:
+                out.append(e)
+        return out
+
+
+class TwoNewViews(Byzantine):
+    """A new primary holding more than a quorum of VIEW-CHANGEs builds two valid
+    NEW-VIEWs from different quorums: one for ``targets``, the other for the rest."""
+
+    name = "two-new-views"
+
+    def rewrite(self, effects):
+        out = []
+        for e in effects:
+            if type(e) is Broadcast and type(e.message) is NewView:
+                m = e.message
+                first, rest = self.ctx.split()
+                other = self._other(m)
+                out.append(Send(self.ctx.me, m))
+                out.extend(Send(p, m) for p in first)
+                out.extend(Send(p, other) for p in rest)
+            else:
+                out.append(e)
+        return out
+
+    def _other(self, m: NewView) -> NewView:
+        inner = self.inner
+        votes = inner.view_changes.get(m.view, {})
+        used = {v.signer for v in m.view_changes}
+        # Prefer the VIEW-CHANGEs the first NEW-VIEW left out.
+        order = sorted(votes, key=lambda s: (s in used, s))
+        chosen = tuple(sorted((votes[s] for s in order[: inner.q]), key=lambda env: env.signer))
+        computed = inner._compute_o([env.message for env in chosen])
+        if computed is None:
+            return m
+        blocks = computed[2]
+        return NewView(m.view, chosen, tuple(PrePrepare(m.view, b.height, b.hash, b) for b in blocks))
+
+
+class ForgedViewChange(Byzantine):
+    """Its VIEW-CHANGEs omit every prepared certificate it holds and present the
+    oldest stable point there is (the genesis, which needs no proof)."""
+
+    name = "forged-view-change"
+
+    def rewrite(self, effects):
+        out = []
+        for e in effects:
+            if type(e) is Broadcast and type(e.message) is ViewChange:
+                out.append(Broadcast(ViewChange(e.message.view, 0, (), ())))
+            else:
+                out.append(e)
+        return out
+
+
+# ---- Byzantine state transfer: a wrapper that behaves, and a syncer that lies --------
+
+
+class WithholdingSyncer(Syncer):
+    """Never answers a FETCH."""
+
+    def on_fetch(self, env: Signed, t: int) -> int:
+        return t
+
+
+class EmptySyncer(Syncer):
+    """Answers every FETCH with no blocks, as if it had none."""
+
+    def on_fetch(self, env: Signed, t: int) -> int:
+        return self.node.send_signed(env.signer, Blocks(()), t)
+
+
+class StaleSyncer(Syncer):
+    """Answers with the oldest blocks it holds, below what was asked."""
+
+    def on_fetch(self, env: Signed, t: int) -> int:
+        m: Fetch = env.message
+        entries = self.node.ledger.entries[: max(0, min(m.from_height - 1, 3))]
+        return self.node.send_signed(env.signer, Blocks(tuple((e.block, e.certificate) for e in entries)), t)
+
+
+class WrongSyncer(Syncer):
+    """Answers with blocks of its own making: the right heights and links, but with
+    another block's certificate."""
+
+    def on_fetch(self, env: Signed, t: int) -> int:
+        m: Fetch = env.message
+        ledger = self.node.ledger.entries
+        out = []
+        for e in ledger[m.from_height - 1:min(m.to_height, len(ledger))]:
+            block = _own_block(e.block, e.block.header.view, self.node.id)
+            out.append((block, e.certificate))
+        return self.node.send_signed(env.signer, Blocks(tuple(out)), t)
+
+
+class _SyncLiar(Byzantine):
+    """The replica behaves; the node's state transfer lies (see ``syncer``)."""
+
+    syncer: type[Syncer] = Syncer
+
+
+class WithholdBlocks(_SyncLiar):
+    name, syncer = "withhold-blocks", WithholdingSyncer
+
+
+class EmptyBlocks(_SyncLiar):
+    name, syncer = "empty-blocks", EmptySyncer
+
+
+class StaleBlocks(_SyncLiar):
+    name, syncer = "stale-blocks", StaleSyncer
+
+
+class WrongBlocks(_SyncLiar):
+    name, syncer = "wrong-blocks", WrongSyncer
+
+
 BEHAVIOURS = {cls.name: cls for cls in (Silent, SilentPrimary, Equivocate, ConflictingVotes, ForgeSignatures,
-                                        Replay, Delay, LyingCheckpoints, Fork)}
+                                        Replay, Delay, LyingCheckpoints, Fork, Selective, SplitNewView,
+                                        TwoNewViews, ForgedViewChange, WithholdBlocks, EmptyBlocks, StaleBlocks,
+                                        WrongBlocks)}
 
 
 def wrap(behaviour: str, inner: Replica, ctx: Context) -> Byzantine:
     return BEHAVIOURS[behaviour](inner, ctx)
+
+
+def syncer_for(behaviour: str | None) -> type[Syncer]:
+    """The state-transfer server a node with this behaviour runs (the honest one for most)."""
+    return getattr(BEHAVIOURS.get(behaviour), "syncer", Syncer) if behaviour else Syncer

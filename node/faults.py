@@ -32,9 +32,19 @@ class Action:
         return f"{self.kind} {self.target}" if self.target else self.kind
 
 
+@dataclass(frozen=True, slots=True)
+class Misbehaviour:
+    """What one Byzantine node does (node/byzantine.py), with its parameters."""
+
+    behaviour: str
+    delay: int = 200 * MS  # ns, for 'delay'
+    targets: tuple[str, ...] | None = None  # genesis ids; None: the behaviour's default
+    kinds: frozenset[str] | None = None  # message kinds, for 'selective'
+
+
 @dataclass
 class FaultPlan:
-    byzantine: dict[str, tuple[str, int]] = field(default_factory=dict)  # node -> (behaviour, delay ns)
+    byzantine: dict[str, Misbehaviour] = field(default_factory=dict)
     actions: list[Action] = field(default_factory=list)
 
     @property
@@ -79,7 +89,10 @@ def _action(genesis: Genesis, event: FaultEvent) -> Action:
 def plan_faults(scenario: Scenario, genesis: Genesis) -> FaultPlan:
     plan = FaultPlan()
     for spec in scenario.byzantine:
-        plan.byzantine[node_name(genesis, spec.node)] = (spec.behaviour, round(spec.delay_ms * MS))
+        targets = None if spec.targets is None else tuple(node_name(genesis, t) for t in spec.targets)
+        kinds = None if spec.kinds is None else frozenset(spec.kinds)
+        plan.byzantine[node_name(genesis, spec.node)] = Misbehaviour(spec.behaviour, round(spec.delay_ms * MS),
+                                                                     targets, kinds)
     plan.actions = [_action(genesis, e) for e in scenario.faults]
     rf = scenario.random_faults
     if rf is not None:
@@ -89,7 +102,7 @@ def plan_faults(scenario: Scenario, genesis: Genesis) -> FaultPlan:
         free = [n.id for n in genesis.nodes if n.id not in plan.byzantine]
         chosen = rng.sample(free, count + rf.crashes)
         for node in chosen[:count]:
-            plan.byzantine[node] = (rng.choice(rf.behaviours), 200 * MS)
+            plan.byzantine[node] = Misbehaviour(rng.choice(rf.behaviours))
         duration_ms = 1000 * scenario.workload.transactions / scenario.workload.rate_tps
         start, end = rf.window_ms or (0.0, max(duration_ms, 1.0))
         for node in chosen[count:]:

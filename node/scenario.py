@@ -115,9 +115,12 @@ class RunSpec(_Strict):
 
 
 BEHAVIOURS = ("silent", "silent-primary", "equivocate", "conflicting-votes", "forge-signatures", "replay",
-              "delay", "lying-checkpoints", "fork")
+              "delay", "lying-checkpoints", "fork", "selective", "split-new-view", "two-new-views",
+              "forged-view-change", "withhold-blocks", "empty-blocks", "stale-blocks", "wrong-blocks")
 Behaviour = Literal["silent", "silent-primary", "equivocate", "conflicting-votes", "forge-signatures", "replay",
-                    "delay", "lying-checkpoints", "fork"]
+                    "delay", "lying-checkpoints", "fork", "selective", "split-new-view", "two-new-views",
+                    "forged-view-change", "withhold-blocks", "empty-blocks", "stale-blocks", "wrong-blocks"]
+MESSAGE_KINDS = ("pre-prepare", "prepare", "commit", "checkpoint", "view-change", "new-view", "request")
 NODE_REF = r"^(node-[0-9]+|primary)$"
 
 
@@ -158,6 +161,10 @@ class ByzantineSpec(_Strict):
     node: str = Field(pattern=r"^node-[0-9]+$")
     behaviour: Behaviour
     delay_ms: float = Field(200.0, ge=0, description="for behaviour 'delay'")
+    targets: list[str] | None = Field(None, description="for selective, split-new-view and two-new-views: the "
+                                      "peers (node-N) that get the first version; default: every other peer")
+    kinds: list[Literal[MESSAGE_KINDS]] | None = Field(None, description="for selective: the message kinds sent "
+                                                        "only to targets; default: every kind")
 
 
 class RandomFaults(_Strict):
@@ -245,6 +252,10 @@ class Scenario(_Strict):
         seen = set()
         for i, spec in enumerate(self.byzantine):
             node_ok(f"byzantine[{i}].node", spec.node)
+            for t, ref in enumerate(spec.targets or ()):
+                if not ref.startswith("node-") or not ref[5:].isdigit():
+                    raise ValueError(f"byzantine[{i}].targets[{t}]: {ref!r} is not a node (node-N)")
+                node_ok(f"byzantine[{i}].targets[{t}]", ref)
             index = int(spec.node.split("-")[1])
             if index in seen:
                 raise ValueError(f"byzantine[{i}].node: {spec.node} is listed twice")

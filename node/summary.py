@@ -74,7 +74,7 @@ def node_status(run: SimRun) -> dict:
     for nid, node in run.nodes.items():
         byz = run.plan.byzantine.get(nid)
         r = node.replica
-        role = f"byzantine:{byz[0]}" if byz else "observer" if nid not in run.genesis.replicas else "honest"
+        role = f"byzantine:{byz.behaviour}" if byz else "observer" if nid not in run.genesis.replicas else "honest"
         out[nid] = {"role": role, "up": not node.down,
                     "height": node.ledger.height, "view": r.view, "in_view": r.active,
                     "caught_up": node.ledger.height == top,

@@ -11,7 +11,7 @@ from apps import REGISTRY as APP_REGISTRY
 from consensus.replica import Replica, ReplicaConfig, Restored
 
 from ..audit import ChainChecker
-from ..byzantine import Context, wrap
+from ..byzantine import Context, syncer_for, wrap
 from ..cpu import CpuCosts
 from ..execution import Executor
 from ..faults import Action, FaultPlan, plan_faults
@@ -95,7 +95,7 @@ def build(scenario: Scenario) -> SimRun:
     replicas = genesis.replicas
     checker = ChainChecker(membership, genesis.hash, set(replicas))
     sync_timeout = params["view_change_timeout_ns"] // 2
-    colluders = frozenset(n for n, (b, _) in plan.byzantine.items() if b == "fork")
+    colluders = frozenset(n for n, b in plan.byzantine.items() if b.behaviour == "fork")
     honest = [n for n in replicas if n not in colluders]
     groups = (tuple(honest[0::2]), tuple(honest[1::2]))
     nodes: dict[str, Node] = {}
@@ -108,12 +108,14 @@ def build(scenario: Scenario) -> SimRun:
             view_change_timeout=params["view_change_timeout_ns"], max_pending=params["max_pending"])
         ident = genesis.identities[placement.id]
         signer = Signer(ident.id, ident.key, genesis.chain_id)
-        behaviour, delay = plan.byzantine.get(placement.id, (None, 0))
+        bad = plan.byzantine.get(placement.id)
+        behaviour = bad.behaviour if bad else None
         ctx = Context(placement.id, replicas, signer, rng_for(scenario.seed, f"byzantine/{placement.id}"),
-                      colluders, delay, groups) if behaviour else None
+                      colluders, bad.delay, groups, bad.targets, bad.kinds) if bad else None
+        syncer_class = syncer_for(behaviour)
         node = Node(placement.id, replica_factory(config, behaviour, ctx), signer, membership, network,
                     Executor(apps, directory, WorldState(), memo), Ledger(genesis.hash), metrics, cpu,
-                    syncer=lambda nd: Syncer(nd, checker, sync_timeout, params["sync_interval_ns"]))
+                    syncer=lambda nd, cls=syncer_class: cls(nd, checker, sync_timeout, params["sync_interval_ns"]))
         nodes[placement.id] = node
         network.attach(placement.id, node.on_message, node.on_timer)
     for placement in genesis.observers:

@@ -1,0 +1,60 @@
+"""The three bugs of the safety review, as scripted interleavings over real nodes (n = 4).
+
+Each failed on the code before its fix (they were committed as strict xfails
+first) and passes after. docs/durable-state.md explains the fixes.
+"""
+
+import pytest
+
+from tests.twins.world import COMMIT, NV, PP, PREPARE, VC, Cut, Round, Script, World
+
+N0, N1, N2, N3 = "node-00", "node-01", "node-02", "node-03"
+
+
+def isolated(node: str, *phases: str) -> tuple:
+    return tuple((p, Cut("iso", node)) for p in (phases or (PP, PREPARE, COMMIT, VC, NV)))
+
+
+@pytest.mark.xfail(strict=True, reason="fixed in a later commit")
+def test_bug1_a_byzantine_new_primary_cannot_fork_through_replicas_that_missed_its_new_view():
+    """View 0: node-00 pre-prepares d, everyone prepares it, only node-00 hears the COMMITs
+    and commits d; it serves no state transfer. View 1: node-01 (Byzantine, the new
+    primary) sends its valid NEW-VIEW (O = {1: d}) to node-00 only, and its own block
+    d' for (view 1, seq 1) with its COMMIT to node-02 and node-03. node-00 works in view
+    1 (it prepares d), so node-02 and node-03 see f + 1 replicas there: that must not
+    let them into view 1 without its NEW-VIEW."""
+    script = Script(4, (
+        Round(cuts=((COMMIT, Cut("only", N0)),), other=Cut("iso", N0)),
+        Round(cuts=isolated(N0, VC), other=Cut("iso", N0)),
+    ), byzantine=(Script.bad("node-1", "split-new-view", targets=("node-0",)),))
+    outcome = World(script).play()
+    assert outcome.safe, outcome.detail
+    assert outcome.live, outcome.detail
+
+
+@pytest.mark.xfail(strict=True, reason="fixed in a later commit")
+def test_bug2_restarted_replicas_keep_their_prepared_certificates():
+    """No Byzantine node. View 0: node-03 hears no PRE-PREPARE; node-01 and node-02 prepare
+    d and only node-00 commits it; node-00 serves no state transfer. node-01 and node-02
+    restart as view 0 ends; node-00 is cut off in view 1. The VIEW-CHANGEs of node-01
+    and node-02 must still carry d's prepared certificate."""
+    script = Script(4, (
+        Round(cuts=isolated(N3, PP) + ((COMMIT, Cut("only", N0)),), other=Cut("iso", N0), restarts=(N1, N2)),
+        Round(cuts=isolated(N0), other=Cut("iso", N0)),
+    ))
+    outcome = World(script).play()
+    assert outcome.safe, outcome.detail
+    assert outcome.live, outcome.detail
+
+
+@pytest.mark.xfail(strict=True, reason="fixed in a later commit")
+def test_bug3_replicas_restarting_during_a_view_change_finish_it():
+    """Nothing faulty. View 0's PRE-PREPARE is lost, so every replica moves to view 1;
+    only node-00 hears the VIEW-CHANGEs, then node-01..03 restart, mid view change."""
+    script = Script(4, (
+        Round(cuts=((PP, Cut("only", N0)),)),
+        Round(cuts=((VC, Cut("only", N0)),), restarts=(N1, N2, N3)),
+    ))
+    outcome = World(script).play()
+    assert outcome.safe, outcome.detail
+    assert outcome.live, outcome.detail
