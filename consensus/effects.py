@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from .block import Block
+from .durable import Record
 from .messages import Message, Signed
 
 
@@ -67,6 +68,14 @@ class CatchUp:
 
 
 @dataclass(frozen=True, slots=True)
+class Persist:
+    """Write ``record`` to the node's durable protocol state (consensus/durable.py)
+    before performing any later effect of the same list: the sends after it depend on it."""
+
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
 class Drop:
     """The replica refused an input; the caller counts it under ``reason``."""
 
@@ -74,4 +83,4 @@ class Drop:
     envelope: Signed | None = None
 
 
-Effect = Union[Broadcast, Send, Forward, StartTimer, CancelTimer, Execute, CatchUp, Drop]
+Effect = Union[Broadcast, Send, Forward, StartTimer, CancelTimer, Execute, CatchUp, Persist, Drop]

@@ -43,4 +43,12 @@ class Adopted(NamedTuple):
     state_root: str
 
 
-Event = Union[Receive, TimerFired, Executed, Adopted]
+class Restarted(NamedTuple):
+    """The replica was just rebuilt from its durable state (``Replica.restore``): a
+    restarted process has no timers and lost what was in flight, so the replica
+    re-arms what it needs and repeats what its peers may be waiting for."""
+
+    now: int
+
+
+Event = Union[Receive, TimerFired, Executed, Adopted, Restarted]

@@ -132,6 +132,23 @@ class Checkpoint:
 
 
 
+@dataclass(frozen=True, slots=True)
+class NewViewRequest:
+    """Ask a replica seen working in ``view`` for the NEW-VIEW that installed it.
+
+    A replica that missed a NEW-VIEW (cut off, restarted) learns of the view from
+    f + 1 replicas working in it, and may enter it only through its NEW-VIEW."""
+
+    KIND: ClassVar[str] = "new-view-request"
+    view: int
+
+    def __post_init__(self):
+        _check_int("view", self.view, 1)
+
+    def body(self) -> dict:
+        return {"type": self.KIND, "view": self.view}
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Signed:
     """A message with its signer's Ed25519 signature over ``data``.
@@ -239,7 +256,7 @@ class NewView:
                 "pre_prepares": [p.digest for p in self.pre_prepares]}
 
 
-Message = Union[Request, PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView]
+Message = Union[Request, PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView, NewViewRequest]
 
 
 def embedded(message) -> tuple[Signed, ...]:

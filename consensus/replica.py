@@ -19,9 +19,15 @@ Beyond the paper:
   implies f + 1 honest replicas prepared it, so this only helps a replica that
   lags or is between views to keep up;
 - a replica that sees f + 1 distinct replicas working in a higher view (PREPAREs,
-  COMMITs, PRE-PREPAREs) moves into that view; at least one of them is honest and
-  honest replicas only work in views installed by a valid NEW-VIEW. This brings
-  back a replica that missed a NEW-VIEW (crashed, partitioned).
+  COMMITs, PRE-PREPAREs) asks them for that view's NEW-VIEW (NEW-VIEW-REQUEST) and
+  enters the view only through it, after checking it like any other: at least one
+  of them is honest and holds the NEW-VIEW that installed the view. This brings
+  back a replica that missed a NEW-VIEW (crashed, partitioned) without letting it
+  skip the view's O set.
+
+Crash-recovery: before any message that depends on it leaves, the replica emits
+``Persist`` effects with its durable protocol state (consensus/durable.py); a
+restarted replica is rebuilt from it (``Replica.restore``) and told ``Restarted``.
 """
 
 from __future__ import annotations
@@ -30,10 +36,12 @@ from dataclasses import dataclass
 from itertools import islice
 
 from .block import Block, BlockHeader, tx_root
-from .effects import Broadcast, CancelTimer, CatchUp, Drop, Effect, Execute, Forward, StartTimer
-from .events import Adopted, Event, Executed, Receive, TimerFired
-from .messages import (Checkpoint, Commit, NewView, PrePrepare, Prepare, PreparedProof, Request, Signed,
-                       ViewChange)
+from .durable import (Accepted, DurableState, NewViewBuilt, Prepared, Proposed, Stabilised, ViewChangeSent,
+                      ViewInstalled)
+from .effects import Broadcast, CancelTimer, CatchUp, Drop, Effect, Execute, Forward, Persist, Send, StartTimer
+from .events import Adopted, Event, Executed, Receive, Restarted, TimerFired
+from .messages import (Checkpoint, Commit, NewView, NewViewRequest, PrePrepare, Prepare, PreparedProof, Request,
+                       Signed, ViewChange)
 from .quorum import max_faulty, quorum, weak_quorum
 
 NOTHING: list = []
@@ -42,6 +50,7 @@ VIEW_TIMER = "view-change"
 FETCH_TIMER = "fetch"
 MAX_FUTURE_VIEWS = 16  # how far ahead of its own view a replica keeps messages
 MAX_BACKOFF = 10  # the view-change timeout doubles at most this many times
+NEW_VIEWS_KEPT = 3  # NEW-VIEWs a replica keeps to serve peers that missed them
 
 
 class LocalProtocolError(RuntimeError):
@@ -77,11 +86,7 @@ class ReplicaConfig:
 class Restored:
     """What a recovering replica reads back from its own storage."""
 
-    view: int
-    active: bool
-    installed_view: int
-    voted: tuple[int, int]  # (view, highest sequence) it voted on: it must not vote there again
-    stable_proof: tuple[Signed, ...]
+    durable: DurableState  # its durable protocol state (consensus/durable.py)
     blocks: tuple[Block, ...]  # its ledger, from height 1
     last_certificate: tuple[Signed, ...]  # the commit certificate of its last block
     state_root: str
@@ -129,11 +134,13 @@ class Replica:
         self.installed_view = 0
         self.vc_attempts = 0  # view changes since the last progress: the timeout doubles each
         self.view_changes: dict[int, dict[str, Signed]] = {}
-        self.new_views_done: set[int] = set()
+        self.new_views_done: set[int] = set()  # views whose NEW-VIEW it accepted or (as primary) built
+        self.new_view_envs: dict[int, Signed] = {}  # the last few NEW-VIEWs it accepted, to serve
         self.future: dict[tuple[int, int], Signed] = {}  # (view, seq) -> pre-prepare for a view not entered
         self.evidence: dict[int, set[str]] = {}  # view above ours -> replicas seen working in it
-        self.no_vote = (-1, 0)  # (view, seq): a recovered replica never votes at or below this again
-        self.voted = (0, 0)  # (view, highest sequence) this replica voted on; persisted by the caller
+        self.asked: dict[int, set[str]] = {}  # view -> replicas asked for its NEW-VIEW
+        self.sent_view_change: ViewChange | None = None  # the VIEW-CHANGE for ``view`` while not active
+        self.reproposals: dict[int, PrePrepare] = {}  # own proposals of this view read back after a restart
         # watermarks and checkpoints
         self.low = 0  # h: sequence of the last stable checkpoint
         self.window = config.watermark_window
@@ -171,18 +178,28 @@ class Replica:
             Checkpoint: self._on_checkpoint,
             ViewChange: self._on_view_change,
             NewView: self._on_new_view,
+            NewViewRequest: self._on_new_view_request,
         }
 
     @classmethod
     def restore(cls, config: ReplicaConfig, saved: Restored) -> "Replica":
-        """A replica restarting from its own storage (its volatile log is gone)."""
+        """A replica restarting from its own storage: its durable protocol state and its
+        ledger. Its volatile log (votes received, requests waiting) is gone. Step it
+        with ``Restarted`` next, so it re-arms its timers."""
         r = cls(config)
-        r.view, r.active, r.installed_view = saved.view, saved.active, saved.installed_view
-        r.no_vote = r.voted = saved.voted
+        d = saved.durable
+        r.view, r.active, r.installed_view = d.view, d.active, d.installed_view
+        r.sent_view_change = d.view_change if not d.active else None
+        if d.new_view is not None:
+            r.new_view_envs[d.installed_view] = d.new_view
+        r.new_views_done.update(v for v in (d.installed_view, d.built_new_view) if v)
         # Everything in its own ledger is committed: the last block's commit
         # certificate proves it as well as a checkpoint would.
-        r.stable_proof = saved.last_certificate or saved.stable_proof
-        r.low = r.stable_proof[0].message.seq if r.stable_proof else 0
+        proof = saved.last_certificate
+        if d.stable_proof and (not proof or d.stable_seq > proof[0].message.seq):
+            proof = d.stable_proof
+        r.stable_proof = proof
+        r.low = proof[0].message.seq if proof else 0
         r.last_certificate = saved.last_certificate
         for block in saved.blocks:
             r.done.update(req.digest for req in block.requests)
@@ -194,7 +211,33 @@ class Replica:
             r.head_hash = last.hash
             r.head_timestamp = last.header.timestamp
         r.state_root = saved.state_root
+        r._restore_log(d)
         return r
+
+    def _restore_log(self, d: DurableState) -> None:
+        """Prepared certificates (for VIEW-CHANGEs) and this view's pre-prepares and
+        proposals (so it never accepts or proposes a second one for a sequence)."""
+        above = max(self.low, self.executed)
+        for seq, proof in d.prepared.items():
+            if seq > self.low:
+                self._slot(seq).proof = proof
+        working = self.active
+        for seq, env in sorted(d.accepted.items()):
+            m = env.message
+            if seq <= above or not working or m.view != self.view:
+                continue
+            slot = self._slot(seq)
+            slot.seen_blocks.setdefault(m.digest, m.block)
+            slot.view, slot.digest, slot.block, slot.pre_prepare = m.view, m.digest, m.block, env
+            proof = slot.proof
+            slot.prepared = proof is not None and (proof.pre_prepare.message.view, proof.pre_prepare.message.digest) \
+                == (m.view, m.digest)
+            for req in m.block.requests:
+                self.accepted[req.digest] = req
+        for seq, m in sorted(d.proposed.items()):
+            if seq > above and working and m.view == self.view and self.me == self.primary:
+                self.last_proposed = max(self.last_proposed, seq)
+                self.reproposals[seq] = m
 
     # ---- queries -------------------------------------------------------------
 
@@ -226,6 +269,8 @@ class Replica:
             return self._on_executed(event)
         if kind is Adopted:
             return self._on_adopted(event)
+        if kind is Restarted:
+            return self._on_restarted(event.now)
         raise LocalProtocolError(f"unknown event {event!r}")
 
     def deliver(self, env: Signed, now: int) -> list[Effect]:
@@ -277,7 +322,9 @@ class Replica:
             proposer=self.me, timestamp=max(now, self.head_timestamp + 1))
         block = Block(header, requests, header.compute_hash())
         self.last_proposed = seq
-        effects.append(Broadcast(PrePrepare(self.view, seq, block.hash, block)))
+        proposal = PrePrepare(self.view, seq, block.hash, block)
+        effects.append(Persist(Proposed(proposal)))
+        effects.append(Broadcast(proposal))
         return effects
 
     def _on_timer(self, event: TimerFired) -> list[Effect]:
@@ -331,14 +378,6 @@ class Replica:
             slot = self.log[seq] = Slot(seq)
         return slot
 
-    def _may_vote(self, view: int, seq: int) -> bool:
-        return not (view == self.no_vote[0] and seq <= self.no_vote[1])
-
-    def _vote(self, message) -> Broadcast:
-        if (message.view, message.seq) > self.voted:
-            self.voted = (message.view, message.seq)
-        return Broadcast(message)
-
     def _on_pre_prepare(self, env: Signed, now: int, reissued: bool = False) -> list[Effect]:
         m: PrePrepare = env.message
         if m.view < self.view:
@@ -377,14 +416,15 @@ class Replica:
         slot.prepared = False
         effects: list[Effect] = []
         if m.seq > self.executed:
+            effects.append(Persist(Accepted(env)))  # before our PREPARE: one pre-prepare per (view, seq)
             pending, accepted = self.pending, self.accepted
             if pending:
                 for rid in m.block.ids & pending.keys():
                     del pending[rid]
             for r in m.block.requests:
                 accepted[r.digest] = r
-        if self.me != self.primary and self._may_vote(m.view, m.seq):
-            effects.append(self._vote(Prepare(m.view, m.seq, m.digest)))
+        if self.me != self.primary:
+            effects.append(Broadcast(Prepare(m.view, m.seq, m.digest)))
         effects.extend(self._advance(slot))
         effects.extend(self._request_timer(restart=False))
         if not slot.committed:
@@ -500,8 +540,8 @@ class Replica:
             if len(prepares) >= self.q - 1:
                 slot.prepared = True
                 slot.proof = PreparedProof(slot.pre_prepare, _by_signer(prepares.values()))
-                if self._may_vote(slot.view, slot.seq):
-                    effects.append(self._vote(Commit(slot.view, slot.seq, slot.digest)))
+                effects.append(Persist(Prepared(slot.proof)))  # before our COMMIT, and for VIEW-CHANGEs
+                effects.append(Broadcast(Commit(slot.view, slot.seq, slot.digest)))
         effects.extend(self._try_commit_all(slot))
         return effects
 
@@ -685,13 +725,14 @@ class Replica:
             return NOTHING
         self.low = seq
         self.stable_proof = proof
+        persisted = [Persist(Stabilised(seq, proof))]
         for table in (self.log, self.checkpoints, self.deferred, self.hash_at):
             for s in [s for s in table if s <= seq]:
                 del table[s]
         for key in [k for k in self.future if k[1] <= seq]:
             del self.future[key]
         self.ahead = {s: e for s, e in self.ahead.items() if e.message.seq > self.high}
-        return self._maybe_propose(now)
+        return persisted + self._maybe_propose(now)
 
     # ---- view changes (section 4.4, 4.5.2) -------------------------------------
 
@@ -713,13 +754,19 @@ class Replica:
         stable_seq = proof[0].message.seq if proof else 0
         proofs = tuple(slot.proof for seq, slot in sorted(self.log.items())
                        if slot.proof is not None and seq > stable_seq)
-        effects.append(Broadcast(ViewChange(view, stable_seq, proof, proofs)))
+        vc = self.sent_view_change = ViewChange(view, stable_seq, proof, proofs)
+        effects.append(Persist(ViewChangeSent(vc)))
+        effects.append(Broadcast(vc))
         self.vc_timer = True
         effects.append(StartTimer(VIEW_TIMER, self._timeout()))
         self.vc_attempts += 1
-        for v in [v for v in self.evidence if v < view]:
-            del self.evidence[v]
+        self._forget_views_below(view)
         return effects
+
+    def _forget_views_below(self, view: int) -> None:
+        for table in (self.evidence, self.asked):
+            for v in [v for v in table if v < view]:
+                del table[v]
 
     def _invalid_view_change(self, m: ViewChange) -> str | None:
         """The checks a replica applies to a VIEW-CHANGE before using it (section 4.4).
@@ -818,7 +865,8 @@ class Replica:
         self.new_views_done.add(view)
         pre_prepares = tuple(PrePrepare(view, b.height, b.hash, b) for b in blocks)
         # The caller signs each re-issued pre-prepare, then the NEW-VIEW that holds them.
-        return [Broadcast(NewView(view, _by_signer(chosen), pre_prepares))]
+        # Once built, never another for this view, even after a restart.
+        return [Persist(NewViewBuilt(view)), Broadcast(NewView(view, _by_signer(chosen), pre_prepares))]
 
     def _on_new_view(self, env: Signed, now: int) -> list[Effect]:
         m: NewView = env.message
@@ -843,7 +891,11 @@ class Replica:
         if any(p.signer != env.signer or p.message.view != m.view for p in m.pre_prepares):
             return [Drop("bad-new-view", env)]
         self.new_views_done.add(m.view)
-        effects: list[Effect] = []
+        self.new_view_envs[m.view] = env
+        for v in sorted(self.new_view_envs)[:-NEW_VIEWS_KEPT]:
+            del self.new_view_envs[v]
+        # Written before anything this view makes us send (our PREPAREs for O first).
+        effects: list[Effect] = [Persist(ViewInstalled(m.view, env))]
         if proof and type(proof[0].message) is Commit and self.executed < min_s:
             # The stable point is a commit certificate: with the block at hand, that
             # is all a replica needs to execute it (before entering the view, while
@@ -864,18 +916,58 @@ class Replica:
         return effects
 
     def _witness(self, view: int, signer: str, now: int) -> list[Effect]:
-        """Count replicas working in a view above ours; f + 1 of them means it is installed."""
+        """Count replicas working in a view above ours. f + 1 of them include an honest
+        one, which holds the NEW-VIEW that installed the view: ask them for it. The
+        view is entered only through that NEW-VIEW (``_on_new_view``), never on the
+        evidence alone, or the replica would skip the view's O set."""
         if view < self.view or (view == self.view and self.active):
             return NOTHING
         seen = self.evidence.setdefault(view, set())
         seen.add(signer)
         if len(seen) < self.weak:
             return NOTHING
-        effects = self._enter_view(view, 0)
-        effects.extend(self._replay_future(now))
-        for slot in list(self.log.values()):
-            effects.extend(self._advance(slot))
-        effects.extend(self._maybe_propose(now))
+        asked = self.asked.setdefault(view, set())
+        fresh = sorted(seen - asked)
+        asked.update(fresh)
+        return [Send(peer, NewViewRequest(view)) for peer in fresh]
+
+    def _on_new_view_request(self, env: Signed, now: int) -> list[Effect]:
+        new_view = self.new_view_envs.get(env.message.view)
+        if new_view is None or env.signer == self.me:
+            return [Drop("no-new-view-to-serve", env)]
+        return [Forward(env.signer, new_view)]
+
+    def _on_restarted(self, now: int) -> list[Effect]:
+        """A restarted process has no timers, and what it sent last may not have left:
+        re-arm, and repeat what peers may be waiting for (the same messages again)."""
+        effects: list[Effect] = []
+        if not self.active:
+            vc = self.sent_view_change
+            if vc is None or vc.view != self.view:
+                self.view -= 1  # defensive: no record of it, so start that view change again
+                return self._start_view_change(self.view + 1)
+            effects.append(Broadcast(vc))
+            self.vc_timer = True
+            effects.append(StartTimer(VIEW_TIMER, self._timeout()))
+            return effects
+        if self.me == self.primary:
+            peers = [p for p in self.config.replicas if p != self.me]
+            for seq in range(self.executed + 1, self.last_proposed + 1):
+                slot = self.log.get(seq)
+                if slot is not None and slot.pre_prepare is not None:
+                    effects.extend(Forward(p, slot.pre_prepare) for p in peers)
+                elif seq in self.reproposals:
+                    effects.append(Broadcast(self.reproposals[seq]))  # signed again: the same bytes
+        else:
+            for seq, slot in sorted(self.log.items()):
+                if slot.pre_prepare is not None and slot.view == self.view and seq > self.executed:
+                    effects.append(Broadcast(Prepare(slot.view, seq, slot.digest)))
+                    if slot.prepared:
+                        effects.append(Broadcast(Commit(slot.view, seq, slot.digest)))
+        self.reproposals.clear()
+        effects.extend(self._request_timer(restart=True))
+        if any(not slot.committed and slot.pre_prepare is not None for slot in self.log.values()):
+            effects.extend(self._arm_fetch())
         return effects
 
     def _enter_view(self, view: int, max_s: int) -> list[Effect]:
@@ -886,9 +978,9 @@ class Replica:
         self.view = view
         self.active = True
         self.installed_view = view
+        self.sent_view_change = None
         self.last_proposed = max(self.executed, max_s)
-        for v in [v for v in self.evidence if v <= view]:
-            del self.evidence[v]
+        self._forget_views_below(view + 1)
         for v in [v for v in self.view_changes if v < view]:
             del self.view_changes[v]
         self.deferred = {s: d for s, d in self.deferred.items() if d[0].message.view >= view}

@@ -61,7 +61,7 @@ class Byzantine:
         self.inner = inner
         self.ctx = ctx
 
-    def __getattr__(self, attr):  # view, active, voted, ... for status and persistence
+    def __getattr__(self, attr):  # view, active, log, ... for status and tests
         return getattr(self.inner, attr)
 
     def step(self, event) -> list[Effect]:

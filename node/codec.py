@@ -14,13 +14,13 @@ import json
 
 from consensus.block import Block, BlockHeader
 from consensus.encoding import canonical, sha256_hex
-from consensus.messages import (Checkpoint, Commit, NewView, PrePrepare, Prepare, PreparedProof, Request, Signed,
-                                ViewChange, embedded)
+from consensus.messages import (Checkpoint, Commit, NewView, NewViewRequest, PrePrepare, Prepare, PreparedProof,
+                                Request, Signed, ViewChange, embedded)
 
 from .sync_messages import Blocks, Fetch
 
 KINDS = {cls.KIND: cls for cls in (Request, PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView,
-                                   Fetch, Blocks)}
+                                   NewViewRequest, Fetch, Blocks)}
 MAX_WIRE_BYTES = 64 * 1024 * 1024
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from consensus.messages import Checkpoint, Commit, NewView, PrePrepare, Prepare, Request, Signed, ViewChange
+from consensus.messages import (Checkpoint, Commit, NewView, NewViewRequest, PrePrepare, Prepare, Request, Signed,
+                                ViewChange)
 
 from .codec import signed_bytes
 from .sync_messages import Blocks, Fetch
@@ -23,6 +24,7 @@ ALLOWED_ROLES = {
     Checkpoint: frozenset({"consensus"}),
     ViewChange: frozenset({"consensus"}),
     NewView: frozenset({"consensus"}),
+    NewViewRequest: frozenset({"consensus"}),
     Fetch: frozenset({"consensus", "observer"}),
     Blocks: frozenset({"consensus"}),
 }

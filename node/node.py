@@ -5,9 +5,10 @@ Its CPU is modelled as a single server: work starts when the node is free and
 each signature, verification and transaction adds its cost, so messages leave at
 the time the node would really have finished producing them.
 
-What a real node keeps on disk survives ``crash``: the ledger, the world state,
-its view, the highest sequence it voted on and its stable checkpoint. The
-replica's log, timers and request pool do not.
+What a real node keeps on disk survives ``crash``: the ledger, the world state
+and the durable protocol state the replica asks it to write (``Persist``
+effects, kept in ``store`` before any later effect is performed). Its timers,
+the messages in flight to it, and the rest of the replica's log do not.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from collections import deque
 from typing import Callable
 
 from consensus.block import Block
-from consensus.effects import Broadcast, CancelTimer, CatchUp, Drop, Execute, Forward, Send, StartTimer
-from consensus.events import Adopted, Executed, Receive, TimerFired
+from consensus.effects import Broadcast, CancelTimer, CatchUp, Drop, Execute, Forward, Persist, Send, StartTimer
+from consensus.events import Adopted, Executed, Receive, Restarted, TimerFired
 from consensus.messages import NewView, PrePrepare, Request, Signed, ViewChange, embedded
 from consensus.replica import Replica, Restored
 
@@ -27,6 +28,7 @@ from .ledger import Ledger
 from .membership import Membership
 from .metrics import Metrics
 from .signing import Signer
+from .store import MemoryStore
 from .sync import SYNC_TIMER, TICK_TIMER, Syncer
 from .sync_messages import Blocks, Fetch
 from .transport import Transport
@@ -38,7 +40,8 @@ _CARRIERS = frozenset({PrePrepare, ViewChange, NewView})  # messages that carry 
 class Node:
     def __init__(self, node_id: str, make_replica: ReplicaFactory, signer: Signer, membership: Membership,
                  transport: Transport, executor: Executor, ledger: Ledger, metrics: Metrics,
-                 cpu: CpuCosts = CpuCosts(), syncer: Callable[["Node"], Syncer] | None = None):
+                 cpu: CpuCosts = CpuCosts(), syncer: Callable[["Node"], Syncer] | None = None,
+                 store: MemoryStore | None = None):
         self.id = node_id
         self.make_replica = make_replica
         self.replica = make_replica(None)
@@ -50,6 +53,7 @@ class Node:
         self.metrics = metrics
         self.cpu = cpu
         self.syncer = syncer(self) if syncer else None
+        self.store = store if store is not None else MemoryStore()
         self.busy_until = 0
         self.requests_busy_until = 0  # client requests are verified on their own lane
         # Signatures this node already checked, so an envelope embedded in a later
@@ -202,6 +206,8 @@ class Node:
                 elif kind is CatchUp:
                     if self.syncer is not None:
                         t = self.syncer.want(effect.target, effect.peers, t)
+                elif kind is Persist:
+                    self.store.write(effect.record)
                 elif kind is Drop:
                     self.metrics.drop(self.id, effect.reason)
                 else:
@@ -264,22 +270,22 @@ class Node:
     # ---- faults ---------------------------------------------------------------------
 
     def crash(self, now: int) -> None:
-        # The replica object stays as it was: in the simulator it stands for what the
-        # node wrote to disk (view, last vote, stable checkpoint). It is never stepped
-        # again; recover() reads those fields and builds a fresh replica.
+        """The process dies: its timers and its replica's memory with it. The replica
+        object is never stepped again; ``recover`` builds a new one from the store."""
         self.down = True
         self.backlog.clear()
+        self.transport.cancel_all_timers(self.id)
 
     def recover(self, now: int) -> None:
-        """Restart from storage: the ledger and state survived, the rest is rebuilt."""
-        r = self.replica
-        saved = Restored(view=r.view, active=r.active, installed_view=r.installed_view, voted=r.voted,
-                         stable_proof=r.stable_proof, blocks=tuple(e.block for e in self.ledger.entries),
+        """Restart from storage: the ledger, the world state and the durable protocol
+        state survived; the replica is rebuilt from them and re-arms its timers."""
+        saved = Restored(durable=self.store.read(), blocks=tuple(e.block for e in self.ledger.entries),
                          last_certificate=self.ledger.entries[-1].certificate if self.ledger.entries else (),
                          state_root=self.executor.state.root())
         self.replica = self.make_replica(saved)
         self.down = False
         self.busy_until = max(self.busy_until, now)
+        self._run(Restarted(self.busy_until), self.busy_until, self.busy_until)
         if self.syncer is not None:
             # Ask peers for whatever was committed while this node was down.
             others = tuple(p for p in self.replica.config.replicas if p != self.id)

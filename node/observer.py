@@ -28,7 +28,6 @@ class ObserverReplica:
         self.config = config
         self.view = self.installed_view = 0
         self.active = True
-        self.voted = (0, 0)
         self.stable_proof = ()
         self.low = 0
 

@@ -17,3 +17,6 @@ class Transport(Protocol):
         """Fire ``node.on_timer(name)`` at ``at`` unless restarted or cancelled first."""
 
     def cancel_timer(self, node: str, name: str) -> None: ...
+
+    def cancel_all_timers(self, node: str) -> None:
+        """The node's process died: none of its timers fires any more."""

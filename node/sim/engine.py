@@ -33,6 +33,11 @@ class Engine:
     def cancel_timer(self, key: tuple[str, str]) -> None:
         self._timers.pop(key, None)
 
+    def cancel_timers_of(self, owner: str) -> None:
+        """Cancel every timer whose key starts with ``owner`` (a crashed node's)."""
+        for key in [k for k in self._timers if k[0] == owner]:
+            del self._timers[key]
+
     def _fire(self, arg, time: int) -> None:
         key, token, fire = arg
         if self._timers.get(key) == token:

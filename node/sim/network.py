@@ -151,5 +151,8 @@ class SimNetwork:
     def cancel_timer(self, node: str, name: str) -> None:
         self.engine.cancel_timer((node, name))
 
+    def cancel_all_timers(self, node: str) -> None:
+        self.engine.cancel_timers_of(node)
+
     def _fire(self, node: str, name: str, at: int) -> None:
         self.timer_handlers[node](name, at)

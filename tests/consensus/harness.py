@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 
-from consensus.effects import Broadcast, CancelTimer, CatchUp, Drop, Execute, Forward, Send, StartTimer
-from consensus.events import Executed, Receive, TimerFired
+from consensus.durable import DurableState
+from consensus.effects import Broadcast, CancelTimer, CatchUp, Drop, Execute, Forward, Persist, Send, StartTimer
+from consensus.events import Executed, Receive, Restarted, TimerFired
 from consensus.messages import Request
-from consensus.replica import Replica, ReplicaConfig
+from consensus.replica import Replica, ReplicaConfig, Restored
 from node.identity import derive_key
 from node.signing import Signer
 
@@ -44,6 +45,8 @@ class Net:
         self.cut: set[str] = set()  # replicas whose traffic is dropped both ways
         self.drop_if = None  # optional (dst, envelope) -> True to lose that copy
         self.catch_ups: dict[str, list] = {name: [] for name in self.names}
+        self.stores: dict[str, DurableState] = {name: DurableState() for name in self.names}
+        self.effects: dict[str, list] = {name: [] for name in self.names}  # every effect, in order
         self.now = 0
         self._nonce = 0
 
@@ -63,6 +66,7 @@ class Net:
             who, ev = work.popleft()
             replica = self.replicas[who]
             for effect in replica.step(ev):
+                self.effects[who].append(effect)
                 kind = type(effect)
                 if kind is Broadcast:
                     env = self.signers[who].sign(effect.message)
@@ -86,8 +90,22 @@ class Net:
                     self.timers[who][effect.name] = effect.delay
                 elif kind is CancelTimer:
                     self.timers[who].pop(effect.name, None)
+                elif kind is Persist:
+                    self.stores[who].apply(effect.record)
                 elif kind is Drop:
                     self.drops[who].append(effect.reason)
+
+    def restart(self, name: str) -> None:
+        """Crash and restart ``name``: it keeps its store and executed blocks, loses its
+        timers and what was in flight to it."""
+        old = self.replicas[name]
+        executed = self.executed[name]
+        saved = Restored(self.stores[name], tuple(e.block for e in executed),
+                         executed[-1].certificate if executed else (), old.state_root)
+        self.replicas[name] = Replica.restore(old.config, saved)
+        self.timers[name] = {}
+        self.queue = deque(item for item in self.queue if item[0] != name)
+        self.step(name, Restarted(self.now))
 
     def fire(self, name: str, timer: str) -> None:
         assert timer in self.timers[name], f"{timer} is not running at {name}"

@@ -1,8 +1,9 @@
 """View changes, checked against Castro & Liskov, OSDI'99, sections 4.4 and 4.5.2."""
 
+from consensus.effects import Broadcast, Forward, Send
 from consensus.events import Receive
-from consensus.messages import Checkpoint, Commit, NewView, PrePrepare, Prepare, PreparedProof, ViewChange
-from consensus.replica import Replica, Restored
+from consensus.messages import (Checkpoint, Commit, NewView, NewViewRequest, PrePrepare, Prepare, PreparedProof,
+                                ViewChange)
 
 from .harness import Net
 
@@ -153,22 +154,49 @@ def test_a_replica_missing_the_block_asks_to_catch_up():
     assert catch_up.target == 1 and set(catch_up.peers) == {"r0", "r1", "r2"}
 
 
-def test_f_plus_1_replicas_working_in_a_higher_view_bring_a_replica_there():
+def test_f_plus_1_replicas_working_in_a_higher_view_make_a_replica_ask_for_its_new_view():
+    """Beyond the paper: evidence brings a replica to ask for the NEW-VIEW, and only the
+    NEW-VIEW brings it into the view (it must learn O; section 4.4)."""
     net = Net(7)
     digest = "ab" * 32
     for name in ("r2", "r4"):  # (r3 is the primary of view 3: it sends no prepares)
         net.step("r6", Receive(0, net.sign(name, Prepare(3, 1, digest))))
-    assert net.replicas["r6"].view == 0
+    assert not [e for e in net.effects["r6"] if type(e) is Send]
     net.step("r6", Receive(0, net.sign("r5", Prepare(3, 1, digest))))
+    asks = [e for e in net.effects["r6"] if type(e) is Send]
+    assert sorted(e.to for e in asks) == ["r2", "r4", "r5"]
+    assert {type(e.message) for e in asks} == {NewViewRequest} and {e.message.view for e in asks} == {3}
+    assert net.replicas["r6"].view == 0  # evidence alone is not enough
+    vcs = tuple(net.sign(name, ViewChange(3, 0, (), ())) for name in ("r0", "r1", "r2", "r3", "r4"))
+    net.step("r6", Receive(0, net.sign("r3", NewView(3, vcs, ()))))
     assert net.replicas["r6"].view == 3 and net.replicas["r6"].active
 
 
-def test_a_restarted_replica_never_votes_twice():
+def test_a_replica_serves_the_new_view_that_installed_its_view():
+    net = Net(4)
+    vcs = tuple(net.sign(name, ViewChange(1, 0, (), ())) for name in ("r1", "r2", "r3"))
+    new_view = net.sign("r1", NewView(1, vcs, ()))
+    net.step("r2", Receive(0, new_view))
+    net.step("r2", Receive(0, net.sign("r3", NewViewRequest(1))))
+    assert any(type(e) is Forward and e.to == "r3" and e.envelope is new_view for e in net.effects["r2"])
+    net.step("r2", Receive(0, net.sign("r3", NewViewRequest(2))))
+    assert net.drops["r2"][-1] == "no-new-view-to-serve"
+
+
+def test_a_pre_prepare_of_a_view_entered_by_evidence_is_not_accepted_without_the_new_view():
+    """Bug 1 of the safety review at replica level: r3 sees r0 and r1 work in view 1 and
+    gets a pre-prepare from r1 for sequence 1; without the NEW-VIEW it must not prepare."""
     net = Net(4, block_size=1)
-    config = net.replicas["r2"].config
-    saved = Restored(view=0, active=True, installed_view=0, voted=(0, 5), stable_proof=(), blocks=(),
-                     last_certificate=(), state_root=net.replicas["r2"].state_root)
-    restored = Replica.restore(config, saved)
-    assert restored.no_vote == (0, 5)
-    assert not restored._may_vote(0, 5) and not restored._may_vote(0, 1)
-    assert restored._may_vote(0, 6) and restored._may_vote(1, 1)
+    [request] = [net.request()]
+    block = _block(net, request, view=1, proposer="r1")
+    net.step("r3", Receive(0, net.sign("r1", PrePrepare(1, 1, block.hash, block))))
+    net.step("r3", Receive(0, net.sign("r0", Prepare(1, 1, "cd" * 32))))
+    assert net.replicas["r3"].view == 0
+    assert not [e for e in net.effects["r3"] if type(e) is Broadcast and type(e.message) is Prepare]
+
+
+def _block(net, request, view, proposer):
+    from consensus.block import Block, BlockHeader, tx_root
+    header = BlockHeader(chain_id="test", height=1, prev_hash="00" * 32, tx_root=tx_root((request,)),
+                         state_root="11" * 32, view=view, proposer=proposer, timestamp=5)
+    return Block(header, (request,), header.compute_hash())

@@ -4,8 +4,6 @@ Each failed on the code before its fix (they were committed as strict xfails
 first) and passes after. docs/durable-state.md explains the fixes.
 """
 
-import pytest
-
 from tests.twins.world import COMMIT, NV, PP, PREPARE, VC, Cut, Round, Script, World
 
 N0, N1, N2, N3 = "node-00", "node-01", "node-02", "node-03"
@@ -15,7 +13,6 @@ def isolated(node: str, *phases: str) -> tuple:
     return tuple((p, Cut("iso", node)) for p in (phases or (PP, PREPARE, COMMIT, VC, NV)))
 
 
-@pytest.mark.xfail(strict=True, reason="fixed in a later commit")
 def test_bug1_a_byzantine_new_primary_cannot_fork_through_replicas_that_missed_its_new_view():
     """View 0: node-00 pre-prepares d, everyone prepares it, only node-00 hears the COMMITs
     and commits d; it serves no state transfer. View 1: node-01 (Byzantine, the new
@@ -32,7 +29,6 @@ def test_bug1_a_byzantine_new_primary_cannot_fork_through_replicas_that_missed_i
     assert outcome.live, outcome.detail
 
 
-@pytest.mark.xfail(strict=True, reason="fixed in a later commit")
 def test_bug2_restarted_replicas_keep_their_prepared_certificates():
     """No Byzantine node. View 0: node-03 hears no PRE-PREPARE; node-01 and node-02 prepare
     d and only node-00 commits it; node-00 serves no state transfer. node-01 and node-02
@@ -47,7 +43,6 @@ def test_bug2_restarted_replicas_keep_their_prepared_certificates():
     assert outcome.live, outcome.detail
 
 
-@pytest.mark.xfail(strict=True, reason="fixed in a later commit")
 def test_bug3_replicas_restarting_during_a_view_change_finish_it():
     """Nothing faulty. View 0's PRE-PREPARE is lost, so every replica moves to view 1;
     only node-00 hears the VIEW-CHANGEs, then node-01..03 restart, mid view change."""
