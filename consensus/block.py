@@ -52,6 +52,9 @@ class Block:
         if self.ids is None:
             object.__setattr__(self, "ids", frozenset(r.digest for r in self.requests))
 
+    def __deepcopy__(self, memo) -> "Block":
+        return self  # immutable: copies share it
+
     @classmethod
     def create(cls, header: BlockHeader, requests: tuple[Signed, ...]) -> "Block":
         """Build a block, checking that the header's tx_root matches its transactions."""

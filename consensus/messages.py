@@ -166,6 +166,9 @@ class Signed:
     digest: str
     size: int
 
+    def __deepcopy__(self, memo) -> "Signed":
+        return self  # immutable: copies of a world share their envelopes
+
     def to_dict(self) -> dict:
         """The envelope as the wire and the ledger carry it (docs/messages.md)."""
         return {"data": self.data.decode("ascii"), "sig": self.signature.hex()}

@@ -141,6 +141,7 @@ class Replica:
         self.asked: dict[int, set[str]] = {}  # view -> replicas asked for its NEW-VIEW
         self.sent_view_change: ViewChange | None = None  # the VIEW-CHANGE for ``view`` while not active
         self.reproposals: dict[int, PrePrepare] = {}  # own proposals of this view read back after a restart
+        self.decided = 0  # min-s of the installed NEW-VIEW: no pre-prepare of this view may name it or below
         # watermarks and checkpoints
         self.low = 0  # h: sequence of the last stable checkpoint
         self.window = config.watermark_window
@@ -192,6 +193,7 @@ class Replica:
         r.sent_view_change = d.view_change if not d.active else None
         if d.new_view is not None:
             r.new_view_envs[d.installed_view] = d.new_view
+            r.decided = max(env.message.stable_seq for env in d.new_view.message.view_changes)
         r.new_views_done.update(v for v in (d.installed_view, d.built_new_view) if v)
         # Everything in its own ledger is committed: the last block's commit
         # certificate proves it as well as a checkpoint would.
@@ -220,7 +222,10 @@ class Replica:
         above = max(self.low, self.executed)
         for seq, proof in d.prepared.items():
             if seq > self.low:
-                self._slot(seq).proof = proof
+                slot = self._slot(seq)
+                slot.proof = proof
+                m = proof.pre_prepare.message
+                slot.seen_blocks.setdefault(m.digest, m.block)  # a commit certificate may name it
         working = self.active
         for seq, env in sorted(d.accepted.items()):
             m = env.message
@@ -234,6 +239,8 @@ class Replica:
                 == (m.view, m.digest)
             for req in m.block.requests:
                 self.accepted[req.digest] = req
+        if working:
+            self.last_proposed = max(self.last_proposed, self.decided)
         for seq, m in sorted(d.proposed.items()):
             if seq > above and working and m.view == self.view and self.me == self.primary:
                 self.last_proposed = max(self.last_proposed, seq)
@@ -409,6 +416,8 @@ class Replica:
             if self.hash_at.get(m.seq, m.digest) != m.digest:
                 return [Drop("reissued-block-conflicts-with-executed", env)]
         else:
+            if m.seq <= self.decided and not reissued:
+                return [Drop("sequence-decided-by-new-view", env)]
             reason = self._invalid_proposal(m, env.signer, reissued)
             if reason:
                 return [Drop(reason, env)]
@@ -902,7 +911,10 @@ class Replica:
             # votes of the old view still count).
             for commit in proof:
                 effects.extend(e for e in self._on_commit(commit, now) if type(e) is not Drop)
-        effects.extend(self._enter_view(m.view, max((b.height for b in blocks), default=0)))
+        # Sequences up to min-s are decided (a stable checkpoint or commit certificate
+        # proves them): nobody proposes there in this view; we fetch them if behind.
+        self.decided = min_s
+        effects.extend(self._enter_view(m.view, max(min_s, max((b.height for b in blocks), default=0))))
         if min_s > self.low:
             if self.executed >= min_s:
                 effects.extend(self._stabilise(min_s, proof, now))
@@ -970,7 +982,8 @@ class Replica:
             effects.extend(self._arm_fetch())
         return effects
 
-    def _enter_view(self, view: int, max_s: int) -> list[Effect]:
+    def _enter_view(self, view: int, settled: int) -> list[Effect]:
+        """Work in ``view``, whose NEW-VIEW settles every sequence up to ``settled``."""
         effects: list[Effect] = []
         if self.vc_timer:
             self.vc_timer = False
@@ -979,14 +992,14 @@ class Replica:
         self.active = True
         self.installed_view = view
         self.sent_view_change = None
-        self.last_proposed = max(self.executed, max_s)
+        self.last_proposed = max(self.executed, settled)
         self._forget_views_below(view + 1)
         for v in [v for v in self.view_changes if v < view]:
             del self.view_changes[v]
         self.deferred = {s: d for s, d in self.deferred.items() if d[0].message.view >= view}
         # Requests of blocks that will not be re-proposed go back to waiting.
         for slot in self.log.values():
-            if (slot.seq > max(self.executed, max_s) and slot.block is not None and not slot.committed
+            if (slot.seq > max(self.executed, settled) and slot.block is not None and not slot.committed
                     and slot.view < view):
                 for r in slot.block.requests:
                     if r.digest in self.accepted:

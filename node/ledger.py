@@ -28,6 +28,9 @@ class LedgerEntry:
     certificate: tuple[Signed, ...]
     receipts: tuple[Receipt, ...]
 
+    def __deepcopy__(self, memo) -> "LedgerEntry":
+        return self  # committed: never changes, so copies share it
+
 
 class Ledger:
     def __init__(self, genesis_hash: str):

@@ -10,7 +10,7 @@ The space, for n = 4 (f = 1) and two scripted views followed by healed ones:
   hears the PRE-PREPARE, the PREPAREs or the COMMITs (pp/prepare/commit only x);
 - in view 1, a *view-change cut*: none; x neither sends nor hears VIEW-CHANGEs;
   only x hears the NEW-VIEW;
-- per view, a *state-transfer cut*: none, or x serves and gets no blocks;
+- a *state-transfer cut*, for both views: none, or x serves and gets no blocks;
 - honest runs: per view, the set of nodes (at most three) that crash and restart
   as the view ends, keeping only what they wrote to disk;
 - Byzantine runs (no restarts): one node takes one behaviour of node/byzantine.py,
@@ -27,7 +27,6 @@ and every failure with its script. Exit status 1 if anything failed.
 from __future__ import annotations
 
 import argparse
-import copy
 import itertools
 import multiprocessing
 import sys
@@ -61,23 +60,24 @@ def restart_sets(most: int) -> list[tuple[str, ...]]:
     return [c for k in range(most + 1) for c in itertools.combinations(NODES, k)]
 
 
-def rounds(view: int, restarts: bool) -> list[Round]:
+def rounds(view: int, restarts: bool, sync: Cut | None = None) -> list[Round]:
     vcs = view_change_cuts() if view > 0 else [()]
     again = restart_sets(3) if restarts else [()]
-    return [Round(cuts=d + v, other=s, restarts=r)
-            for d in decision_cuts() for v in vcs for s in sync_cuts() for r in again]
+    return [Round(cuts=d + v, other=sync, restarts=r) for d in decision_cuts() for v in vcs for r in again]
 
 
 def byzantine_choices() -> list[tuple]:
     bad = Script.bad
     peers_of = {ref: [p for p in REFS if p != ref] for ref in REFS}
-    subsets = {ref: [c for k in (1, 2) for c in itertools.combinations(peers_of[ref], k)] for ref in REFS}
+    singles = {ref: [(p,) for p in peers_of[ref]] for ref in REFS}
+    pairs = {ref: list(itertools.combinations(peers_of[ref], 2)) for ref in REFS}
     out = []
-    for t in subsets["node-1"]:  # the primary of view 1
+    for t in singles["node-1"] + pairs["node-1"]:  # the primary of view 1
         out.append(bad("node-1", "split-new-view", targets=t))
+    for t in singles["node-1"]:
         out.append(bad("node-1", "two-new-views", targets=t))
         out.append(bad("node-1", "selective", targets=t, kinds=("new-view",)))
-    for t in subsets["node-0"]:  # the primary of view 0
+    for t in singles["node-0"]:  # the primary of view 0
         out.append(bad("node-0", "selective", targets=t, kinds=("pre-prepare",)))
         out.append(bad("node-0", "equivocate", targets=t))
     for ref in REFS:
@@ -102,15 +102,17 @@ class Report:
         self.failures += other.failures
 
 
-def explore(byzantine: tuple, slice_every: int = 1, offset: int = 0, max_failures: int = 20) -> Report:
-    """Every (view 0, view 1) script for one Byzantine choice (() for none)."""
+def explore(byzantine: tuple, sync: Cut | None, slice_every: int = 1, offset: int = 0,
+            max_failures: int = 20) -> Report:
+    """Every (view 0, view 1) script for one Byzantine choice (() for none) and one
+    state-transfer cut (it holds for both views)."""
     restarts = not byzantine
-    first, second = rounds(0, restarts), rounds(1, restarts)
+    first, second = rounds(0, restarts, sync), rounds(1, restarts, sync)
     report = Report()
     base = World(Script(N, (), byzantine))
     after_v0: dict[str, tuple[World, Round]] = {}
     for r0 in first:
-        w = copy.deepcopy(base)
+        w = base.clone()
         w.play_round(r0)
         fork = w.fork()
         if fork:
@@ -125,7 +127,7 @@ def explore(byzantine: tuple, slice_every: int = 1, offset: int = 0, max_failure
             if (i + offset) % slice_every:
                 continue
             script = Script(N, (r0, r1), byzantine)
-            w = copy.deepcopy(w0)
+            w = w0.clone()
             w.script = script
             w.play_round(r1)
             report.scripts += 1
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-failures", type=int, default=20, help="stop a choice after this many failures")
     args = parser.parse_args(argv)
     choices = ([] if args.byzantine_only else [()]) + ([] if args.honest_only else byzantine_choices())
-    work = [(b, args.slice, args.offset, args.max_failures) for b in choices]
+    work = [(b, sync, args.slice, args.offset, args.max_failures) for b in choices for sync in sync_cuts()]
     started = time.perf_counter()
     total = Report()
     if args.jobs > 1:

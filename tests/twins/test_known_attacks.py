@@ -53,3 +53,18 @@ def test_bug3_replicas_restarting_during_a_view_change_finish_it():
     outcome = World(script).play()
     assert outcome.safe, outcome.detail
     assert outcome.live, outcome.detail
+
+
+def test_found_by_the_search_a_new_primary_does_not_propose_below_the_new_views_stable_point():
+    """Found by tests/twins/search.py after the three fixes (no Byzantine node). node-00
+    alone commits d in view 0, then joins view 1's view change with d's commit
+    certificate as its stable point. View 1's NEW-VIEW reaches nobody; node-02 and
+    node-03 restart. View 2's NEW-VIEW has min-s = 1 from that certificate and an
+    empty O: its primary must fetch block 1, not propose a new block at sequence 1."""
+    script = Script(4, (
+        Round(cuts=((COMMIT, Cut("only", N0)),), other=Cut("iso", N0)),
+        Round(cuts=((NV, Cut("only", N1)),), other=Cut("iso", N0), restarts=(N2, N3)),
+    ))
+    outcome = World(script).play()
+    assert outcome.safe, outcome.detail
+    assert outcome.live, outcome.detail

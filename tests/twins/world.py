@@ -19,6 +19,7 @@ wrappers all run as they do in a simulated run.
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections import deque
 from dataclasses import dataclass, field
@@ -139,6 +140,30 @@ def _scenario(n: int, byzantine: tuple):
     return type(base).model_validate(data)
 
 
+class CachingSigner:
+    """Signs as the node's signer does, and hands back the same envelope object for the
+    same signed bytes (Ed25519 is deterministic, so the bytes would be equal anyway).
+    Across the many branches of a search, the membership's verdict cache then checks
+    each signature once."""
+
+    def __init__(self, signer):
+        from node.codec import signed_bytes
+        self._signer, self._bytes, self.id, self.chain_id = signer, signed_bytes, signer.id, signer.chain_id
+        self._cache: dict[bytes, object] = {}
+
+    def sign(self, message):
+        if type(message) is NewView and not message.signed:
+            return self._signer.sign(message)
+        data = self._bytes(message, self.chain_id, self.id)
+        env = self._cache.get(data)
+        if env is None:
+            env = self._cache[data] = self._signer.sign(message)
+        return env
+
+    def __deepcopy__(self, memo):
+        return self
+
+
 class World:
     MAX_DELIVERIES = 100_000
 
@@ -160,6 +185,7 @@ class World:
         self.net = ScriptedNet(self)
         for node in self.nodes.values():
             node.transport = self.net
+            node.signer = CachingSigner(node.signer)
             if node.syncer is not None:
                 node.syncer.start(0)
         self.now = 0
@@ -175,6 +201,24 @@ class World:
         signer = Signer(client.id, genesis.identities[client.id].key, genesis.chain_id)
         return [signer.sign(Request(i + 1, "records", "put", {"key": f"k{i}", "value": "v"}, i + 1))
                 for i in range(count)]
+
+    def clone(self) -> "World":
+        """A copy to explore another branch from. What is immutable or a pure cache is
+        shared: the genesis, the membership (and its verdict cache), signed envelopes,
+        blocks, keys, apps and the execution memo; the rest is copied."""
+        memo: dict = {}
+        run = self.run
+        # The simulator's engine, network and metrics are not used here (the nodes talk
+        # through ScriptedNet); copying them would copy every node again.
+        shared = [run.genesis, run.membership, run.apps, run.scenario, run.engine, run.network, run.metrics]
+        for node in self.nodes.values():
+            shared += [node.signer, node.membership, node.executor.apps, node.executor.directory,
+                       node.executor.memo, node.cpu, node.make_replica]
+        for env in self.requests:
+            shared.append(env)
+        for obj in shared:
+            memo[id(obj)] = obj
+        return copy.deepcopy(self, memo)
 
     # ---- delivery ------------------------------------------------------------------
 
