@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-SCENARIO ?= scenarios/taihu.yaml
+SCENARIO ?= citychain/scenarios/taihu.yaml
 
 .PHONY: run test bench clean
 

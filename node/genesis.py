@@ -16,10 +16,10 @@ from cryptography.exceptions import InvalidSignature
 from consensus.encoding import canonical, sha256_hex
 
 from .identity import CertificateAuthority, Identity, cert_pem, derive_key, public_key_of, subject_fields
-from .layout import ClientPlacement, NodePlacement, place_clients, place_nodes, place_observers
+from citychain.layout import ClientPlacement, NodePlacement, place_clients, place_nodes, place_observers
 from .membership import Membership
-from .sealing import org_key, public_hex
-from .scenario import Scenario
+from citychain.sealing import org_key, public_hex
+from citychain.scenario import Scenario
 from .state import empty_state_root
 
 

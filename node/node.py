@@ -21,7 +21,7 @@ from consensus.events import Adopted, Executed, Receive, TimerFired
 from consensus.messages import NewView, PrePrepare, Request, Signed, ViewChange, embedded
 from consensus.replica import Replica, Restored
 
-from .cpu import CpuCosts
+from citychain.sim.cpu import CpuCosts
 from .execution import Executor
 from .ledger import Ledger
 from .membership import Membership

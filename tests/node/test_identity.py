@@ -7,7 +7,7 @@ import pytest
 
 from node.genesis import build_genesis, genesis_hash, membership_from_doc
 from node.identity import subject_fields
-from node.scenario import load_scenario
+from citychain.scenario import load_scenario
 
 OPENSSL = shutil.which("openssl")
 

@@ -4,10 +4,10 @@ import filecmp
 
 import pytest
 
-from node.export import write_run
-from node.scenario import load_scenario
-from node.sim.run import simulate
-from node.summary import audit_run, summarize
+from citychain.export import write_run
+from citychain.scenario import load_scenario
+from citychain.sim.run import simulate
+from citychain.summary import audit_run, summarize
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,13 @@
-"""The fault scenarios shipped in scenarios/faults: safe, and live once faults heal."""
-
-from pathlib import Path
+"""The fault scenarios shipped in citychain/scenarios/faults: safe, and live once faults heal."""
 
 import pytest
 
-from node.scenario import load_scenario
-from node.sim.run import simulate
-from node.summary import summarize
+from citychain.scenario import load_scenario
+from citychain.sim.run import simulate
+from citychain.summary import summarize
+from tests.conftest import SCENARIOS
 
-FAULTS = Path(__file__).resolve().parents[2] / "scenarios" / "faults"
+FAULTS = SCENARIOS / "faults"
 SAFE = sorted(p.name for p in FAULTS.glob("*.yaml") if p.name != "fork-f-plus-1.yaml")
 
 

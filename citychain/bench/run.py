@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .plots import make_plots
 from .report import write_report
-from .scenario import Scenario
-from .sim.run import simulate
+from ..scenario import Scenario
+from ..sim.run import simulate
 from .sweep import aggregate, apply, plan, row
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .ledger import LineCache
+from node.ledger import LineCache
 from .sim.run import SimRun
 
 

@@ -17,10 +17,10 @@ from consensus.block import Block, tx_root
 from consensus.messages import Commit, Request, Signed
 from consensus.quorum import quorum
 
-from .codec import MalformedMessage, decode_block, decode_envelope
-from .genesis import genesis_hash, load_genesis_doc, membership_from_doc
-from .ledger import read_ledger
-from .membership import Membership
+from node.codec import MalformedMessage, decode_block, decode_envelope
+from node.genesis import genesis_hash, load_genesis_doc, membership_from_doc
+from node.ledger import read_ledger
+from node.membership import Membership
 
 
 @dataclass

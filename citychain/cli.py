@@ -121,7 +121,7 @@ def genesis(scenario, out, nodes, seed):
 
     Check a certificate with: openssl verify -CAfile OUT/ca.pem OUT/node-00.pem
     """
-    from .genesis import build_genesis
+    from node.genesis import build_genesis
 
     spec = _load(scenario, nodes, seed)
     g = build_genesis(spec)
@@ -180,8 +180,8 @@ def bench(scenario, nodes_text, seeds, sets, out, as_json):
     mean and spread), PNG plots (throughput, latency, messages per block against
     PBFT's analytic count, bytes per node) and a self-contained report.html.
     """
-    from .bench import run_sweep
-    from .sweep import parse_counts, parse_set
+    from .bench.run import run_sweep
+    from .bench.sweep import parse_counts, parse_set
 
     spec = _load(scenario, None, None)
     try:
@@ -245,7 +245,7 @@ def query(out_dir, app, key, node, document, limit):
 @click.option("--samples", default=2000, show_default=True, type=click.IntRange(100), help="Operations to time.")
 def calibrate(samples):
     """Measure this machine's Ed25519 sign and verify cost and print a scenario `cpu:` block."""
-    from .calibrate import measure
+    from .sim.calibrate import measure
 
     sign_us, verify_us = measure(samples)
     click.echo(f"cpu:\n  sign_us: {sign_us:.1f}\n  verify_us: {verify_us:.1f}")

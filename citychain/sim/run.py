@@ -11,21 +11,21 @@ from apps import REGISTRY as APP_REGISTRY
 from consensus.replica import Replica, ReplicaConfig, Restored
 
 from ..audit import ChainChecker
-from ..byzantine import Context, wrap
-from ..cpu import CpuCosts
-from ..execution import Executor
-from ..faults import Action, FaultPlan, plan_faults
-from ..genesis import Genesis, build_genesis
-from ..ledger import Ledger
-from ..membership import Membership
-from ..metrics import Metrics
-from ..node import Node
-from ..observer import ObserverConfig, ObserverReplica
+from node.byzantine import Context, wrap
+from .cpu import CpuCosts
+from node.execution import Executor
+from .faults import Action, FaultPlan, plan_faults
+from node.genesis import Genesis, build_genesis
+from node.ledger import Ledger
+from node.membership import Membership
+from node.metrics import Metrics
+from node.node import Node
+from node.observer import ObserverConfig, ObserverReplica
 from ..scenario import Scenario
-from ..signing import Signer
-from ..state import WorldState
-from ..sync import Syncer
-from ..workload import Submission, submissions
+from node.signing import Signer
+from node.state import WorldState
+from node.sync import Syncer
+from .workload import Submission, submissions
 from .engine import Engine
 from .network import SimNetwork
 

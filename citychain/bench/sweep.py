@@ -14,9 +14,9 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from .scenario import Scenario, ScenarioError, parse_scenario
-from .sim.run import SimRun
-from .summary import summarize
+from ..scenario import Scenario, ScenarioError, parse_scenario
+from ..sim.run import SimRun
+from ..summary import summarize
 
 MESSAGE_TYPES = ("request", "pre-prepare", "prepare", "commit", "checkpoint", "view-change", "new-view",
                  "fetch", "blocks")

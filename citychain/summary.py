@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .audit import AuditReport, audit_chains, compare_chains
-from .metrics import percentile
+from node.metrics import percentile
 from .sim.run import SimRun
 
 BENIGN = {"stale", "duplicate", "duplicate-request", "old-view", "stale-view-change", "stale-new-view"}

@@ -14,7 +14,7 @@ from heapq import heappush
 
 from consensus.messages import Signed
 
-from ..metrics import Metrics
+from node.metrics import Metrics
 from ..scenario import NetworkSpec
 from .engine import Engine
 

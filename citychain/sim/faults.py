@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from .genesis import Genesis
-from .scenario import FaultEvent, LinkChange, Scenario
+from node.genesis import Genesis
+from ..scenario import FaultEvent, LinkChange, Scenario
 
 MS = 1_000_000
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from apps import REGISTRY as APP_REGISTRY
 
-from .codec import decode_block
-from .execution import Executor
-from .genesis import load_genesis_doc
-from .ledger import read_ledger
-from .state import WorldState
+from node.codec import decode_block
+from node.execution import Executor
+from node.genesis import load_genesis_doc
+from node.ledger import read_ledger
+from node.state import WorldState
 
 
 class QueryError(ValueError):

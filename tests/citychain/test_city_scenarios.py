@@ -6,10 +6,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from node.cli import main
-from node.scenario import load_scenario
-from node.sim.run import simulate
-from node.summary import summarize
+from citychain.cli import main
+from citychain.scenario import load_scenario
+from citychain.sim.run import simulate
+from citychain.summary import summarize
 from tests.conftest import SCENARIOS
 
 CITIES = {"sichuan": "Sichuan Chain", "henan": "Henan Chain", "chongqing": "Mountain City Chain (Chongqing)",

@@ -6,7 +6,7 @@ import time
 
 from consensus.encoding import canonical
 
-from .identity import derive_key
+from node.identity import derive_key
 
 
 def measure(samples: int = 2000) -> tuple[float, float]:

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from node.scenario import ScenarioError, load_scenario
+from citychain.scenario import ScenarioError, load_scenario
 
 
 def write(tmp_path, text):

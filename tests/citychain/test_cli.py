@@ -7,7 +7,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from node.cli import main
+from citychain.cli import main
 
 REQUIRED = {"scenario", "chain_id", "nodes", "f", "seed", "submitted_tx", "committed_tx", "blocks", "tps",
             "latency_ms", "messages", "bytes", "view_changes", "agreement", "safety_violations", "head",
@@ -106,7 +106,7 @@ def test_every_command_has_help(command):
 
 
 def test_genesis_command_and_console_script(taihu_path, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "node.cli", "genesis", str(taihu_path), "--out", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "citychain.cli", "genesis", str(taihu_path), "--out", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     doc = json.loads((tmp_path / "genesis.json").read_text())

@@ -1,0 +1,1 @@
+"""The citychain tool: the command line, scenarios, the simulated world and the benchmarks."""

@@ -1,0 +1,1 @@
+"""Benchmarking: parameter sweeps, plots and the HTML report."""
