@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from consensus.block import Block
 from consensus.messages import Signed
 
-from citychain.audit import ChainChecker
+from .checker import ChainChecker
 from .sync_messages import Blocks, Fetch
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from typing import Callable
 from apps import REGISTRY as APP_REGISTRY
 from consensus.replica import Replica, ReplicaConfig, Restored
 
-from ..audit import ChainChecker
+from node.checker import ChainChecker
 from node.byzantine import Context, wrap
 from .cpu import CpuCosts
 from node.execution import Executor
