@@ -21,7 +21,7 @@ from consensus.events import Adopted, Executed, Receive, TimerFired
 from consensus.messages import NewView, PrePrepare, Request, Signed, ViewChange, embedded
 from consensus.replica import Replica, Restored
 
-from citychain.sim.cpu import CpuCosts
+from .costs import NO_COSTS, Costs
 from .execution import Executor
 from .ledger import Ledger
 from .membership import Membership
@@ -38,7 +38,7 @@ _CARRIERS = frozenset({PrePrepare, ViewChange, NewView})  # messages that carry 
 class Node:
     def __init__(self, node_id: str, make_replica: ReplicaFactory, signer: Signer, membership: Membership,
                  transport: Transport, executor: Executor, ledger: Ledger, metrics: Metrics,
-                 cpu: CpuCosts = CpuCosts(), syncer: Callable[["Node"], Syncer] | None = None):
+                 cpu: Costs = NO_COSTS, syncer: Callable[["Node"], Syncer] | None = None):
         self.id = node_id
         self.make_replica = make_replica
         self.replica = make_replica(None)

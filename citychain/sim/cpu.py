@@ -1,4 +1,7 @@
-"""Modelled CPU cost of a node's work, in nanoseconds of (virtual) time."""
+"""The simulator's CPU model: what a node's work costs, in nanoseconds of virtual time.
+
+Built from the scenario's ``cpu:`` block and handed to every simulated node as its
+cost hook (``node.costs.Costs``); the node itself never imports the simulator."""
 
 from __future__ import annotations
 
