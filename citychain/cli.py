@@ -121,7 +121,7 @@ def genesis(scenario, out, nodes, seed):
 
     Check a certificate with: openssl verify -CAfile OUT/ca.pem OUT/node-00.pem
     """
-    from node.genesis import build_genesis
+    from .genesis import build_genesis
 
     spec = _load(scenario, nodes, seed)
     g = build_genesis(spec)

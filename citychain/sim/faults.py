@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from node.genesis import Genesis
+from ..genesis import Genesis
 from ..scenario import FaultEvent, LinkChange, Scenario
 
 MS = 1_000_000

@@ -15,7 +15,7 @@ from node.byzantine import Context, wrap
 from .cpu import CpuCosts
 from node.execution import Executor
 from .faults import Action, FaultPlan, plan_faults
-from node.genesis import Genesis, build_genesis
+from ..genesis import Genesis, build_genesis
 from node.ledger import Ledger
 from node.membership import Membership
 from node.metrics import Metrics
