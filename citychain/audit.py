@@ -15,7 +15,6 @@ from pathlib import Path
 
 from consensus.block import Block
 from consensus.messages import Signed
-
 from node.checker import ChainChecker
 from node.codec import MalformedMessage, decode_block, decode_envelope
 from node.genesis import genesis_hash, load_genesis_doc, membership_from_doc

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from node.ledger import LineCache
+
 from .sim.run import SimRun
 
 

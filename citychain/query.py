@@ -12,7 +12,6 @@ import hashlib
 from pathlib import Path
 
 from apps import REGISTRY as APP_REGISTRY
-
 from node.codec import decode_block
 from node.execution import Executor
 from node.genesis import load_genesis_doc

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .audit import AuditReport, audit_chains, compare_chains
 from node.metrics import percentile
+
+from .audit import AuditReport, audit_chains, compare_chains
 from .sim.run import SimRun
 
 BENIGN = {"stale", "duplicate", "duplicate-request", "old-view", "stale-view-change", "stale-new-view"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from consensus.encoding import canonical
-
 from node.identity import derive_key
 
 

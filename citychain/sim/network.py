@@ -13,8 +13,8 @@ import random
 from heapq import heappush
 
 from consensus.messages import Signed
-
 from node.metrics import Metrics
+
 from ..scenario import NetworkSpec
 from .engine import Engine
 

@@ -9,25 +9,25 @@ from typing import Callable
 
 from apps import REGISTRY as APP_REGISTRY
 from consensus.replica import Replica, ReplicaConfig, Restored
-
-from node.checker import ChainChecker
 from node.byzantine import Context, wrap
-from .cpu import CpuCosts
+from node.checker import ChainChecker
 from node.execution import Executor
-from .faults import Action, FaultPlan, plan_faults
-from ..genesis import Genesis, build_genesis
 from node.ledger import Ledger
 from node.membership import Membership
 from node.metrics import Metrics
 from node.node import Node
 from node.observer import ObserverConfig, ObserverReplica
-from ..scenario import Scenario
 from node.signing import Signer
 from node.state import WorldState
 from node.sync import Syncer
-from .workload import Submission, submissions
+
+from ..genesis import Genesis, build_genesis
+from ..scenario import Scenario
+from .cpu import CpuCosts
 from .engine import Engine
+from .faults import Action, FaultPlan, plan_faults
 from .network import SimNetwork
+from .workload import Submission, submissions
 
 
 def rng_for(seed: int, concern: str) -> random.Random:

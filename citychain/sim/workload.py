@@ -20,11 +20,11 @@ from typing import Callable, Iterator
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from consensus.messages import Request, Signed
+from node.signing import Signer
 
 from ..layout import ClientPlacement
 from ..scenario import WorkloadSpec
 from ..sealing import seal, wrap
-from node.signing import Signer
 
 INVALID = 0.04  # share of deliberately invalid transactions, for ops that have an invalid form
 DAY_NS = 86_400 * 10**9

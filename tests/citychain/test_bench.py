@@ -6,8 +6,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from citychain.cli import main
 from citychain.bench.sweep import aggregate, analytic_messages_per_block, parse_counts, parse_set
+from citychain.cli import main
 from tests.conftest import SCENARIOS
 
 

@@ -125,8 +125,8 @@ def test_observers_keep_a_verified_copy_without_voting():
 
 
 def test_an_observer_cannot_vote(tmp_path):
-    from consensus.messages import Prepare
     from citychain.genesis import build_genesis
+    from consensus.messages import Prepare
     from node.signing import Signer
     g = build_genesis(load_scenario(SCENARIOS / "chongqing.yaml").with_overrides(nodes=4))
     ident = g.identities["observer-00"]
