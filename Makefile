@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-SCENARIO ?= citychain/scenarios/taihu.yaml
+SCENARIO ?= taihu
 
 .PHONY: run test bench clean
 

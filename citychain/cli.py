@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .scenario import Scenario, ScenarioError, load_scenario
+from .scenario import Scenario, ScenarioError, load_scenario, shipped_scenarios, summary_line
 
 stderr = Console(stderr=True)
 EXIT_UNSAFE = 1
@@ -39,7 +39,7 @@ def main():
 
 
 @main.command()
-@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.argument("scenario")
 @click.option("--nodes", type=click.IntRange(4, 256), help="Override the scenario's consensus node count.")
 @click.option("--seed", type=click.IntRange(0), help="Override the scenario's seed.")
 @click.option("--out", type=click.Path(file_okay=False), help="Write summary.json, genesis/ and ledgers/ here.")
@@ -47,6 +47,8 @@ def main():
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a terminal).")
 def run(scenario, nodes, seed, out, as_json, progress):
     """Run SCENARIO in the deterministic simulator and summarise it.
+
+    SCENARIO is a scenario file or a shipped scenario's name (`citychain scenarios`).
 
     Exits 1 if the auditor finds a safety violation, 2 if the scenario is invalid.
     """
@@ -112,12 +114,14 @@ def _print_summary(s: dict, report) -> None:
 
 
 @main.command()
-@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.argument("scenario")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write into.")
 @click.option("--nodes", type=click.IntRange(4, 256), help="Override the scenario's consensus node count.")
 @click.option("--seed", type=click.IntRange(0), help="Override the scenario's seed.")
 def genesis(scenario, out, nodes, seed):
     """Write the chain's CA, member certificates and genesis.json to OUT.
+
+    SCENARIO is a scenario file or a shipped scenario's name (`citychain scenarios`).
 
     Check a certificate with: openssl verify -CAfile OUT/ca.pem OUT/node-00.pem
     """
@@ -128,6 +132,19 @@ def genesis(scenario, out, nodes, seed):
     g.write(Path(out))
     click.echo(f"wrote {out}/genesis.json, ca.pem, {len(g.nodes)} node and {len(g.clients)} client "
                f"certificates; genesis hash {g.hash}")
+
+
+@main.command()
+def scenarios():
+    """List the scenarios that ship with citychain, one line each.
+
+    Run one by its name (`citychain run taihu`); a scenario file of your own can
+    start from one with `base: taihu`.
+    """
+    shipped = shipped_scenarios()
+    width = max(map(len, shipped))
+    for name, path in shipped.items():
+        click.echo(f"{name:<{width}}  {load_scenario(path).nodes:>3} nodes  {summary_line(path)}")
 
 
 @main.command()
@@ -166,7 +183,7 @@ def audit(out_dir, as_json):
 
 
 @main.command()
-@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.argument("scenario")
 @click.option("--nodes", "nodes_text", help="Node counts: '20,30,40' or '4..64:4' (default: the scenario's).")
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 100), help="Seeds per point.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=V1,V2",
@@ -175,6 +192,8 @@ def audit(out_dir, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the aggregated rows as one JSON object.")
 def bench(scenario, nodes_text, seeds, sets, out, as_json):
     """Sweep SCENARIO over node counts (and any --set parameters) and report.
+
+    SCENARIO is a scenario file or a shipped scenario's name (`citychain scenarios`).
 
     Writes results.csv and results.json (a row per run and a row per point with
     mean and spread), PNG plots (throughput, latency, messages per block against

@@ -1,11 +1,15 @@
 """Scenario files: schema, validation and loading.
 
 Every error names the file, the field (as a dotted path) and what is allowed.
-The schema is documented in docs/scenarios.md.
+The schema is documented in docs/scenarios.md. The city-chain and fault
+scenarios ship inside the package (``citychain/scenarios/``); a scenario is named
+by a path or by a shipped one's short name (``taihu``, ``primary-crash``).
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +21,7 @@ from apps import REGISTRY as APP_REGISTRY
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$",
                             description="lower-case letters, digits and '-', at most 48")]
 MIN_NODES, MAX_NODES = 4, 256
+SHIPPED = Path(__file__).resolve().parent / "scenarios"
 
 
 class ScenarioError(ValueError):
@@ -338,7 +343,10 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> Any:
         base_ref = data.pop("base")
         if not isinstance(base_ref, str):
             raise ScenarioError(f"{path}: base: must be a path to another scenario file")
-        base_path = (path.parent / base_ref).resolve()
+        base_path = (path.parent / base_ref)
+        if not base_path.is_file():
+            base_path = _shipped(base_ref) or base_path  # `base: taihu` names a shipped scenario
+        base_path = base_path.resolve()
         if base_path in seen:
             raise ScenarioError(f"{path}: base: {base_ref} includes itself")
         base = _read(base_path, seen + (base_path,))
@@ -348,6 +356,36 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> Any:
     return data
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    path = Path(path)
+def shipped_scenarios() -> dict[str, Path]:
+    """The scenarios that ship with citychain by short name: the city chains, then the faults."""
+    files = sorted(SHIPPED.glob("*.yaml")) + sorted(SHIPPED.glob("faults/*.yaml"))
+    return {p.stem: p for p in files}
+
+
+def _shipped(name: str) -> Path | None:
+    return shipped_scenarios().get(name.removesuffix(".yaml"))
+
+
+def resolve_scenario(ref: str | Path) -> Path:
+    """The file a scenario reference names: an existing file first, else the shipped
+    scenario of that short name, else the path as given (reading it reports why not)."""
+    path = Path(ref)
+    if path.is_file():
+        return path
+    return _shipped(str(ref)) or path
+
+
+def load_scenario(ref: str | Path) -> Scenario:
+    """Load a scenario from a file, or a shipped one by its short name (``taihu``)."""
+    path = resolve_scenario(ref)
+    if not path.exists():
+        raise ScenarioError(f"{path}: cannot read scenario: no such file, nor a shipped scenario of that name "
+                            "(`citychain scenarios` lists them)")
     return parse_scenario(_read(path, (path.resolve(),)), str(path))
+
+
+def summary_line(path: Path) -> str:
+    """The first sentence of a scenario file's leading comment, on one line."""
+    lines = itertools.takewhile(lambda line: line.startswith("#"), path.read_text(encoding="utf-8").splitlines())
+    text = " ".join(" ".join(line.lstrip("#").split()) for line in lines)
+    return re.split(r"(?<=\.)\s", text, maxsplit=1)[0]

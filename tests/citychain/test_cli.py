@@ -99,7 +99,8 @@ def test_invalid_scenario_exits_2_with_the_reason(tmp_path):
     assert "bad.yaml" in result.output and "nodes" in result.output
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["genesis"], ["audit"], ["query"], ["bench"], ["calibrate"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["genesis"], ["audit"], ["query"], ["bench"], ["calibrate"],
+                                     ["scenarios"]])
 def test_every_command_has_help(command):
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
