@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# A shipped scenario's name (`citychain scenarios` lists them) or a path to a file.
 SCENARIO ?= taihu
 
 .PHONY: run test bench clean

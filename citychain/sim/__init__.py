@@ -1,1 +1,4 @@
-"""The deterministic discrete-event simulator: virtual clock, network and CPU model."""
+"""The simulated world: the virtual-clock event engine, the network model, client
+workload, the fault plan, the CPU model, and the run that wires nodes
+(``node.node.Node``) into them. Nodes never import it; only ``citychain`` does.
+"""
