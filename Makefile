@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-SCENARIO ?= scenarios/taihu.yaml
+# A shipped scenario's name (`citychain scenarios` lists them) or a path to a file.
+SCENARIO ?= taihu
 
 .PHONY: run test bench clean
 

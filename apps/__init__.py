@@ -1,7 +1,8 @@
 """Deterministic applications over the ledger's world state.
 
 An app receives a transaction and a view of its own state and returns a result
-or raises ``Rejected``. Apps never import ``node`` or ``consensus``.
+or raises ``Rejected``. Apps import nothing of ours: not ``consensus``, ``node``
+or ``citychain``.
 """
 
 from .data_sharing import DataSharing

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from node.scenario import load_scenario  # noqa: E402
-from node.sim.run import simulate  # noqa: E402
-from node.summary import summarize  # noqa: E402
+from citychain.scenario import load_scenario  # noqa: E402
+from citychain.sim.run import simulate  # noqa: E402
+from citychain.summary import summarize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,7 +54,7 @@ def scenario_for(path: Path, n: int, tx: int, block: int, rate: float):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default=str(ROOT / "scenarios" / "taihu.yaml"))
+    parser.add_argument("--scenario", default=str(ROOT / "citychain" / "scenarios" / "taihu.yaml"))
     parser.add_argument("--nodes", default="20,40,60")
     parser.add_argument("--tx", type=int, default=10_000)
     parser.add_argument("--block", type=int, default=100)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .encoding import canonical, sha256_hex
 from .merkle import merkle_root
-from .messages import Signed
+from .envelope import Signed
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Protocol messages, in the paper's terms, and the signed envelope that carries them.
+"""Protocol messages, in the paper's terms; the signed envelope that carries them
+(``Signed``, defined in ``consensus.envelope``) is re-exported here.
 
 Each message knows its *body*: the dict that, with the chain id and the signer
 added, is canonically encoded and signed (see docs/messages.md). Messages are
@@ -8,12 +9,11 @@ validated at construction, so a malformed one never reaches the replica.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Union
+from typing import ClassVar, Union
 
+from .block import Block
 from .encoding import check_canonical_value
-
-if TYPE_CHECKING:
-    from .block import Block
+from .envelope import Signed
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -69,7 +69,7 @@ class PrePrepare:
     view: int
     seq: int
     digest: str
-    block: "Block"
+    block: Block
 
     def __post_init__(self):
         _check_int("view", self.view)
@@ -147,31 +147,6 @@ class NewViewRequest:
 
     def body(self) -> dict:
         return {"type": self.KIND, "view": self.view}
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class Signed:
-    """A message with its signer's Ed25519 signature over ``data``.
-
-    ``data`` is the exact signed byte string; ``digest`` its SHA-256 (a request's
-    transaction id); ``size`` the bytes this envelope occupies on the wire.
-    Envelopes are immutable and shared: one object may be delivered to every
-    simulated receiver.
-    """
-
-    message: Message
-    signer: str
-    signature: bytes
-    data: bytes
-    digest: str
-    size: int
-
-    def __deepcopy__(self, memo) -> "Signed":
-        return self  # immutable: copies of a world share their envelopes
-
-    def to_dict(self) -> dict:
-        """The envelope as the wire and the ledger carry it (docs/messages.md)."""
-        return {"data": self.data.decode("ascii"), "sig": self.signature.hex()}
 
 
 def _check_envelopes(name: str, items, kind) -> None:

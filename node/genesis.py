@@ -1,13 +1,14 @@
-"""The genesis: chain id, root CA, members with their certificates, consensus parameters.
+"""Reading a genesis: chain id, root CA, members with their certificates, consensus parameters.
 
 ``genesis_hash`` (SHA-256 of the canonical encoding of genesis.json) is the
 ``prev_hash`` of block 1, so every block chains back to this membership.
+``membership_from_doc`` checks every member's certificate against the genesis CA.
+Building a genesis from a scenario is the tool's job (``citychain.genesis``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -15,85 +16,12 @@ from cryptography.exceptions import InvalidSignature
 
 from consensus.encoding import canonical, sha256_hex
 
-from .identity import CertificateAuthority, Identity, cert_pem, derive_key, public_key_of, subject_fields
-from .layout import ClientPlacement, NodePlacement, place_clients, place_nodes, place_observers
+from .identity import public_key_of, subject_fields
 from .membership import Membership
-from .sealing import org_key, public_hex
-from .scenario import Scenario
-from .state import empty_state_root
-
-
-@dataclass
-class Genesis:
-    doc: dict  # exactly what genesis.json holds
-    ca: CertificateAuthority
-    nodes: list[NodePlacement]
-    clients: list[ClientPlacement]
-    observers: list[NodePlacement]
-    identities: dict[str, Identity]
-
-    @property
-    def chain_id(self) -> str:
-        return self.doc["chain_id"]
-
-    @property
-    def hash(self) -> str:
-        return genesis_hash(self.doc)
-
-    @property
-    def replicas(self) -> tuple[str, ...]:
-        return tuple(m["id"] for m in self.doc["members"] if m["role"] == "consensus")
-
-    def membership(self) -> Membership:
-        return membership_from_doc(self.doc)
-
-    def write(self, out: Path) -> None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "ca.pem").write_text(cert_pem(self.ca.cert))
-        for ident in self.identities.values():
-            folder = out if ident.role != "client" else out / "clients"
-            folder.mkdir(exist_ok=True)
-            (folder / f"{ident.id}.pem").write_text(cert_pem(ident.cert))
-        (out / "genesis.json").write_text(json.dumps(self.doc, indent=2, sort_keys=True) + "\n")
 
 
 def genesis_hash(doc: dict) -> str:
     return sha256_hex(canonical(doc))
-
-
-def build_genesis(scenario: Scenario) -> Genesis:
-    chain = scenario.chain
-    seed = scenario.seed
-    ca = CertificateAuthority(chain.id, chain.name, derive_key(seed, chain.id, "ca"))
-    nodes = place_nodes(scenario)
-    observers = place_observers(scenario)
-    clients = place_clients(scenario, nodes)
-    identities: dict[str, Identity] = {}
-    for ident, org, role in ([(n.id, n.org, "consensus") for n in nodes] + [(o.id, o.org, "observer") for o in observers]
-                             + [(c.id, c.org, "client") for c in clients]):
-        key = derive_key(seed, chain.id, ident)
-        identities[ident] = Identity(ident, org, role, key, ca.issue(ident, org, role, key.public_key()))
-    c = scenario.consensus
-    doc = {
-        "chain_id": chain.id,
-        "name": chain.name,
-        "ca": cert_pem(ca.cert),
-        # Each department's X25519 key, for the data-sharing app's key wrapping.
-        "organisations": [{"id": o.id, "name": o.name, "x25519": public_hex(org_key(seed, chain.id, o.id))}
-                          for o in scenario.organisations],
-        "members": [{"id": i.id, "org": i.org, "role": i.role, "cert": cert_pem(i.cert)}
-                    for i in identities.values() if i.role != "client"],
-        "clients": [{"id": i.id, "org": i.org, "role": i.role, "cert": cert_pem(i.cert)}
-                    for i in identities.values() if i.role == "client"],
-        "consensus": {"block_size": c.block_size, "batch_timeout_ns": int(c.batch_timeout_ms * 1e6),
-                      "checkpoint_interval": c.checkpoint_interval, "watermark_window": c.watermark_window,
-                      "view_change_timeout_ns": int(c.view_change_timeout_ms * 1e6),
-                      "sync_interval_ns": int(c.sync_interval_ms * 1e6),
-                      "max_pending": c.max_pending or 20 * c.block_size},
-        "state_root": empty_state_root(),
-        "apps": scenario.apps,  # the applications' settings (policies) are part of the chain's rules
-    }
-    return Genesis(doc, ca, nodes, clients, observers, identities)
 
 
 def membership_from_doc(doc: dict) -> Membership:

@@ -22,7 +22,7 @@ from consensus.events import Adopted, Executed, Receive, Restarted, TimerFired
 from consensus.messages import NewView, PrePrepare, Request, Signed, ViewChange, embedded
 from consensus.replica import Replica, Restored
 
-from .cpu import CpuCosts
+from .costs import NO_COSTS, Costs
 from .execution import Executor
 from .ledger import Ledger
 from .membership import Membership
@@ -40,7 +40,7 @@ _CARRIERS = frozenset({PrePrepare, ViewChange, NewView})  # messages that carry 
 class Node:
     def __init__(self, node_id: str, make_replica: ReplicaFactory, signer: Signer, membership: Membership,
                  transport: Transport, executor: Executor, ledger: Ledger, metrics: Metrics,
-                 cpu: CpuCosts = CpuCosts(), syncer: Callable[["Node"], Syncer] | None = None,
+                 cpu: Costs = NO_COSTS, syncer: Callable[["Node"], Syncer] | None = None,
                  store: MemoryStore | None = None):
         self.id = node_id
         self.make_replica = make_replica

@@ -9,20 +9,41 @@ asks the next peer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from consensus.block import Block
 from consensus.messages import Signed
 
-from .audit import ChainChecker
+from .checker import ChainChecker
 from .sync_messages import Blocks, Fetch
 
 if TYPE_CHECKING:
-    from .node import Node
+    from consensus.replica import Replica
+
+    from .costs import Costs
+    from .ledger import Ledger
+    from .metrics import Metrics
+    from .transport import Transport
 
 SYNC_TIMER = "sync"
 TICK_TIMER = "sync-tick"
 BATCH = 50  # blocks per response
+
+
+class Host(Protocol):
+    """What a Syncer uses of the node it works for (``node.node.Node``, which
+    imports this module: sync never imports node)."""
+
+    id: str
+    replica: Replica
+    ledger: Ledger
+    transport: Transport
+    metrics: Metrics
+    cpu: Costs
+
+    def send_signed(self, to: str, message, t: int) -> int: ...
+
+    def adopt(self, block: Block, certificate: tuple[Signed, ...], t: int) -> int: ...
 
 
 class Syncer:
@@ -30,7 +51,7 @@ class Syncer:
     (anti-entropy, as FISCO BCOS's block sync or Fabric's gossip pull): a node that
     missed the last blocks before the chain went quiet still hears of them."""
 
-    def __init__(self, node: "Node", checker: ChainChecker, timeout: int, interval: int = 0):
+    def __init__(self, node: Host, checker: ChainChecker, timeout: int, interval: int = 0):
         self.node = node
         self.checker = checker
         self.timeout = timeout

@@ -3,7 +3,7 @@ import hashlib
 import random
 
 from apps.data_sharing import DataSharing
-from node.sealing import open_sealed, org_key, public_hex, seal, unwrap, wrap
+from citychain.sealing import open_sealed, org_key, public_hex, seal, unwrap, wrap
 
 
 def keys_for(orgs, data_key, rng):

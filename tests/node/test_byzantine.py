@@ -121,7 +121,7 @@ def test_fork_shows_each_honest_half_its_own_block():
 
 
 def test_every_behaviour_is_listed_in_the_scenario_schema():
-    from node.scenario import BEHAVIOURS
+    from citychain.scenario import BEHAVIOURS
     assert set(BEHAVIOURS) == set(b.BEHAVIOURS)
 
 

@@ -5,9 +5,10 @@ import subprocess
 
 import pytest
 
-from node.genesis import build_genesis, genesis_hash, membership_from_doc
+from citychain.genesis import build_genesis
+from citychain.scenario import load_scenario
+from node.genesis import genesis_hash, membership_from_doc
 from node.identity import subject_fields
-from node.scenario import load_scenario
 
 OPENSSL = shutil.which("openssl")
 

@@ -11,9 +11,9 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.scenario import BEHAVIOURS, load_scenario
-from node.sim.run import simulate
-from node.summary import summarize
+from citychain.scenario import BEHAVIOURS, load_scenario
+from citychain.sim.run import simulate
+from citychain.summary import summarize
 from tests.conftest import SCENARIOS
 
 settings.register_profile("ci", max_examples=30, deadline=None, derandomize=True,

@@ -121,14 +121,14 @@ class ScriptedNet:
 
 @functools.lru_cache(maxsize=None)
 def _base_scenario(n: int):
-    from node.scenario import load_scenario
+    from citychain.scenario import load_scenario
     from tests.conftest import SCENARIOS
     return load_scenario(SCENARIOS / "taihu.yaml").with_overrides(nodes=n)
 
 
 @functools.lru_cache(maxsize=None)
 def _genesis(n: int):
-    from node.genesis import build_genesis
+    from citychain.genesis import build_genesis
     return build_genesis(_base_scenario(n))  # the Byzantine list does not enter the genesis
 
 
@@ -168,7 +168,7 @@ class World:
     MAX_DELIVERIES = 100_000
 
     def __init__(self, script: Script, trace: bool = False):
-        import node.sim.run as simrun
+        import citychain.sim.run as simrun
         self.script = script
         self.trace: list[str] | None = [] if trace else None
         real_build_genesis = simrun.build_genesis

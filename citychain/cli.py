@@ -1,0 +1,274 @@
+"""The ``citychain`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .scenario import Scenario, ScenarioError, load_scenario, shipped_scenarios, summary_line
+
+stderr = Console(stderr=True)
+EXIT_UNSAFE = 1
+EXIT_BAD_INPUT = 2
+
+
+def _load(path: str, nodes: int | None, seed: int | None) -> Scenario:
+    try:
+        scenario = load_scenario(path)
+        if nodes is not None or seed is not None:
+            try:
+                scenario = scenario.with_overrides(nodes=nodes, seed=seed)
+            except ValueError as exc:
+                raise ScenarioError(f"{path}: with --nodes/--seed: {exc}") from None
+        return scenario
+    except ScenarioError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="citychain")
+def main():
+    """citychain: simulate signed PBFT consortium chains of Chinese city and provincial governments."""
+
+
+@main.command()
+@click.argument("scenario")
+@click.option("--nodes", type=click.IntRange(4, 256), help="Override the scenario's consensus node count.")
+@click.option("--seed", type=click.IntRange(0), help="Override the scenario's seed.")
+@click.option("--out", type=click.Path(file_okay=False), help="Write summary.json, genesis/ and ledgers/ here.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a terminal).")
+def run(scenario, nodes, seed, out, as_json, progress):
+    """Run SCENARIO in the deterministic simulator and summarise it.
+
+    SCENARIO is a scenario file or a shipped scenario's name (`citychain scenarios`).
+
+    Exits 1 if the auditor finds a safety violation, 2 if the scenario is invalid.
+    """
+    from .export import write_run
+    from .sim.run import simulate
+    from .summary import audit_run, summarize
+
+    spec = _load(scenario, nodes, seed)
+    show = stderr.is_terminal if progress is None else progress
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("tx"), TimeElapsedColumn(), console=stderr, transient=True,
+                  disable=not show) as bar:
+        task = bar.add_task(f"{spec.chain.id} n={spec.nodes}", total=spec.workload.transactions)
+        result = simulate(spec, progress=lambda done, total: bar.update(task, completed=done))
+        bar.update(task, completed=result.metrics.first_executions)
+    report = audit_run(result)
+    summary = summarize(result, scenario, report)
+    if out:
+        write_run(Path(out), result, summary)
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=False))
+    else:
+        _print_summary(summary, report)
+    sys.exit(EXIT_UNSAFE if summary["safety_violations"] else 0)
+
+
+def _print_summary(s: dict, report) -> None:
+    console = Console()
+    table = Table(title=f"{s['scenario']}: {s['chain_id']}, {s['nodes']} nodes (f={s['f']}), seed {s['seed']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    lat = s["latency_ms"]
+    rows = [
+        ("transactions submitted / committed / rejected by apps",
+         f"{s['submitted_tx']} / {s['committed_tx']} / {s['rejected_tx']}"),
+        ("blocks", str(s["blocks"])),
+        ("throughput (tx/s, virtual)", f"{s['tps']:.1f}"),
+        ("latency p50 / p95 / p99 / max (ms)", f"{lat['p50']:.2f} / {lat['p95']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f}"),
+        ("messages", f"{s['messages']['total']:,}"),
+        ("bytes", f"{s['bytes']:,}"),
+        ("messages dropped (by reason)", ", ".join(f"{k} {v}" for k, v in s["dropped"].items()) or "none"),
+        ("client retransmissions", str(s["client_retries"])),
+        ("view changes", str(s["view_changes"])),
+        ("faulty nodes", ", ".join(s["faulty_nodes"]) or "none"),
+        ("liveness after last fault", f"{'ok' if s['liveness']['ok'] else 'FAILED'}: healed at "
+         f"{s['liveness']['healed_at_ms']:.0f} ms, {s['liveness']['uncommitted']} uncommitted, recovered in "
+         f"{s['liveness']['recovery_ms']:.0f} ms (bound {s['liveness']['bound_ms']:.0f})"),
+        ("agreement", "yes" if s["agreement"] else "NO"),
+        ("safety violations", str(s["safety_violations"])),
+        ("head", f"#{s['head']['height']} {s['head']['hash'][:16]}"),
+        ("virtual / wall seconds", f"{s['sim_seconds']:.3f} / {s['wall_seconds']:.2f}"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+    if s["faults"]:
+        console.print("fault timeline: " + "; ".join(f"{e['at_ms']:.0f} ms {e['event']}" for e in s["faults"]))
+    lagging = {k: v for k, v in s["node_status"].items() if not v["caught_up"] or not v["up"]}
+    for node, st in list(lagging.items())[:10]:
+        console.print(f"{node}: {st['role']}, {'up' if st['up'] else 'down'}, height {st['height']}, view {st['view']}")
+    for line in report.safety_violations[:10]:
+        console.print(f"[red]safety:[/] {line}")
+
+
+@main.command()
+@click.argument("scenario")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write into.")
+@click.option("--nodes", type=click.IntRange(4, 256), help="Override the scenario's consensus node count.")
+@click.option("--seed", type=click.IntRange(0), help="Override the scenario's seed.")
+def genesis(scenario, out, nodes, seed):
+    """Write the chain's CA, member certificates and genesis.json to OUT.
+
+    SCENARIO is a scenario file or a shipped scenario's name (`citychain scenarios`).
+
+    Check a certificate with: openssl verify -CAfile OUT/ca.pem OUT/node-00.pem
+    """
+    from .genesis import build_genesis
+
+    spec = _load(scenario, nodes, seed)
+    g = build_genesis(spec)
+    g.write(Path(out))
+    click.echo(f"wrote {out}/genesis.json, ca.pem, {len(g.nodes)} node and {len(g.clients)} client "
+               f"certificates; genesis hash {g.hash}")
+
+
+@main.command()
+def scenarios():
+    """List the scenarios that ship with citychain, one line each.
+
+    Run one by its name (`citychain run taihu`); a scenario file of your own can
+    start from one with `base: taihu`.
+    """
+    shipped = shipped_scenarios()
+    width = max(map(len, shipped))
+    for name, path in shipped.items():
+        click.echo(f"{name:<{width}}  {load_scenario(path).nodes:>3} nodes  {summary_line(path)}")
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def audit(out_dir, as_json):
+    """Audit the ledgers a run exported to OUT_DIR (by `citychain run --out`).
+
+    Checks every hash link, header hash, transaction signature and commit
+    certificate, and that no two nodes hold different blocks at a height.
+    Exits 1 on any violation.
+    """
+    from .audit import audit_directory
+
+    try:
+        report = audit_directory(Path(out_dir))
+    except (OSError, KeyError, ValueError) as exc:
+        click.echo(f"error: {out_dir}: not an exported run: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+    else:
+        heights = sorted(set(report.heights.values()))
+        click.echo(f"{report.nodes} honest ledgers, heights {heights}; agreement: {report.agreement}; "
+                   f"safety violations: {len(report.safety_violations)}; invalid ledgers: {len(report.invalid)}")
+        if report.liveness:
+            live = report.liveness
+            click.echo(f"liveness: {'ok' if live['ok'] else 'FAILED'}: {live['uncommitted']} submitted transactions "
+                       f"not in the chain; the last to wait past the last fault ({live['healed_at_ms']:.0f} ms) "
+                       f"was proposed {live['recovery_ms']:.0f} ms after it")
+        for line in report.safety_violations[:20]:
+            click.echo(f"  safety: {line}")
+        for node, problems in list(report.invalid.items())[:20]:
+            click.echo(f"  {node}: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+    sys.exit(0 if report.safe else EXIT_UNSAFE)
+
+
+@main.command()
+@click.argument("scenario")
+@click.option("--nodes", "nodes_text", help="Node counts: '20,30,40' or '4..64:4' (default: the scenario's).")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 100), help="Seeds per point.")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=V1,V2",
+              help="Sweep another parameter too, e.g. --set consensus.block_size=50,100,200 (repeatable).")
+@click.option("--out", type=click.Path(file_okay=False), help="Where to write (default: bench-out/CHAIN).")
+@click.option("--json", "as_json", is_flag=True, help="Print the aggregated rows as one JSON object.")
+def bench(scenario, nodes_text, seeds, sets, out, as_json):
+    """Sweep SCENARIO over node counts (and any --set parameters) and report.
+
+    SCENARIO is a scenario file or a shipped scenario's name (`citychain scenarios`).
+
+    Writes results.csv and results.json (a row per run and a row per point with
+    mean and spread), PNG plots (throughput, latency, messages per block against
+    PBFT's analytic count, bytes per node) and a self-contained report.html.
+    """
+    from .bench.run import run_sweep
+    from .bench.sweep import parse_counts, parse_set
+
+    spec = _load(scenario, None, None)
+    try:
+        counts = [spec.nodes] if not nodes_text else parse_counts(nodes_text)
+        if min(counts) < 4 or max(counts) > 256:
+            raise ValueError("node counts must be within 4..256")
+        parsed = [parse_set(s) for s in sets]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    out_dir = Path(out or f"bench-out/{spec.chain.id}")
+    try:
+        agg = run_sweep(spec, scenario, counts, seeds, parsed, out_dir, stderr)
+    except ScenarioError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if as_json:
+        click.echo(json.dumps({"out": str(out_dir), "points": agg}))
+        return
+    table = Table(title=f"{spec.chain.name}: {len(agg)} points -> {out_dir}/report.html")
+    keys = [k for k, _ in parsed]
+    for col in [*keys, "n", "tx/s", "p50 ms", "p99 ms", "msgs/block", "MB/node", "wall s"]:
+        table.add_column(col, justify="right")
+    for r in agg:
+        table.add_row(*[str(r[k]) for k in keys], str(r["nodes"]), f"{r['throughput_tps']:.0f}",
+                      f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['messages_per_block']:.0f}",
+                      f"{r['bytes_per_node'] / 1e6:.2f}", f"{r['wall_seconds']:.2f}")
+    Console().print(table)
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("app")
+@click.argument("key", required=False)
+@click.option("--node", help="Whose ledger to replay (default: the first).")
+@click.option("--file", "document", type=click.Path(exists=True, dir_okay=False),
+              help="evidence: verify this document against the chain (by its SHA-256).")
+@click.option("--limit", default=50, show_default=True, help="At most this many matching keys.")
+def query(out_dir, app, key, node, document, limit):
+    """Read APP's state at KEY from a node of an exported run (by `citychain run --out`).
+
+    The node's ledger is replayed through the apps, checking every block's state
+    root. A KEY that is not a record lists the records it prefixes. Examples:
+
+    \b
+      citychain query OUT traceability batch/B000123     trace a batch from farm to shelf
+      citychain query OUT evidence --file contract.pdf   verify a document
+      citychain query OUT provident_fund access/CQ00042  who accessed a fund record
+      citychain query OUT licences licence/              list licences
+    """
+    from .query import QueryError, query as run_query
+
+    try:
+        answer = run_query(Path(out_dir), app, key, node, Path(document) if document else None, limit)
+    except (QueryError, OSError, KeyError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    click.echo(json.dumps(answer, indent=2))
+
+
+@main.command()
+@click.option("--samples", default=2000, show_default=True, type=click.IntRange(100), help="Operations to time.")
+def calibrate(samples):
+    """Measure this machine's Ed25519 sign and verify cost and print a scenario `cpu:` block."""
+    from .sim.calibrate import measure
+
+    sign_us, verify_us = measure(samples)
+    click.echo(f"cpu:\n  sign_us: {sign_us:.1f}\n  verify_us: {verify_us:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""The network model: sites, one-way latency between them, jitter, uplink bandwidth, loss,
+and the faults a scenario injects (partitions, slower or lossier links).
+
+Each node has one uplink: copies of a broadcast leave one after another, each
+taking size / bandwidth, so a large PRE-PREPARE to many peers costs the primary
+real time. Destinations are served in an order rotated by sender, so no node is
+always first. All randomness comes from the network's own seeded generator.
+"""
+
+from __future__ import annotations
+
+import random
+from heapq import heappush
+
+from consensus.messages import Signed
+from node.metrics import Metrics
+
+from ..scenario import NetworkSpec
+from .engine import Engine
+
+MS = 1_000_000  # ns
+
+
+def latency_ns(spec: NetworkSpec, site_a: str, site_b: str) -> int:
+    lat = spec.latency
+    if site_a == site_b:
+        return round(lat.local_ms * MS)
+    for link in lat.links:
+        if set(link.between) == {site_a, site_b}:
+            return round(link.ms * MS)
+    return round(lat.default_ms * MS)
+
+
+class SimNetwork:
+    def __init__(self, engine: Engine, spec: NetworkSpec, sites: dict[str, str], rng: random.Random,
+                 metrics: Metrics):
+        self.engine = engine
+        self.spec = spec
+        self.sites = sites  # node id -> site id
+        self.rng = rng
+        self.metrics = metrics
+        self.ns_per_byte = 8e9 / (spec.bandwidth_mbps * 1e6)
+        self.jitter = round(spec.jitter_ms * MS)
+        self.handlers: dict = {}  # node id -> on_message
+        self.voters: list[str] = []  # consensus members: the receivers of a broadcast
+        self.timer_handlers: dict = {}  # node id -> on_timer
+        self.uplink_free: dict[str, int] = {}
+        self.group_of: dict[str, int] = {}  # partition: node -> group; empty when whole
+        self.overrides: dict[frozenset, tuple[int | None, float | None]] = {}  # site pair -> (latency, loss)
+        self._routes: dict[str, list[tuple[str, int, float]]] = {}
+        self._links: dict[tuple[str, str], tuple[int, float]] = {}
+
+    def attach(self, node_id: str, on_message, on_timer, votes: bool = True) -> None:
+        self.handlers[node_id] = on_message
+        if votes:
+            self.voters.append(node_id)
+        self.timer_handlers[node_id] = on_timer
+        self.uplink_free[node_id] = 0
+        self._changed()
+
+    # ---- the model ------------------------------------------------------------------
+
+    def link(self, src: str, dst: str) -> tuple[int, float]:
+        """(one-way latency in ns, loss probability) from src's site to dst's, as things stand."""
+        key = (src, dst)
+        known = self._links.get(key)
+        if known is None:
+            a, b = self.sites[src], self.sites[dst]
+            latency, loss = latency_ns(self.spec, a, b), self.spec.loss
+            override = self.overrides.get(frozenset((a, b)))
+            if override is not None:
+                latency = latency if override[0] is None else override[0]
+                loss = loss if override[1] is None else override[1]
+            if self.group_of and self.group_of.get(src, -1) != self.group_of.get(dst, -1):
+                loss = 1.0
+            known = self._links[key] = (latency, loss)
+        return known
+
+    def _route(self, src: str) -> list[tuple[str, int, float]]:
+        route = self._routes.get(src)
+        if route is None:
+            peers = self.voters
+            i = peers.index(src) if src in peers else 0
+            order = [p for p in peers[i + 1:] + peers[:i] if p != src]
+            route = self._routes[src] = [(self.handlers[p], *self.link(src, p)) for p in order]
+        return route
+
+    def _changed(self) -> None:
+        self._routes.clear()
+        self._links.clear()
+
+    # ---- faults ---------------------------------------------------------------------
+
+    def partition(self, groups: list[set[str]]) -> None:
+        """Cut the network into groups; nodes in no group form one more group."""
+        self.group_of = {node: i for i, group in enumerate(groups) for node in group}
+        rest = len(groups)
+        for node in self.handlers:
+            self.group_of.setdefault(node, rest)
+        self._changed()
+
+    def heal(self) -> None:
+        self.group_of = {}
+        self._changed()
+
+    def set_link(self, site_a: str, site_b: str, latency_ms: float | None, loss: float | None) -> None:
+        self.overrides[frozenset((site_a, site_b))] = (None if latency_ms is None else round(latency_ms * MS), loss)
+        self._changed()
+
+    # ---- Transport ----------------------------------------------------------------
+
+    def broadcast(self, src: str, env: Signed, at: int) -> None:
+        route = self._route(src)
+        self.metrics.sent(env.message.KIND, env.size, len(route))
+        self._transmit(src, env, at, route)
+
+    def send(self, src: str, dst: str, env: Signed, at: int) -> None:
+        self.metrics.sent(env.message.KIND, env.size)
+        self._transmit(src, env, at, ((self.handlers[dst], *self.link(src, dst)),))
+
+    def client_send(self, near: str, dst: str, env: Signed, at: int) -> None:
+        """A client at node ``near``'s site sends to ``dst`` (clients have their own uplinks)."""
+        self.metrics.sent(env.message.KIND, env.size)
+        latency, loss = self.link(near, dst)
+        if loss and self.rng.random() < loss:
+            self.metrics.lost += 1
+            return
+        jitter = int(self.rng.random() * self.jitter) if self.jitter else 0
+        self.engine.at(at + latency + jitter, self.handlers[dst], env)
+
+    def _transmit(self, src: str, env: Signed, at: int, route) -> None:
+        per_copy = round(env.size * self.ns_per_byte)
+        free = self.uplink_free[src]
+        departure = at if at > free else free
+        rand = self.rng.random
+        jitter = self.jitter
+        heap = self.engine.heap
+        tiebreak = self.engine.counter
+        for handler, lat, loss in route:  # one iteration per copy: kept flat
+            departure += per_copy
+            if loss and rand() < loss:
+                self.metrics.lost += 1
+                continue
+            arrival = departure + lat + (int(rand() * jitter) if jitter else 0)
+            heappush(heap, (arrival, next(tiebreak), handler, env))
+        self.uplink_free[src] = departure
+
+    def start_timer(self, node: str, name: str, at: int) -> None:
+        self.engine.start_timer((node, name), at, self._fire)
+
+    def cancel_timer(self, node: str, name: str) -> None:
+        self.engine.cancel_timer((node, name))
+
+    def cancel_all_timers(self, node: str) -> None:
+        self.engine.cancel_timers_of(node)
+
+    def _fire(self, node: str, name: str, at: int) -> None:
+        self.timer_handlers[node](name, at)

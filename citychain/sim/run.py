@@ -1,0 +1,221 @@
+"""Build a simulated chain from a scenario and run it: a pure function of (scenario, seed)."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from apps import REGISTRY as APP_REGISTRY
+from consensus.replica import Replica, ReplicaConfig, Restored
+from node.byzantine import Context, syncer_for, wrap
+from node.checker import ChainChecker
+from node.execution import Executor
+from node.ledger import Ledger
+from node.membership import Membership
+from node.metrics import Metrics
+from node.node import Node
+from node.observer import ObserverConfig, ObserverReplica
+from node.signing import Signer
+from node.state import WorldState
+from node.sync import Syncer
+
+from ..genesis import Genesis, build_genesis
+from ..scenario import Scenario
+from .cpu import CpuCosts
+from .engine import Engine
+from .faults import Action, FaultPlan, plan_faults
+from .network import SimNetwork
+from .workload import Submission, submissions
+
+
+def rng_for(seed: int, concern: str) -> random.Random:
+    """One generator per concern, so adding randomness to one leaves the others' draws alone."""
+    return random.Random(f"citychain/{seed}/{concern}")
+
+
+@dataclass
+class SimRun:
+    scenario: Scenario
+    genesis: Genesis
+    membership: Membership
+    metrics: Metrics
+    nodes: dict[str, Node]
+    engine: Engine
+    network: SimNetwork
+    plan: FaultPlan
+    submitted: int = 0
+    first_submit: int = 0
+    last_submit: int = 0
+    wall_seconds: float = 0.0
+    apps: dict = field(default_factory=dict)  # app name -> instance (with the scenario's settings)
+    timeline: list[tuple[int, str]] = field(default_factory=list)  # (ns, what happened)
+    faulted: set[str] = field(default_factory=set)  # nodes crashed or paused at some point
+
+    @property
+    def end_ns(self) -> int:
+        return self.engine.now
+
+    @property
+    def honest(self) -> list[str]:
+        return [n for n in self.nodes if n not in self.plan.byzantine]
+
+    @property
+    def f(self) -> int:
+        return (len(self.genesis.replicas) - 1) // 3
+
+    def current_primary(self) -> str:
+        """The primary of the highest view any honest, running node has installed."""
+        views = [self.nodes[n].replica.installed_view for n in self.honest if not self.nodes[n].down]
+        replicas = self.genesis.replicas
+        return replicas[max(views, default=0) % len(replicas)]
+
+
+def replica_factory(config: ReplicaConfig, behaviour: str | None = None, ctx: Context | None = None):
+    def make(saved: Restored | None) -> Replica:
+        replica = Replica(config) if saved is None else Replica.restore(config, saved)
+        return replica if behaviour is None else wrap(behaviour, replica, ctx)
+    return make
+
+
+def build(scenario: Scenario) -> SimRun:
+    genesis = build_genesis(scenario)
+    membership = genesis.membership()
+    metrics = Metrics()
+    engine = Engine()
+    sites = {p.id: p.site for p in genesis.nodes + genesis.observers}
+    network = SimNetwork(engine, scenario.network, sites, rng_for(scenario.seed, "network"), metrics)
+    plan = plan_faults(scenario, genesis)
+    apps = {name: cls(scenario.apps.get(name)) for name, cls in APP_REGISTRY.items()}
+    directory = {c.id: (c.org, "client") for c in genesis.clients}
+    memo: dict = {}  # (state root, block hash) -> outcome, shared by nodes holding the same state
+    cpu = CpuCosts.from_spec(scenario.cpu)
+    params = genesis.doc["consensus"]
+    replicas = genesis.replicas
+    checker = ChainChecker(membership, genesis.hash, set(replicas))
+    sync_timeout = params["view_change_timeout_ns"] // 2
+    colluders = frozenset(n for n, b in plan.byzantine.items() if b.behaviour == "fork")
+    honest = [n for n in replicas if n not in colluders]
+    groups = (tuple(honest[0::2]), tuple(honest[1::2]))
+    nodes: dict[str, Node] = {}
+    for placement in genesis.nodes:
+        config = ReplicaConfig(
+            chain_id=genesis.chain_id, replicas=replicas, me=placement.id,
+            genesis_hash=genesis.hash, genesis_state_root=genesis.doc["state_root"],
+            block_size=params["block_size"], batch_timeout=params["batch_timeout_ns"],
+            checkpoint_interval=params["checkpoint_interval"], watermark_window=params["watermark_window"],
+            view_change_timeout=params["view_change_timeout_ns"], max_pending=params["max_pending"])
+        ident = genesis.identities[placement.id]
+        signer = Signer(ident.id, ident.key, genesis.chain_id)
+        bad = plan.byzantine.get(placement.id)
+        behaviour = bad.behaviour if bad else None
+        ctx = Context(placement.id, replicas, signer, rng_for(scenario.seed, f"byzantine/{placement.id}"),
+                      colluders, bad.delay, groups, bad.targets, bad.kinds) if bad else None
+        syncer_class = syncer_for(behaviour)
+        node = Node(placement.id, replica_factory(config, behaviour, ctx), signer, membership, network,
+                    Executor(apps, directory, WorldState(), memo), Ledger(genesis.hash), metrics, cpu,
+                    syncer=lambda nd, cls=syncer_class: cls(nd, checker, sync_timeout, params["sync_interval_ns"]))
+        nodes[placement.id] = node
+        network.attach(placement.id, node.on_message, node.on_timer)
+    for placement in genesis.observers:
+        ident = genesis.identities[placement.id]
+        watcher = ObserverConfig(genesis.chain_id, replicas, placement.id)
+        node = Node(placement.id, lambda _saved, c=watcher: ObserverReplica(c),
+                    Signer(ident.id, ident.key, genesis.chain_id), membership, network,
+                    Executor(apps, directory, WorldState(), memo), Ledger(genesis.hash), metrics, cpu,
+                    syncer=lambda nd: Syncer(nd, checker, sync_timeout, params["sync_interval_ns"] // 2))
+        nodes[placement.id] = node
+        network.attach(placement.id, node.on_message, node.on_timer, votes=False)
+    for node in nodes.values():
+        node.syncer.start(0)
+    return SimRun(scenario, genesis, membership, metrics, nodes, engine, network, plan, apps=apps)
+
+
+def _apply(run: SimRun, action: Action, now: int) -> None:
+    target = run.current_primary() if action.target == "primary" else action.target
+    if action.kind in ("crash", "pause"):
+        run.faulted.add(target)
+    if action.kind == "crash":
+        run.nodes[target].crash(now)
+    elif action.kind == "recover":
+        run.nodes[target].recover(now)
+    elif action.kind == "pause":
+        run.nodes[target].pause(now)
+    elif action.kind == "resume":
+        run.nodes[target].resume(now)
+    elif action.kind == "partition":
+        run.network.partition([set(g) for g in action.groups])
+    elif action.kind == "heal":
+        run.network.heal()
+    elif action.kind == "link":
+        link = action.link
+        run.network.set_link(link.between[0], link.between[1], link.latency_ms, link.loss)
+    what = action.describe() if action.target != "primary" else f"{action.kind} {target} (the primary)"
+    run.timeline.append((now, what))
+
+
+def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = None) -> SimRun:
+    """Run the scenario's workload to completion (or until the drain time runs out)."""
+    started = time.perf_counter()
+    run = build(scenario)
+    genesis, engine, metrics, network = run.genesis, run.engine, run.metrics, run.network
+    signers = {c.id: Signer(c.id, genesis.identities[c.id].key, genesis.chain_id) for c in genesis.clients}
+    org_keys = {o["id"]: o["x25519"] for o in genesis.doc["organisations"]}
+    stream = submissions(scenario.workload, genesis.clients, signers, rng_for(scenario.seed, "workload"),
+                         run.apps, org_keys)
+    drain = int(scenario.run.drain_s * 1e9)
+    retry = int(scenario.workload.retry_ms * 1e6)
+    f = run.f
+    node_ids = list(run.nodes)
+
+    for action in run.plan.actions:
+        engine.at(action.at, lambda a, now: _apply(run, a, now), action)
+
+    def answered(digest: str) -> bool:
+        height = metrics.tx_height.get(digest)
+        return height is not None and len(metrics.executed_at[height]) > f
+
+    def check(item: tuple[Submission, int], now: int) -> None:
+        # PBFT section 4.1: a client without f + 1 replies sends its request to every replica.
+        sub, tries = item
+        if answered(sub.envelope.digest):
+            return
+        metrics.retries += 1
+        for node_id in node_ids:
+            network.client_send(sub.client.gateway, node_id, sub.envelope, now)
+        if tries + 1 < scenario.workload.max_retries:
+            engine.at(now + (retry << (tries + 1)), check, (sub, tries + 1))
+
+    def submit(sub: Submission, now: int) -> None:
+        env = sub.envelope
+        metrics.submitted[env.digest] = now
+        network.client_send(sub.client.gateway, sub.client.gateway, env, now)
+        if scenario.workload.max_retries:
+            engine.at(now + retry, check, (sub, 0))
+        run.submitted += 1
+        run.last_submit = now
+        following = next(stream, None)
+        if following is None:
+            engine.until = max(now, run.plan.last_heal) + drain
+        else:
+            engine.at(following.at, submit, following)
+
+    honest = run.honest
+
+    def settled() -> bool:
+        """Workload and faults over, and every honest running node holds every transaction."""
+        if engine.now < run.plan.last_heal or metrics.first_executions < run.submitted:
+            return False
+        heights = {run.nodes[n].ledger.height for n in honest if not run.nodes[n].down}
+        return len(heights) <= 1
+
+    engine.settled = settled
+    first = next(stream, None)
+    if first is not None:
+        run.first_submit = first.at
+        engine.at(first.at, submit, first)
+    total = scenario.workload.transactions
+    engine.run(progress=(lambda _t: progress(metrics.first_executions, total)) if progress else None)
+    run.wall_seconds = time.perf_counter() - started
+    return run

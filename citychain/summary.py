@@ -1,0 +1,149 @@
+"""The run summary: one JSON object a machine reads, and the table a person reads."""
+
+from __future__ import annotations
+
+from node.metrics import percentile
+
+from .audit import AuditReport, audit_chains, compare_chains
+from .sim.run import SimRun
+
+BENIGN = {"stale", "duplicate", "duplicate-request", "old-view", "stale-view-change", "stale-new-view"}
+# (late or repeated copies, client retransmissions: expected in a healthy run)
+
+
+def audit_run(run: SimRun) -> AuditReport:
+    """Safety over every honest node (crashed ones included: a prefix is fine), and
+    agreement over the honest nodes running at the end."""
+    honest = run.honest
+    chains = {nid: [(e.block, e.certificate) for e in run.nodes[nid].ledger.entries] for nid in honest}
+    report = audit_chains(chains, run.membership, run.genesis.hash, set(run.genesis.replicas))
+    up = {nid: [b.hash for b, _ in chains[nid]] for nid in honest if not run.nodes[nid].down}
+    agreement, _ = compare_chains(up)
+    report.agreement = agreement and not report.invalid
+    return report
+
+
+def reply_times(run: SimRun) -> dict[int, int]:
+    """Per height: when f + 1 nodes had executed it (a client's reply quorum)."""
+    f = run.f
+    return {h: sorted(times)[f] for h, times in run.metrics.executed_at.items() if len(times) > f}
+
+
+def reference_chain(run: SimRun):
+    honest_up = [run.nodes[n] for n in run.honest if not run.nodes[n].down] or [run.nodes[n] for n in run.honest]
+    return max(honest_up, key=lambda node: node.ledger.height).ledger.entries
+
+
+def tx_latencies_ns(run: SimRun) -> dict[str, int]:
+    """Per committed tx: from submission until f + 1 nodes executed it."""
+    replies = reply_times(run)
+    latencies = {}
+    for entry in reference_chain(run):
+        done = replies.get(entry.block.height)
+        if done is None:
+            continue
+        for r in entry.block.requests:
+            submitted = run.metrics.submitted.get(r.digest)
+            if submitted is not None:
+                latencies[r.digest] = done - submitted
+    return latencies
+
+
+def liveness(run: SimRun, entries) -> dict:
+    """Once the last fault heals, is every submitted transaction committed, and how soon?"""
+    heal = run.plan.last_heal
+    replies = reply_times(run)
+    committed_at = {}
+    for e in entries:
+        at = replies.get(e.block.height)
+        if at is not None:
+            for r in e.block.requests:
+                committed_at[r.digest] = at
+    uncommitted = [tx for tx in run.metrics.submitted if tx not in committed_at]
+    waiting = [committed_at[tx] - heal for tx, sub in run.metrics.submitted.items()
+               if tx in committed_at and sub <= heal < committed_at[tx]]
+    recovery_ms = round(max(waiting, default=0) / 1e6, 3)
+    bound_ms = run.scenario.run.liveness_bound_s * 1000
+    return {"healed_at_ms": round(heal / 1e6, 3), "uncommitted": len(uncommitted),
+            "recovery_ms": recovery_ms, "bound_ms": bound_ms,
+            "ok": not uncommitted and recovery_ms <= bound_ms}
+
+
+def node_status(run: SimRun) -> dict:
+    top = max((run.nodes[n].ledger.height for n in run.honest), default=0)
+    out = {}
+    for nid, node in run.nodes.items():
+        byz = run.plan.byzantine.get(nid)
+        r = node.replica
+        role = f"byzantine:{byz.behaviour}" if byz else "observer" if nid not in run.genesis.replicas else "honest"
+        out[nid] = {"role": role, "up": not node.down,
+                    "height": node.ledger.height, "view": r.view, "in_view": r.active,
+                    "caught_up": node.ledger.height == top,
+                    "blocks_fetched": node.syncer.fetched_blocks if node.syncer else 0}
+    return out
+
+
+def summarize(run: SimRun, scenario_name: str, report: AuditReport | None = None) -> dict:
+    report = report or audit_run(run)
+    n = len(run.genesis.replicas)
+    f = run.f
+    metrics = run.metrics
+    entries = reference_chain(run)
+    latencies = tx_latencies_ns(run)
+    ms = [v / 1e6 for v in latencies.values()]
+    committed = sum(len(e.block.requests) for e in entries)
+    rejected = sum(1 for e in entries for r in e.receipts if not r.ok)
+    rejections: dict[str, dict] = {}
+    for e in entries:
+        for req, receipt in zip(e.block.requests, e.receipts):
+            if not receipt.ok:
+                key = f"{req.message.app}.{req.message.op}"
+                entry = rejections.setdefault(key, {"count": 0, "example": receipt.reason})
+                entry["count"] += 1
+    replies = reply_times(run)
+    last_reply = max((replies.get(e.block.height, run.first_submit) for e in entries), default=run.first_submit)
+    busy = last_reply - run.first_submit
+    drops = metrics.drops_by_reason()
+    live = liveness(run, entries)
+    head_hash = entries[-1].block.hash if entries else run.genesis.hash
+    return {
+        "scenario": scenario_name,
+        "chain_id": run.genesis.chain_id,
+        "nodes": n,
+        "f": f,
+        "seed": run.scenario.seed,
+        "submitted_tx": run.submitted,
+        "committed_tx": committed,
+        "rejected_tx": rejected,
+        "rejections": dict(sorted(rejections.items())),
+        "blocks": len(entries),
+        "tps": round(committed / (busy / 1e9), 2) if busy > 0 else 0.0,
+        "latency_ms": {
+            "p50": round(percentile(ms, 50), 3), "p95": round(percentile(ms, 95), 3),
+            "p99": round(percentile(ms, 99), 3), "max": round(max(ms, default=0.0), 3),
+            "mean": round(sum(ms) / len(ms), 3) if ms else 0.0,
+        },
+        "latency_ms_min": round(min(ms, default=0.0), 3),
+        "messages": {"total": sum(metrics.messages.values()), "by_type": dict(sorted(metrics.messages.items()))},
+        "bytes": sum(metrics.bytes.values()),
+        "bytes_by_type": dict(sorted(metrics.bytes.items())),
+        "messages_lost": metrics.lost,
+        "messages_to_crashed_nodes": metrics.lost_to_crash,
+        "dropped": dict(sorted(drops.items())),
+        "rejected_messages": sum(v for k, v in drops.items() if k not in BENIGN),
+        "client_retries": metrics.retries,
+        "view_changes": len(metrics.views_installed),
+        "faulty_nodes": sorted(set(run.plan.byzantine) | run.faulted),
+        "faults": [{"at_ms": round(t / 1e6, 3), "event": what} for t, what in run.timeline],
+        "agreement": report.agreement,
+        "safety_violations": len(report.safety_violations) + sum(len(p) for p in report.invalid.values()),
+        "safety_detail": report.safety_violations[:20],
+        "liveness": live,
+        "recovery_ms": live["recovery_ms"],
+        "head": {"height": len(entries), "hash": head_hash},
+        "node_status": node_status(run),
+        "cpu_ms_per_node": {"mean": round(sum(metrics.cpu_ns.values()) / max(1, n) / 1e6, 3),
+                            "max": round(max(metrics.cpu_ns.values(), default=0) / 1e6, 3)},
+        "sim_seconds": round((max(run.end_ns, run.first_submit) - run.first_submit) / 1e9, 6),
+        "wall_seconds": round(run.wall_seconds, 3),
+    }

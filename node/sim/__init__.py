@@ -1,1 +1,0 @@
-"""The deterministic discrete-event simulator: virtual clock, network and CPU model."""
