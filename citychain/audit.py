@@ -105,8 +105,9 @@ def audit_directory(out_dir: Path) -> AuditReport:
 
 
 def _liveness(chains, submitted_path: Path, faults: dict) -> dict:
-    """From the ledgers alone: is every submitted transaction in the chain, and how long
-    after the last fault healed was the last waiting one proposed (block timestamp)?"""
+    """From the ledgers alone: is every submitted transaction in the chain, and what is
+    the longest wait from its submission (or the last fault's end, if later) until the
+    block holding it was proposed (block timestamp)?"""
     longest = max(chains.values(), key=len)
     proposed = {r.digest: block.header.timestamp for block, _ in longest for r in block.requests}
     heal = faults.get("healed_at_ns", 0)
@@ -117,8 +118,8 @@ def _liveness(chains, submitted_path: Path, faults: dict) -> dict:
             at = proposed.get(entry["tx"])
             if at is None:
                 missing += 1
-            elif entry["at_ns"] <= heal < at:
-                waited = max(waited, at - heal)
+            else:
+                waited = max(waited, at - max(entry["at_ns"], heal))
     bound = faults.get("liveness_bound_ns")
     return {"healed_at_ms": heal / 1e6, "uncommitted": missing, "recovery_ms": round(waited / 1e6, 3),
             "bound_ms": None if bound is None else bound / 1e6,

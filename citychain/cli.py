@@ -11,11 +11,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .exits import BAD_INPUT as EXIT_BAD_INPUT
+from .exits import verdict
 from .scenario import Scenario, ScenarioError, load_scenario, shipped_scenarios, summary_line
 
 stderr = Console(stderr=True)
-EXIT_UNSAFE = 1
-EXIT_BAD_INPUT = 2
 
 
 def _load(path: str, nodes: int | None, seed: int | None) -> Scenario:
@@ -50,7 +50,9 @@ def run(scenario, nodes, seed, out, as_json, progress):
 
     SCENARIO is a scenario file or a shipped scenario's name (`citychain scenarios`).
 
-    Exits 1 if the auditor finds a safety violation, 2 if the scenario is invalid.
+    Exits 0 if safety and liveness hold, 1 on a safety violation, 2 if the
+    scenario or an option is invalid, 3 if a transaction was never answered or
+    answered later than the liveness bound.
     """
     from .export import write_run
     from .sim.run import simulate
@@ -72,7 +74,7 @@ def run(scenario, nodes, seed, out, as_json, progress):
         click.echo(json.dumps(summary, sort_keys=False))
     else:
         _print_summary(summary, report)
-    sys.exit(EXIT_UNSAFE if summary["safety_violations"] else 0)
+    sys.exit(verdict(not summary["safety_violations"], summary["liveness"]["ok"]))
 
 
 def _print_summary(s: dict, report) -> None:
@@ -154,8 +156,10 @@ def audit(out_dir, as_json):
     """Audit the ledgers a run exported to OUT_DIR (by `citychain run --out`).
 
     Checks every hash link, header hash, transaction signature and commit
-    certificate, and that no two nodes hold different blocks at a height.
-    Exits 1 on any violation.
+    certificate, that no two nodes hold different blocks at a height, and that
+    every submitted transaction is in the chain in time. Exits 0 if all holds,
+    1 on a safety violation or an invalid ledger, 2 if OUT_DIR is not an
+    exported run, 3 on a liveness failure (the codes of `citychain run`).
     """
     from .audit import audit_directory
 
@@ -173,13 +177,14 @@ def audit(out_dir, as_json):
         if report.liveness:
             live = report.liveness
             click.echo(f"liveness: {'ok' if live['ok'] else 'FAILED'}: {live['uncommitted']} submitted transactions "
-                       f"not in the chain; the last to wait past the last fault ({live['healed_at_ms']:.0f} ms) "
-                       f"was proposed {live['recovery_ms']:.0f} ms after it")
+                       f"not in the chain; the longest wait (from its submission or the last fault at "
+                       f"{live['healed_at_ms']:.0f} ms, whichever was later) until proposed: "
+                       f"{live['recovery_ms']:.0f} ms, bound {live['bound_ms']} ms")
         for line in report.safety_violations[:20]:
             click.echo(f"  safety: {line}")
         for node, problems in list(report.invalid.items())[:20]:
             click.echo(f"  {node}: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
-    sys.exit(0 if report.safe else EXIT_UNSAFE)
+    sys.exit(verdict(report.safe, report.liveness is None or report.liveness["ok"]))
 
 
 @main.command()

@@ -23,8 +23,9 @@ def audit_run(run: SimRun) -> AuditReport:
     return report
 
 
-def reply_times(run: SimRun) -> dict[int, int]:
-    """Per height: when f + 1 nodes had executed it (a client's reply quorum)."""
+def reply_times(run: SimRun) -> dict[str, int]:
+    """Per block hash: when f + 1 nodes had executed that block (a client's quorum of
+    matching replies, section 4.1)."""
     f = run.f
     return {h: sorted(times)[f] for h, times in run.metrics.executed_at.items() if len(times) > f}
 
@@ -39,7 +40,7 @@ def tx_latencies_ns(run: SimRun) -> dict[str, int]:
     replies = reply_times(run)
     latencies = {}
     for entry in reference_chain(run):
-        done = replies.get(entry.block.height)
+        done = replies.get(entry.block.hash)
         if done is None:
             continue
         for r in entry.block.requests:
@@ -50,22 +51,25 @@ def tx_latencies_ns(run: SimRun) -> dict[str, int]:
 
 
 def liveness(run: SimRun, entries) -> dict:
-    """Once the last fault heals, is every submitted transaction committed, and how soon?"""
+    """Is every submitted transaction answered (f + 1 matching replies), each within the
+    bound of the later of its submission and the last fault's end? Every transaction
+    counts, not only those caught by a fault: Byzantine nodes with no timeline (silent
+    primaries in a row) must not pass unjudged. ``recovery_ms`` is the worst such wait."""
     heal = run.plan.last_heal
     replies = reply_times(run)
     committed_at = {}
     for e in entries:
-        at = replies.get(e.block.height)
+        at = replies.get(e.block.hash)
         if at is not None:
             for r in e.block.requests:
                 committed_at[r.digest] = at
     uncommitted = [tx for tx in run.metrics.submitted if tx not in committed_at]
-    waiting = [committed_at[tx] - heal for tx, sub in run.metrics.submitted.items()
-               if tx in committed_at and sub <= heal < committed_at[tx]]
-    recovery_ms = round(max(waiting, default=0) / 1e6, 3)
+    waits = {tx: committed_at[tx] - max(sub, heal) for tx, sub in run.metrics.submitted.items() if tx in committed_at}
+    worst_tx = max(waits, key=waits.get, default=None)
+    recovery_ms = round(max(waits[worst_tx], 0) / 1e6, 3) if worst_tx else 0.0
     bound_ms = run.scenario.run.liveness_bound_s * 1000
     return {"healed_at_ms": round(heal / 1e6, 3), "uncommitted": len(uncommitted),
-            "recovery_ms": recovery_ms, "bound_ms": bound_ms,
+            "recovery_ms": recovery_ms, "worst_tx": worst_tx, "bound_ms": bound_ms,
             "ok": not uncommitted and recovery_ms <= bound_ms}
 
 
@@ -101,7 +105,7 @@ def summarize(run: SimRun, scenario_name: str, report: AuditReport | None = None
                 entry = rejections.setdefault(key, {"count": 0, "example": receipt.reason})
                 entry["count"] += 1
     replies = reply_times(run)
-    last_reply = max((replies.get(e.block.height, run.first_submit) for e in entries), default=run.first_submit)
+    last_reply = max((replies.get(e.block.hash, run.first_submit) for e in entries), default=run.first_submit)
     busy = last_reply - run.first_submit
     drops = metrics.drops_by_reason()
     live = liveness(run, entries)

@@ -62,6 +62,8 @@ class Byzantine:
         self.ctx = ctx
 
     def __getattr__(self, attr):  # view, active, log, ... for status and tests
+        if attr == "inner" or attr.startswith("__"):
+            raise AttributeError(attr)  # (copy and pickle probe these before ``inner`` exists)
         return getattr(self.inner, attr)
 
     def step(self, event) -> list[Effect]:
@@ -105,7 +107,8 @@ def variant(block: Block, timestamp: int) -> Block:
 
 
 class Equivocate(Byzantine):
-    """As primary, sends one block to half of its peers and a different one to the rest."""
+    """As primary, sends one block to ``targets`` (default: half of its peers) and a
+    different one to the rest."""
 
     name = "equivocate"
 
@@ -115,7 +118,7 @@ class Equivocate(Byzantine):
             if type(e) is Broadcast and type(e.message) is PrePrepare:
                 m = e.message
                 other = variant(m.block, m.block.header.timestamp + 1)
-                first, second = self.ctx.halves()
+                first, second = self.ctx.split()
                 out.append(Send(self.ctx.me, m))  # its own replica keeps the first version
                 out.extend(Send(p, m) for p in first)
                 out.extend(Send(p, PrePrepare(m.view, m.seq, other.hash, other)) for p in second)

@@ -28,10 +28,10 @@ class Metrics:
         self.lost_to_crash = 0  # copies that reached a crashed node
         self.drops: dict[str, Counter[str]] = {}  # node -> reason -> count
         self.submitted: dict[str, int] = {}  # tx id -> submit time (ns)
-        self.executed_at: dict[int, list[int]] = {}  # height -> execution times across nodes
+        self.executed_at: dict[str, list[int]] = {}  # block hash -> execution times across nodes
         self.cpu_ns: Counter[str] = Counter()  # node -> modelled busy time
         self.first_executions = 0  # transactions executed by at least one node
-        self.tx_height: dict[str, int] = {}  # tx id -> height of the block that holds it
+        self.tx_blocks: dict[str, list[str]] = {}  # tx id -> hashes of the blocks executed that hold it
         self.retries = 0  # client retransmissions to every node
         self.views_installed: set[int] = set()  # views above 0 some node installed
 
@@ -45,14 +45,20 @@ class Metrics:
             counter = self.drops[node] = Counter()
         counter[reason] += 1
 
-    def executed(self, height: int, at: int, txs) -> None:
-        times = self.executed_at.get(height)
+    def executed(self, block, at: int) -> None:
+        """A node executed ``block`` at ``at``: to its client, a reply for each of its
+        transactions. Replies match when they come from the same block."""
+        times = self.executed_at.get(block.hash)
         if times is None:
-            times = self.executed_at[height] = []
-            self.first_executions += len(txs)
-            for r in txs:
-                self.tx_height[r.digest] = height
+            times = self.executed_at[block.hash] = []
+            self.first_executions += len(block.requests)
+            for r in block.requests:
+                self.tx_blocks.setdefault(r.digest, []).append(block.hash)
         times.append(at)
+
+    def answered(self, digest: str, f: int) -> bool:
+        """PBFT section 4.1: the client holds f + 1 matching replies for its transaction."""
+        return any(len(self.executed_at[b]) > f for b in self.tx_blocks.get(digest, ()))
 
     def drops_by_reason(self) -> Counter[str]:
         total: Counter[str] = Counter()

@@ -245,7 +245,7 @@ class Node:
         outcome = self.executor.execute(block)
         t += self.cpu.execute_tx * len(block.requests)
         self.ledger.append(block, certificate, outcome.receipts)
-        self.metrics.executed(block.height, t, block.requests)
+        self.metrics.executed(block, t)
         return t
 
     def adopt(self, block: Block, certificate: tuple[Signed, ...], t: int) -> int:

@@ -173,8 +173,7 @@ def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
         engine.at(action.at, lambda a, now: _apply(run, a, now), action)
 
     def answered(digest: str) -> bool:
-        height = metrics.tx_height.get(digest)
-        return height is not None and len(metrics.executed_at[height]) > f
+        return metrics.answered(digest, f)
 
     def check(item: tuple[Submission, int], now: int) -> None:
         # PBFT section 4.1: a client without f + 1 replies sends its request to every replica.

@@ -1,9 +1,11 @@
-"""Random fault schedules with at most f faulty nodes: safety always holds, and every
-transaction commits once the faults heal. Hypothesis shrinks a failure to a minimal
+"""Random fault schedules under crash-recovery: any number of nodes may crash and
+restart, pause or be cut off over a run, as long as no more than f are down, cut off
+or Byzantine at once. Safety always holds, and every transaction is answered within
+the liveness bound once the faults heal. Hypothesis shrinks a failure to a minimal
 schedule.
 
-CI runs a few dozen schedules; a longer soak:
-    HYPOTHESIS_PROFILE=soak .venv/bin/python -m pytest tests/property -q
+CI runs a few dozen schedules; the soak (docs/testing.md):
+    HYPOTHESIS_PROFILE=soak .venv/bin/python -m pytest tests/property -q --hypothesis-seed=1
 """
 
 import os
@@ -18,7 +20,8 @@ from tests.conftest import SCENARIOS
 
 settings.register_profile("ci", max_examples=30, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("soak", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("soak", max_examples=int(os.environ.get("SOAK_EXAMPLES", 10_000)), deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much], database=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 BASE = load_scenario(SCENARIOS / "taihu.yaml").model_dump()
@@ -30,27 +33,34 @@ BYZANTINE = tuple(b for b in BEHAVIOURS if b != "fork")
 def schedules(draw):
     n = draw(st.sampled_from([4, 7, 10, 20]))
     f = (n - 1) // 3
-    victims = draw(st.permutations(range(n)))[: draw(st.integers(0, f))]
-    byzantine, timeline, isolated = [], [], []
-    for index in victims:
-        node = f"node-{index}"
-        kind = draw(st.sampled_from(HONEST_FAULTS + ("byzantine",)))
-        if kind == "byzantine":
-            byzantine.append({"node": node, "behaviour": draw(st.sampled_from(BYZANTINE))})
-            continue
-        start = draw(st.integers(0, 300))
-        end = start + draw(st.integers(1, 1500))
-        if kind == "isolate":
-            isolated.append((node, start, end))
-        else:
-            undo = {"crash": "recover", "pause": "resume"}[kind]
-            timeline += [{"at_ms": start, kind: node}, {"at_ms": end, undo: node}]
-    if isolated:
-        start = min(s for _, s, _ in isolated)
-        end = max(e for _, _, e in isolated)
-        groups = [[node] for node, _, _ in isolated]
-        groups.append([f"node-{i}" for i in range(n) if f"node-{i}" not in {g[0] for g in groups}])
-        timeline += [{"at_ms": start, "partition": groups}, {"at_ms": end, "heal": True}]
+    order = draw(st.permutations(range(n)))
+    b = draw(st.integers(0, f))
+    byzantine = [{"node": f"node-{i}", "behaviour": draw(st.sampled_from(BYZANTINE))} for i in order[:b]]
+    honest = [f"node-{i}" for i in order[b:]]
+    busy: list[tuple[str, int, int]] = []  # (node, start, end) of every honest fault
+    timeline = []
+    cut_until = -1  # one partition at a time: 'heal' ends them all
+    for _lane in range(f - b):  # each lane holds at most one faulty node at a time
+        t = draw(st.integers(0, 300))
+        for _ in range(draw(st.integers(0, 4))):
+            start, end = t, t + draw(st.integers(1, 1500))
+            t = end + draw(st.integers(0, 500))
+            free = [x for x in honest if not any(y == x and s < end and start < e for y, s, e in busy)]
+            if not free:
+                continue
+            node = draw(st.sampled_from(free))
+            kind = draw(st.sampled_from(HONEST_FAULTS))
+            if kind == "isolate":
+                if start <= cut_until:
+                    kind = "crash"
+                else:
+                    cut_until = end
+                    rest = [f"node-{i}" for i in range(n) if f"node-{i}" != node]
+                    timeline += [{"at_ms": start, "partition": [[node], rest]}, {"at_ms": end, "heal": True}]
+            if kind != "isolate":
+                undo = {"crash": "recover", "pause": "resume"}[kind]
+                timeline += [{"at_ms": start, kind: node}, {"at_ms": end, undo: node}]
+            busy.append((node, start, end))
     loss = draw(st.sampled_from([0.0, 0.0, 0.005]))
     seed = draw(st.integers(0, 2**16))
     return n, byzantine, sorted(timeline, key=lambda e: e["at_ms"]), loss, seed

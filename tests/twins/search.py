@@ -107,6 +107,7 @@ def explore(byzantine: tuple, sync: Cut | None, slice_every: int = 1, offset: in
     """Every (view 0, view 1) script for one Byzantine choice (() for none) and one
     state-transfer cut (it holds for both views)."""
     restarts = not byzantine
+    byzantine = (byzantine,) if byzantine else ()
     first, second = rounds(0, restarts, sync), rounds(1, restarts, sync)
     report = Report()
     base = World(Script(N, (), byzantine))
