@@ -106,25 +106,39 @@ def variant(block: Block, timestamp: int) -> Block:
     return Block(header, block.requests, header.compute_hash())
 
 
-class Equivocate(Byzantine):
-    """As primary, sends one block to ``targets`` (default: half of its peers) and a
-    different one to the rest."""
+class _TwoStories(Byzantine):
+    """Tells ``targets`` (default: half of its peers) the truth in its broadcasts of
+    ``kind``, and the rest of its peers ``other_story`` instead."""
 
-    name = "equivocate"
+    kind: type
+
+    def other_story(self, m) -> list:
+        raise NotImplementedError
 
     def rewrite(self, effects):
         out = []
         for e in effects:
-            if type(e) is Broadcast and type(e.message) is PrePrepare:
+            if type(e) is Broadcast and type(e.message) is self.kind:
                 m = e.message
-                other = variant(m.block, m.block.header.timestamp + 1)
-                first, second = self.ctx.split()
+                first, rest = self.ctx.split()
                 out.append(Send(self.ctx.me, m))  # its own replica keeps the first version
                 out.extend(Send(p, m) for p in first)
-                out.extend(Send(p, PrePrepare(m.view, m.seq, other.hash, other)) for p in second)
+                for lie in self.other_story(m):
+                    out.extend(Send(p, lie) for p in rest)
             else:
                 out.append(e)
         return out
+
+
+class Equivocate(_TwoStories):
+    """As primary, sends one block to ``targets`` (default: half of its peers) and a
+    different one to the rest."""
+
+    name, kind = "equivocate", PrePrepare
+
+    def other_story(self, m):
+        other = variant(m.block, m.block.header.timestamp + 1)
+        return [PrePrepare(m.view, m.seq, other.hash, other)]
 
 
 class ConflictingVotes(Byzantine):
@@ -292,7 +306,7 @@ class Selective(Byzantine):
     name = "selective"
 
     def rewrite(self, effects):
-        kinds, (targets, _rest) = self.ctx.kinds, self.ctx.split()
+        kinds, targets = self.ctx.kinds, self.ctx.split()[0]
         out = []
         for e in effects:
             kind = type(e)
@@ -312,51 +326,30 @@ def _own_block(block: Block, view: int, me: str) -> Block:
     return Block(header, block.requests, header.compute_hash())
 
 
-class SplitNewView(Byzantine):
+class SplitNewView(_TwoStories):
     """A new primary that installs its view with a valid NEW-VIEW for ``targets`` only,
     and tells every other peer a different story: its own block for each sequence
     the NEW-VIEW re-issues, with its COMMIT for it. Replicas that enter the view
     without that view's NEW-VIEW would accept the other block."""
 
-    name = "split-new-view"
+    name, kind = "split-new-view", NewView
 
-    def rewrite(self, effects):
+    def other_story(self, m):
         out = []
-        for e in effects:
-            if type(e) is Broadcast and type(e.message) is NewView:
-                m = e.message
-                first, rest = self.ctx.split()
-                out.append(Send(self.ctx.me, m))
-                out.extend(Send(p, m) for p in first)
-                for pre in m.pre_prepares:
-                    other = _own_block(pre.block, m.view, self.ctx.me)
-                    lie = PrePrepare(m.view, pre.seq, other.hash, other)
-                    out.extend(Send(p, lie) for p in rest)
-                    out.extend(Send(p, Commit(m.view, pre.seq, other.hash)) for p in rest)
-            else:
-                out.append(e)
+        for pre in m.pre_prepares:
+            other = _own_block(pre.block, m.view, self.ctx.me)
+            out += [PrePrepare(m.view, pre.seq, other.hash, other), Commit(m.view, pre.seq, other.hash)]
         return out
 
 
-class TwoNewViews(Byzantine):
+class TwoNewViews(_TwoStories):
     """A new primary holding more than a quorum of VIEW-CHANGEs builds two valid
     NEW-VIEWs from different quorums: one for ``targets``, the other for the rest."""
 
-    name = "two-new-views"
+    name, kind = "two-new-views", NewView
 
-    def rewrite(self, effects):
-        out = []
-        for e in effects:
-            if type(e) is Broadcast and type(e.message) is NewView:
-                m = e.message
-                first, rest = self.ctx.split()
-                other = self._other(m)
-                out.append(Send(self.ctx.me, m))
-                out.extend(Send(p, m) for p in first)
-                out.extend(Send(p, other) for p in rest)
-            else:
-                out.append(e)
-        return out
+    def other_story(self, m):
+        return [self._other(m)]
 
     def _other(self, m: NewView) -> NewView:
         inner = self.inner

@@ -130,3 +130,80 @@ def test_the_delivery_fast_path_goes_through_the_wrapper():
     pre = net.sign("r0", PrePrepare(0, 1, *_block(net)))
     assert sends(replica.deliver(pre, 0)) == []  # the honest replica inside would have prepared
     assert replica.inner.log[1].pre_prepare is pre
+
+
+# ---- the behaviours the safety review asked for ---------------------------------------
+
+
+def targeted(behaviour, me, targets, kinds=None):
+    net = Net(4, block_size=1)
+    ctx = b.Context(me, net.names, net.signers[me], random.Random(1), targets=targets,
+                    kinds=None if kinds is None else frozenset(kinds))
+    return net, b.wrap(behaviour, net.replicas[me], ctx)
+
+
+def test_selective_sends_the_chosen_kinds_only_to_its_targets():
+    net, replica = targeted("selective", "r0", ("r2",), kinds=("pre-prepare",))
+    out = sends(propose(net, replica))
+    assert {(type(e), e.to) for e in out if type(e.message) is PrePrepare} == {(Send, "r0"), (Send, "r2")}
+
+
+def _new_view_with_one_block(net):
+    from consensus.messages import NewView, ViewChange
+    replica = net.replicas["r0"]
+    [pp] = [e.message for e in replica.step(Receive(0, net.request())) if type(e) is Broadcast
+            and type(e.message) is PrePrepare]
+    vcs = tuple(net.sign(r, ViewChange(1, 0, (), ())) for r in ("r1", "r2", "r3"))
+    return NewView(1, vcs, (PrePrepare(1, pp.seq, pp.digest, pp.block),))
+
+
+def test_split_new_view_tells_its_targets_the_new_view_and_the_rest_its_own_block():
+    net, replica = targeted("split-new-view", "r1", ("r0",))
+    nv = _new_view_with_one_block(net)
+    out = replica.rewrite([Broadcast(nv)])
+    assert {e.to for e in out if e.message is nv} == {"r0", "r1"}
+    lies = [e for e in out if e.message is not nv]
+    assert {e.to for e in lies} == {"r2", "r3"}
+    [digest] = {e.message.digest for e in lies}
+    assert digest != nv.pre_prepares[0].digest
+    assert {type(e.message) for e in lies} == {PrePrepare, Commit}
+    assert all(e.message.block.header.proposer == "r1" for e in lies if type(e.message) is PrePrepare)
+
+
+def test_two_new_views_builds_a_second_valid_new_view_from_another_quorum():
+    from consensus.messages import NewView, ViewChange
+    net, replica = targeted("two-new-views", "r1", ("r0",))
+    vcs = {r: net.sign(r, ViewChange(1, 0, (), ())) for r in net.names}
+    replica.inner.view_changes[1] = dict(vcs)
+    first = NewView(1, tuple(vcs[r] for r in ("r1", "r2", "r3")), ())
+    out = replica.rewrite([Broadcast(first)])
+    [second] = {id(e.message): e.message for e in out if e.message is not first}.values()
+    assert {e.to for e in out if e.message is second} == {"r2", "r3"}
+    assert {v.signer for v in second.view_changes} != {v.signer for v in first.view_changes}
+    assert len(second.view_changes) == 3
+
+
+def test_forged_view_change_drops_its_prepared_certificates_and_stable_point():
+    from consensus.messages import ViewChange
+    net, replica = targeted("forged-view-change", "r2", None)
+    honest = ViewChange(3, 0, (), ())
+    [out] = replica.rewrite([Broadcast(honest)])
+    assert out.message == ViewChange(3, 0, (), ())
+
+
+def test_a_node_catches_up_past_peers_that_lie_in_state_transfer(taihu_path):
+    """A crashed node restarts and fetches what it missed; one peer withholds, answers
+    empty, stale, or with blocks of its own: the node believes none of it and catches up."""
+    from citychain.scenario import load_scenario
+    from citychain.sim.run import simulate
+    from citychain.summary import summarize
+    for behaviour in ("withhold-blocks", "empty-blocks", "stale-blocks", "wrong-blocks"):
+        spec = load_scenario(taihu_path).with_overrides(nodes=4)
+        data = spec.model_dump()
+        data.update(byzantine=[{"node": "node-3", "behaviour": behaviour}],
+                    faults=[{"at_ms": 50, "crash": "node-1"}, {"at_ms": 900, "recover": "node-1"}],
+                    workload={**data["workload"], "transactions": 300, "rate_tps": 300})
+        s = summarize(simulate(type(spec).model_validate(data)), behaviour)
+        assert s["safety_violations"] == 0 and s["agreement"], behaviour
+        assert s["liveness"]["ok"] and s["committed_tx"] == 300, (behaviour, s["liveness"])
+        assert s["node_status"]["node-01"]["caught_up"], behaviour
