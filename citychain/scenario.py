@@ -66,6 +66,8 @@ class NetworkSpec(_Strict):
     jitter_ms: float = Field(0.1, ge=0, description="uniform extra delay in [0, jitter_ms] per message")
     bandwidth_mbps: float = Field(1000.0, gt=0, description="each node's uplink")
     loss: float = Field(0.0, ge=0, lt=1, description="probability that a message is lost")
+    drop_in_flight: bool = Field(False, description="when a partition or one-way cut starts, messages already "
+                                 "on their way across it are lost too (as on a real network)")
 
 
 class CpuSpec(_Strict):
@@ -135,6 +137,17 @@ class LinkChange(_Strict):
     loss: float | None = Field(None, ge=0, le=1)
 
 
+class OneWayCut(_Strict):
+    """Messages from the ``from`` nodes to the ``to`` nodes are lost; the other way works."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    sources: list[str] = Field(alias="from", min_length=1, description="node or site ids")
+    targets: list[str] = Field(alias="to", min_length=1, description="node or site ids")
+
+
+ACTIONS = ("crash", "recover", "pause", "resume", "partition", "cut", "heal", "link")
+
+
 class FaultEvent(_Strict):
     """One event of the fault timeline; exactly one action besides ``at_ms``."""
 
@@ -144,21 +157,21 @@ class FaultEvent(_Strict):
     pause: str | None = Field(None, pattern=NODE_REF)
     resume: str | None = Field(None, pattern=r"^node-[0-9]+$")
     partition: list[list[str]] | None = Field(None, min_length=2, description="groups of node or site ids")
+    cut: OneWayCut | None = None
     heal: bool | None = None
     link: LinkChange | None = None
 
     @model_validator(mode="after")
     def _one_action(self):
-        actions = [k for k in ("crash", "recover", "pause", "resume", "partition", "heal", "link")
+        actions = [k for k in ACTIONS
                    if getattr(self, k) is not None]
         if len(actions) != 1:
-            raise ValueError(f"each fault event has exactly one of crash, recover, pause, resume, partition, heal, "
-                             f"link; got {actions or 'none'}")
+            raise ValueError(f"each fault event has exactly one of {', '.join(ACTIONS)}; got {actions or 'none'}")
         return self
 
     @property
     def action(self) -> str:
-        return next(k for k in ("crash", "recover", "pause", "resume", "partition", "heal", "link")
+        return next(k for k in ACTIONS
                     if getattr(self, k) is not None)
 
 
@@ -241,15 +254,17 @@ class Scenario(_Strict):
                 ref = getattr(event, action)
                 if ref is not None:
                     node_ok(f"faults[{i}].{action}", ref)
-            if event.partition is not None:
-                for g, group in enumerate(event.partition):
-                    for ref in group:
-                        if ref in site_ids:
-                            continue
-                        if not ref.startswith("node-") or not ref[5:].isdigit():
-                            raise ValueError(f"faults[{i}].partition[{g}]: {ref!r} is neither a node "
-                                             f"(node-N) nor a site; sites are {site_ids}")
-                        node_ok(f"faults[{i}].partition[{g}]", ref)
+            groups = {f"partition[{g}]": group for g, group in enumerate(event.partition or ())}
+            if event.cut is not None:
+                groups.update({"cut.from": event.cut.sources, "cut.to": event.cut.targets})
+            for where, group in groups.items():
+                for ref in group:
+                    if ref in site_ids:
+                        continue
+                    if not ref.startswith("node-") or not ref[5:].isdigit():
+                        raise ValueError(f"faults[{i}].{where}: {ref!r} is neither a node "
+                                         f"(node-N) nor a site; sites are {site_ids}")
+                    node_ok(f"faults[{i}].{where}", ref)
             if event.link is not None:
                 for end in event.link.between:
                     if end not in site_ids:

@@ -19,7 +19,7 @@ MS = 1_000_000
 @dataclass(frozen=True, slots=True)
 class Action:
     at: int  # ns
-    kind: str  # crash | recover | pause | resume | partition | heal | link
+    kind: str  # crash | recover | pause | resume | partition | cut | heal | link
     target: str | None = None  # node id, or "primary" (resolved when it happens)
     groups: tuple[frozenset[str], ...] = ()
     link: LinkChange | None = None
@@ -27,6 +27,8 @@ class Action:
     def describe(self) -> str:
         if self.kind == "partition":
             return "partition " + " | ".join(",".join(sorted(g)) for g in self.groups)
+        if self.kind == "cut":
+            return f"cut {','.join(sorted(self.groups[0]))} -> {','.join(sorted(self.groups[1]))}"
         if self.kind == "link":
             return f"link {'-'.join(self.link.between)} latency={self.link.latency_ms} loss={self.link.loss}"
         return f"{self.kind} {self.target}" if self.target else self.kind
@@ -79,6 +81,8 @@ def _action(genesis: Genesis, event: FaultEvent) -> Action:
     kind = event.action
     if kind == "partition":
         return Action(at, kind, groups=_groups(genesis, event.partition))
+    if kind == "cut":
+        return Action(at, kind, groups=_groups(genesis, [event.cut.sources, event.cut.targets]))
     if kind == "link":
         return Action(at, kind, link=event.link)
     if kind == "heal":

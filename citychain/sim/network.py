@@ -46,6 +46,8 @@ class SimNetwork:
         self.timer_handlers: dict = {}  # node id -> on_timer
         self.uplink_free: dict[str, int] = {}
         self.group_of: dict[str, int] = {}  # partition: node -> group; empty when whole
+        self.cuts: set[tuple[str, str]] = set()  # (src, dst) pairs cut one way
+        self._arrive_bound = self._arrive  # one object, so heap entries can be recognised by identity
         self.overrides: dict[frozenset, tuple[int | None, float | None]] = {}  # site pair -> (latency, loss)
         self._routes: dict[str, list[tuple[str, int, float]]] = {}
         self._links: dict[tuple[str, str], tuple[int, float]] = {}
@@ -73,6 +75,8 @@ class SimNetwork:
                 loss = loss if override[1] is None else override[1]
             if self.group_of and self.group_of.get(src, -1) != self.group_of.get(dst, -1):
                 loss = 1.0
+            if (src, dst) in self.cuts:
+                loss = 1.0
             known = self._links[key] = (latency, loss)
         return known
 
@@ -98,10 +102,39 @@ class SimNetwork:
         for node in self.handlers:
             self.group_of.setdefault(node, rest)
         self._changed()
+        self._drop_in_flight()
+
+    def cut(self, sources, targets) -> None:
+        """From now on, messages from ``sources`` to ``targets`` are lost (one way)."""
+        self.cuts |= {(s, t) for s in sources for t in targets if s != t}
+        self._changed()
+        self._drop_in_flight()
 
     def heal(self) -> None:
+        """The partition and every one-way cut end."""
         self.group_of = {}
+        self.cuts = set()
         self._changed()
+
+    def _drop_in_flight(self) -> None:
+        """With ``drop_in_flight``: copies on their way across a new partition or cut are
+        lost. Their heap entries keep their keys (the heap stays a heap); only what they
+        do on arrival changes."""
+        if not self.spec.drop_in_flight:
+            return
+        heap = self.engine.heap
+        for i, entry in enumerate(heap):
+            if entry[2] is self._arrive_bound:
+                src, handler, env = entry[3]
+                if self.link(src, handler.__self__.id)[1] >= 1.0:
+                    heap[i] = (entry[0], entry[1], self._lost_in_flight, env)
+
+    def _arrive(self, item, at: int) -> None:
+        _src, handler, env = item
+        handler(env, at)
+
+    def _lost_in_flight(self, env, at: int) -> None:
+        self.metrics.lost += 1
 
     def set_link(self, site_a: str, site_b: str, latency_ms: float | None, loss: float | None) -> None:
         self.overrides[frozenset((site_a, site_b))] = (None if latency_ms is None else round(latency_ms * MS), loss)
@@ -136,13 +169,17 @@ class SimNetwork:
         jitter = self.jitter
         heap = self.engine.heap
         tiebreak = self.engine.counter
+        tracked = self.spec.drop_in_flight  # then each copy remembers its sender (a slower path)
         for handler, lat, loss in route:  # one iteration per copy: kept flat
             departure += per_copy
             if loss and rand() < loss:
                 self.metrics.lost += 1
                 continue
             arrival = departure + lat + (int(rand() * jitter) if jitter else 0)
-            heappush(heap, (arrival, next(tiebreak), handler, env))
+            if tracked:
+                heappush(heap, (arrival, next(tiebreak), self._arrive_bound, (src, handler, env)))
+            else:
+                heappush(heap, (arrival, next(tiebreak), handler, env))
         self.uplink_free[src] = departure
 
     def start_timer(self, node: str, name: str, at: int) -> None:

@@ -146,6 +146,8 @@ def _apply(run: SimRun, action: Action, now: int) -> None:
         run.nodes[target].resume(now)
     elif action.kind == "partition":
         run.network.partition([set(g) for g in action.groups])
+    elif action.kind == "cut":
+        run.network.cut(*action.groups)
     elif action.kind == "heal":
         run.network.heal()
     elif action.kind == "link":
