@@ -20,6 +20,7 @@ Usage (docs/testing.md):
     .venv/bin/python -m tests.twins.search                 # the whole space
     .venv/bin/python -m tests.twins.search --slice 40      # every 40th view-1 script
     .venv/bin/python -m tests.twins.search --byzantine-only --jobs 2
+    .venv/bin/python -m tests.twins.search --behaviour split-new-view
 It prints how many scripts ran, how many distinct states were explored, the time,
 and every failure with its script. Exit status 1 if anything failed.
 """
@@ -161,9 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--honest-only", action="store_true", help="skip the Byzantine choices")
     parser.add_argument("--byzantine-only", action="store_true", help="skip the honest (restart) space")
+    parser.add_argument("--behaviour", action="append", metavar="NAME",
+                        help="only Byzantine choices with this behaviour (repeatable)")
     parser.add_argument("--max-failures", type=int, default=20, help="stop a choice after this many failures")
     args = parser.parse_args(argv)
-    choices = ([] if args.byzantine_only else [()]) + ([] if args.honest_only else byzantine_choices())
+    byzantine = [c for c in byzantine_choices() if not args.behaviour or dict(c)["behaviour"] in args.behaviour]
+    choices = ([] if args.byzantine_only or args.behaviour else [()]) + ([] if args.honest_only else byzantine)
     work = [(b, sync, args.slice, args.offset, args.max_failures) for b in choices for sync in sync_cuts()]
     started = time.perf_counter()
     total = Report()

@@ -68,3 +68,36 @@ def test_found_by_the_search_a_new_primary_does_not_propose_below_the_new_views_
     outcome = World(script).play()
     assert outcome.safe, outcome.detail
     assert outcome.live, outcome.detail
+
+
+def test_bug2_at_n7_as_the_review_wrote_it():
+    """n = 7, f = 2, no Byzantine node: node-01..04 prepare d, only node-00 collects a
+    commit quorum and is then cut off; node-01..04 crash and restart one at a time."""
+    n0, n5, n6 = "node-00", "node-05", "node-06"
+    script = Script(7, (
+        Round(cuts=((PP, Cut("iso", n5)), (PP, Cut("iso", n6)), (COMMIT, Cut("only", n0))), other=Cut("iso", n0),
+              restarts=("node-01", "node-02", "node-03", "node-04")),
+        Round(cuts=isolated(n0), other=Cut("iso", n0)),
+    ))
+    outcome = World(script).play()
+    assert outcome.safe, outcome.detail
+    assert outcome.live, outcome.detail
+
+
+def test_a_new_primary_restarting_right_after_its_new_view_keeps_o_at_n7():
+    """n = 7, no Byzantine node (the review's second form of bug 1): d commits at node-00
+    only. node-01, primary of view 1, sends its NEW-VIEW (carrying d) to node-02 and
+    node-03 only, then crashes and restarts. It must not propose another block at
+    sequence 1 (it wrote its NEW-VIEW down before sending it), and node-04..06, which see
+    node-01..03 work in view 1, enter it only through that NEW-VIEW."""
+    n0 = "node-00"
+    nv_only_to_2_and_3 = tuple((NV, Cut("iso", x)) for x in (n0, "node-04", "node-05", "node-06"))
+    script = Script(7, (
+        Round(cuts=((PP, Cut("iso", "node-05")), (PP, Cut("iso", "node-06")), (COMMIT, Cut("only", n0))),
+              other=Cut("iso", n0)),
+        Round(cuts=((VC, Cut("iso", n0)),) + nv_only_to_2_and_3, other=Cut("iso", n0), restarts=("node-01",)),
+        Round(cuts=isolated(n0), other=Cut("iso", n0)),
+    ))
+    outcome = World(script).play()
+    assert outcome.safe, outcome.detail
+    assert outcome.live, outcome.detail
