@@ -333,7 +333,7 @@ class World:
                                log, vcs, sorted(r.pending), sorted(r.accepted), sorted(r.future),
                                sorted((v, tuple(sorted(s))) for v, s in r.evidence.items()),
                                (sync.target, sync.asked) if sync else None, sorted(self.timers[n]),
-                               getattr(node, "durable_fingerprint", lambda: None)())))
+                               node.store.read().fingerprint() if hasattr(node, "store") else None)))
         parts.append(repr([(src, dst, env.digest) for src, dst, env in self.queue]))
         return "|".join(parts)
 
