@@ -47,6 +47,7 @@ from .quorum import max_faulty, quorum, weak_quorum
 NOTHING: list = []
 BATCH_TIMER = "batch"
 VIEW_TIMER = "view-change"
+RESEND_TIMER = "view-change-resend"
 FETCH_TIMER = "fetch"
 MAX_FUTURE_VIEWS = 16  # how far ahead of its own view a replica keeps messages
 MAX_BACKOFF = 10  # the view-change timeout doubles at most this many times
@@ -142,6 +143,7 @@ class Replica:
         self.sent_view_change: ViewChange | None = None  # the VIEW-CHANGE for ``view`` while not active
         self.reproposals: dict[int, PrePrepare] = {}  # own proposals of this view read back after a restart
         self.decided = 0  # min-s of the installed NEW-VIEW: no pre-prepare of this view may name it or below
+        self.reissue: tuple[Signed, ...] = ()  # O of the installed NEW-VIEW, to take up again after a restart
         # watermarks and checkpoints
         self.low = 0  # h: sequence of the last stable checkpoint
         self.window = config.watermark_window
@@ -169,6 +171,7 @@ class Replica:
         self.batch_due = False
         self.vc_timer = False
         self.fetch_timer = False
+        self.resend_timer = False
         self.stalled = 0  # a sequence seen accepted but uncommitted at the last fetch tick
         self.ahead_hint = 0  # highest sequence any vote named: others may be past us
         self._handlers = {
@@ -239,8 +242,13 @@ class Replica:
                 == (m.view, m.digest)
             for req in m.block.requests:
                 self.accepted[req.digest] = req
-        if working:
-            self.last_proposed = max(self.last_proposed, self.decided)
+        if working and d.new_view is not None and d.installed_view == self.view:
+            # The NEW-VIEW assigned O's sequences in this view: the primary proposes
+            # nothing else there, and every replica takes O up again on Restarted (a
+            # backup may have held an entry back, waiting for the block below).
+            o = d.new_view.message.pre_prepares
+            self.last_proposed = max(self.last_proposed, self.decided, max((p.message.seq for p in o), default=0))
+            self.reissue = tuple(p for p in o if p.message.seq > above)
         for seq, m in sorted(d.proposed.items()):
             if seq > above and working and m.view == self.view and self.me == self.primary:
                 self.last_proposed = max(self.last_proposed, seq)
@@ -342,14 +350,23 @@ class Replica:
         if event.name == FETCH_TIMER:
             self.fetch_timer = False
             return self._fetch_missing()
+        if event.name == RESEND_TIMER:
+            return self._resend_view_change()
         if event.name == VIEW_TIMER:
             self.vc_timer = False
             # Active: a request waited too long (section 4.4). Changing view: the
             # NEW-VIEW did not come in time, so try the next view (section 4.5.2).
             # Either way this replica may simply be behind (it was cut off while the
             # others went on): ask a peer for any blocks beyond its height.
-            effects = self._start_view_change(self.view + 1)
             peers = tuple(r for r in self.config.replicas if r != self.me)
+            effects: list[Effect] = []
+            if self.active:
+                # The requests we waited on may be ours alone (their clients gave up, the
+                # primary never got them): hand the oldest on to every peer, so their
+                # timers run too and a view change we need finds company.
+                effects.extend(Forward(p, env) for env in islice(self.pending.values(), 2 * self.config.block_size)
+                               for p in peers)
+            effects.extend(self._start_view_change(self.view + 1))
             return effects + [CatchUp(-1, peers)]
         raise LocalProtocolError(f"unknown timer {event.name!r}")
 
@@ -368,7 +385,10 @@ class Replica:
         return NOTHING
 
     def _timeout(self) -> int:
-        return self.config.view_change_timeout << min(self.vc_attempts, MAX_BACKOFF)
+        """T while working; while changing view, T for the first NEW-VIEW awaited, then
+        2T, 4T... for each view change that failed since the last progress."""
+        attempts = self.vc_attempts if self.active else self.vc_attempts - 1
+        return self.config.view_change_timeout << min(max(attempts, 0), MAX_BACKOFF)
 
     # ---- three-phase agreement (section 4.2) ----------------------------------
 
@@ -764,10 +784,14 @@ class Replica:
         proofs = tuple(slot.proof for seq, slot in sorted(self.log.items())
                        if slot.proof is not None and seq > stable_seq)
         vc = self.sent_view_change = ViewChange(view, stable_seq, proof, proofs)
+        if self.vc_timer:  # a request timer: it must not move us on again by itself
+            self.vc_timer = False
+            effects.append(CancelTimer(VIEW_TIMER))
         effects.append(Persist(ViewChangeSent(vc)))
-        effects.append(Broadcast(vc))
-        self.vc_timer = True
-        effects.append(StartTimer(VIEW_TIMER, self._timeout()))
+        effects.append(Broadcast(vc))  # our own copy comes back: _on_view_change arms the timer
+        if not self.resend_timer:
+            self.resend_timer = True
+            effects.append(StartTimer(RESEND_TIMER, self.config.view_change_timeout))
         self.vc_attempts += 1
         self._forget_views_below(view)
         return effects
@@ -837,8 +861,25 @@ class Replica:
             senders = set().union(*(s.keys() for s in higher.values()))
             if len(senders) >= self.weak:
                 effects.extend(self._start_view_change(min(higher)))
+        # Section 4.5.2: the NEW-VIEW timer starts once a quorum wants our view. A
+        # replica alone in a view change waits there (the others' next view change
+        # finds it) rather than race through views nobody else will join.
+        if (not self.active and not self.vc_timer and m.view == self.view
+                and len(self.view_changes.get(self.view, ())) >= self.q):
+            self.vc_timer = True
+            effects.append(StartTimer(VIEW_TIMER, self._timeout()))
         effects.extend(self._maybe_new_view(m.view))
         return effects
+
+    def _resend_view_change(self) -> list[Effect]:
+        """Messages may be lost (section 4.5.2 assumes they are retransmitted): while a
+        view change is under way, send our VIEW-CHANGE again now and then, so replicas
+        that missed it (cut off, restarted) can still reach a quorum."""
+        self.resend_timer = False
+        if self.active or self.sent_view_change is None or self.sent_view_change.view != self.view:
+            return NOTHING
+        self.resend_timer = True
+        return [Broadcast(self.sent_view_change), StartTimer(RESEND_TIMER, self.config.view_change_timeout)]
 
     def _compute_o(self, vcs: list[ViewChange]):
         """min-s, and the blocks the new primary must re-issue for (min-s, max-s]."""
@@ -958,24 +999,30 @@ class Replica:
             if vc is None or vc.view != self.view:
                 self.view -= 1  # defensive: no record of it, so start that view change again
                 return self._start_view_change(self.view + 1)
-            effects.append(Broadcast(vc))
-            self.vc_timer = True
-            effects.append(StartTimer(VIEW_TIMER, self._timeout()))
+            effects.append(Broadcast(vc))  # its own copy counts again towards the timer's quorum
+            self.resend_timer = True
+            effects.append(StartTimer(RESEND_TIMER, self.config.view_change_timeout))
             return effects
-        if self.me == self.primary:
-            peers = [p for p in self.config.replicas if p != self.me]
-            for seq in range(self.executed + 1, self.last_proposed + 1):
-                slot = self.log.get(seq)
-                if slot is not None and slot.pre_prepare is not None:
-                    effects.extend(Forward(p, slot.pre_prepare) for p in peers)
-                elif seq in self.reproposals:
-                    effects.append(Broadcast(self.reproposals[seq]))  # signed again: the same bytes
-        else:
+        if self.me != self.primary:
             for seq, slot in sorted(self.log.items()):
                 if slot.pre_prepare is not None and slot.view == self.view and seq > self.executed:
                     effects.append(Broadcast(Prepare(slot.view, seq, slot.digest)))
                     if slot.prepared:
                         effects.append(Broadcast(Commit(slot.view, seq, slot.digest)))
+        for pre in self.reissue:  # O again: accepted now, or held back until the block below
+            effects.extend(e for e in self._on_pre_prepare(pre, now, reissued=True) if type(e) is not Drop)
+        self.reissue = ()
+        if self.me == self.primary:
+            peers = [p for p in self.config.replicas if p != self.me]
+            for seq in range(self.executed + 1, self.last_proposed + 1):
+                slot = self.log.get(seq)
+                held = self.deferred.get(seq)
+                if slot is not None and slot.pre_prepare is not None:
+                    effects.extend(Forward(p, slot.pre_prepare) for p in peers)
+                elif held is not None:
+                    effects.extend(Forward(p, held[0]) for p in peers)
+                elif seq in self.reproposals:
+                    effects.append(Broadcast(self.reproposals[seq]))  # signed again: the same bytes
         self.reproposals.clear()
         effects.extend(self._request_timer(restart=True))
         if any(not slot.committed and slot.pre_prepare is not None for slot in self.log.values()):
@@ -988,6 +1035,9 @@ class Replica:
         if self.vc_timer:
             self.vc_timer = False
             effects.append(CancelTimer(VIEW_TIMER))
+        if self.resend_timer:
+            self.resend_timer = False
+            effects.append(CancelTimer(RESEND_TIMER))
         self.view = view
         self.active = True
         self.installed_view = view

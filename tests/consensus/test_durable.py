@@ -100,18 +100,32 @@ def test_a_restarted_primary_sends_the_same_proposal_again_and_no_other():
     assert len({net.chain(r)[0] for r in net.names}) == 1 and net.chain("r1")[0] == first.message.digest
 
 
-def test_a_replica_restarted_during_a_view_change_sends_its_view_change_again_and_arms_its_timer():
-    """Bug 3 at replica level: without a timer, a replica restored mid view change waits forever."""
+def test_a_replica_restarted_during_a_view_change_sends_its_view_change_again():
+    """Bug 3 at replica level: r1..r3 move to view 1, and r2 restarts before any
+    VIEW-CHANGE reached it. It sends the same VIEW-CHANGE again, so the view change ends."""
     net = Net(4, block_size=1)
     net.cut = {"r0"}
     for name in ("r1", "r2", "r3"):
         net.step(name, Receive(0, net.request()))
-    net.fire("r2", "view-change")
-    [sent] = [env for _, env in net.sent if type(env.message) is ViewChange]
+    for name in ("r1", "r2", "r3"):
+        net.fire(name, "view-change")
+    sent = [env for src, env in net.sent if src == "r2" and type(env.message) is ViewChange]
     net.restart("r2")
-    assert "view-change" in net.timers["r2"]
-    again = [env for _, env in net.sent if type(env.message) is ViewChange]
-    assert len(again) == 2 and again[1].message == sent.message and again[1].data == sent.data
+    again = [env for src, env in net.sent if src == "r2" and type(env.message) is ViewChange]
+    assert len(again) == 2 and again[1].message == sent[0].message and again[1].data == sent[0].data
+    net.deliver_all()
+    assert all(net.replicas[r].view == 1 and net.replicas[r].active for r in ("r1", "r2", "r3"))
+
+
+def test_the_new_view_timer_starts_with_a_quorum_of_view_changes_sec_4_5_2():
+    """A replica alone in a view change does not race on to later views by itself."""
+    net = Net(4, block_size=1)
+    net.step("r3", Receive(0, net.request()))
+    net.fire("r3", "view-change")
+    assert net.replicas["r3"].view == 1 and "view-change" not in net.timers["r3"]
+    for name in ("r1", "r2"):
+        net.step("r3", Receive(0, net.sign(name, ViewChange(1, 0, (), ()))))
+    assert "view-change" in net.timers["r3"]
 
 
 def test_durable_state_keeps_the_highest_view_and_forgets_below_the_stable_point():
@@ -141,3 +155,68 @@ def test_durable_state_keeps_the_highest_view_and_forgets_below_the_stable_point
     state.apply(Accepted(pp(3, 2)))
     assert 2 not in state.accepted  # below the stable point: nothing to keep
     assert not state.prepared
+
+
+# Found by an adversarial review of the first fixes: the installed NEW-VIEW's O must be
+# taken up again after a restart.
+
+
+def test_restarted_primary_does_not_re_propose_a_sequence_its_new_view_assigned():
+    net = Net(4, block_size=1)
+    net.drop_if = lambda dst, env: type(env.message) is Commit
+    net.submit("r0")
+    net.deliver_all()
+    b1 = net.replicas["r1"].log[1].digest
+    net.fire_all("view-change")
+    net.deliver_all()
+    assert all(net.replicas[r].view == 1 and net.replicas[r].active for r in net.names)
+    net.restart("r1")
+    net.submit("r1")
+    net.deliver_all()
+    sent = {p.message.digest for src, env in net.sent if src == "r1" and type(env.message) is NewView
+            for p in env.message.pre_prepares if p.message.seq == 1}
+    sent |= {env.message.digest for src, env in net.sent
+             if src == "r1" and type(env.message) is PrePrepare and (env.message.view, env.message.seq) == (1, 1)}
+    assert sent == {b1}, f"r1 sent {len(sent)} different PRE-PREPAREs for (view 1, seq 1)"
+
+
+def test_no_fork_when_a_new_primary_and_a_lagging_backup_restart():
+    """n = 4, r3 Byzantine for one message. b2 commits at r0 only; view 1's O = {2: b2}
+    is held back at r2 (it lacks b1); r1 and r2 restart; r3 prepares r1's other block."""
+    import hashlib
+    from consensus.events import Adopted
+    net = Net(4, block_size=1)
+    net.cut = {"r2"}
+    net.submit("r0")
+    net.deliver_all()
+    b1 = net.executed["r1"][0]
+    net.drop_if = lambda dst, env: type(env.message) is Commit and dst != "r0"
+    net.submit("r0")
+    net.deliver_all()
+    assert net.heights() == {"r0": 2, "r1": 1, "r2": 0, "r3": 1}
+    b2 = net.chain("r0")[1]
+    net.cut = {"r0"}
+    net.drop_if = lambda dst, env: type(env.message) in (Prepare, Commit) and env.message.view == 1
+    net.fire("r1", "view-change")
+    net.fire("r3", "view-change")
+    net.deliver_all()
+    assert 2 in net.replicas["r2"].deferred
+    net.restart("r2")
+    net.restart("r1")
+    net.submit("r1")
+    net.deliver_all()
+    others = {env.message.digest for src, env in net.sent if src == "r1" and type(env.message) is PrePrepare
+              and (env.message.view, env.message.seq) == (1, 2)} - {b2}
+    assert not others, "the restarted primary proposed another block where its NEW-VIEW put b2"
+    a = net.replicas["r2"]
+    net.executed["r2"].append(b1)
+    net.step("r2", Adopted(net.now, b1.block, b1.certificate,
+                           hashlib.sha256((a.state_root + b1.block.hash).encode()).hexdigest()))
+    net.deliver_all()
+    net.drop_if = None
+    for name in ("r1", "r2", "r3"):
+        if "view-change" in net.timers[name]:
+            net.fire(name, "view-change")
+    net.deliver_all()
+    at2 = {r: net.chain(r)[1] for r in ("r0", "r1", "r2") if len(net.chain(r)) > 1}
+    assert set(at2.values()) <= {b2}, f"fork at height 2: {at2}"
