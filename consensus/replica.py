@@ -144,6 +144,7 @@ class Replica:
         self.reproposals: dict[int, PrePrepare] = {}  # own proposals of this view read back after a restart
         self.decided = 0  # min-s of the installed NEW-VIEW: no pre-prepare of this view may name it or below
         self.reissue: tuple[Signed, ...] = ()  # O of the installed NEW-VIEW, to take up again after a restart
+        self.answered: dict[str, int] = {}  # replica -> when we last sent it our NEW-VIEW (it was behind)
         # watermarks and checkpoints
         self.low = 0  # h: sequence of the last stable checkpoint
         self.window = config.watermark_window
@@ -843,7 +844,7 @@ class Replica:
     def _on_view_change(self, env: Signed, now: int) -> list[Effect]:
         m: ViewChange = env.message
         if m.view < self.view or (m.view == self.view and self.active):
-            return [Drop("stale-view-change", env)]
+            return self._answer_stale_view_change(env, now)
         if m.view > self.view + MAX_FUTURE_VIEWS:
             return [Drop("too-far-ahead", env)]
         reason = self._invalid_view_change(m)
@@ -861,15 +862,30 @@ class Replica:
             senders = set().union(*(s.keys() for s in higher.values()))
             if len(senders) >= self.weak:
                 effects.extend(self._start_view_change(min(higher)))
-        # Section 4.5.2: the NEW-VIEW timer starts once a quorum wants our view. A
-        # replica alone in a view change waits there (the others' next view change
-        # finds it) rather than race through views nobody else will join.
-        if (not self.active and not self.vc_timer and m.view == self.view
-                and len(self.view_changes.get(self.view, ())) >= self.q):
-            self.vc_timer = True
-            effects.append(StartTimer(VIEW_TIMER, self._timeout()))
+        # Section 4.5.2: the NEW-VIEW timer starts once a quorum has left our view's
+        # predecessor (VIEW-CHANGEs for our view or above). A replica alone in a view
+        # change waits there (the others' next view change finds it) rather than race
+        # through views nobody else will join.
+        if not self.active and not self.vc_timer and m.view >= self.view:
+            senders = set().union(*(s.keys() for v, s in self.view_changes.items() if v >= self.view))
+            if len(senders) >= self.q:
+                self.vc_timer = True
+                effects.append(StartTimer(VIEW_TIMER, self._timeout()))
         effects.extend(self._maybe_new_view(m.view))
         return effects
+
+    def _answer_stale_view_change(self, env: Signed, now: int) -> list[Effect]:
+        """A VIEW-CHANGE for a view we are past comes from a replica that missed a view
+        change (cut off, restarted, far behind): answer with the NEW-VIEW that installed
+        our view, which it checks in full, at most once per timeout per replica (it
+        re-sends its VIEW-CHANGE every timeout, and NEW-VIEWs are large)."""
+        new_view = self.new_view_envs.get(self.installed_view)
+        last = self.answered.get(env.signer)
+        if (not self.active or new_view is None or env.signer == self.me
+                or (last is not None and now - last < self.config.view_change_timeout)):
+            return [Drop("stale-view-change", env)]
+        self.answered[env.signer] = now
+        return [Forward(env.signer, new_view)]
 
     def _resend_view_change(self) -> list[Effect]:
         """Messages may be lost (section 4.5.2 assumes they are retransmitted): while a

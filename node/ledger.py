@@ -36,6 +36,7 @@ class Ledger:
     def __init__(self, genesis_hash: str):
         self.genesis_hash = genesis_hash
         self.entries: list[LedgerEntry] = []
+        self.transactions = 0  # in all its blocks
 
     @property
     def height(self) -> int:
@@ -51,6 +52,7 @@ class Ledger:
         if block.header.prev_hash != self.head_hash:
             raise LedgerError(f"block {block.height} does not extend head {self.head_hash[:12]}")
         self.entries.append(LedgerEntry(block, certificate, receipts))
+        self.transactions += len(block.requests)
 
     def hashes(self) -> list[str]:
         return [e.block.hash for e in self.entries]

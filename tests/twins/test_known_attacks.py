@@ -101,3 +101,34 @@ def test_a_new_primary_restarting_right_after_its_new_view_keeps_o_at_n7():
     outcome = World(script).play()
     assert outcome.safe, outcome.detail
     assert outcome.live, outcome.detail
+
+
+# Found by a second adversarial review: stalls the NEW-VIEW timer rule caused before a
+# quorum "for our view or above" started it and stale VIEW-CHANGEs were answered.
+
+def test_a_view_change_lost_on_the_way_out_does_not_stall_real_nodes():
+    """n = 4, node-01 (primary of view 1) is silent (f = 1). View 0: the PRE-PREPARE is
+    lost, the backups time out. View 1: only node-00 hears the VIEW-CHANGEs (a one-way
+    cut), so only it holds a quorum and arms its NEW-VIEW timer; it moves to view 2.
+    Then nothing is cut any more."""
+    script = Script(4, (
+        Round(cuts=((PP, Cut("iso", N0)),)),
+        Round(cuts=((VC, Cut("only", N0)),)),
+    ), byzantine=(Script.bad("node-1", "silent"),))
+    outcome = World(script).play()
+    assert outcome.safe, outcome.detail
+    assert outcome.live, outcome.detail
+
+
+def test_restarts_and_a_lost_new_view_do_not_stall_real_nodes():
+    """n = 4, node-02 silent. v0: only node-02 hears the PRE-PREPARE; node-01, node-03
+    restart. v1: node-01's NEW-VIEW reaches nobody; node-03 restarts. No VIEW-CHANGE is
+    ever cut. Passes at HEAD~1."""
+    from tests.twins.world import NV
+    script = Script(4, (
+        Round(cuts=((PP, Cut("only", "node-02")), (NV, Cut("iso", "node-01"))), restarts=("node-01", "node-03")),
+        Round(cuts=((NV, Cut("iso", "node-01")),), restarts=("node-03",)),
+    ), byzantine=(Script.bad("node-2", "silent"),))
+    outcome = World(script).play()
+    assert outcome.safe, outcome.detail
+    assert outcome.live, outcome.detail
