@@ -144,7 +144,8 @@ class Replica:
         self.reproposals: dict[int, PrePrepare] = {}  # own proposals of this view read back after a restart
         self.decided = 0  # min-s of the installed NEW-VIEW: no pre-prepare of this view may name it or below
         self.reissue: tuple[Signed, ...] = ()  # O of the installed NEW-VIEW, to take up again after a restart
-        self.answered: dict[str, int] = {}  # replica -> when we last sent it our NEW-VIEW (it was behind)
+        self.answered: dict[str, int] = {}  # replica -> when we last answered its stale VIEW-CHANGE
+        self.far_ahead: dict[str, Signed] = {}  # replica -> its newest VIEW-CHANGE beyond MAX_FUTURE_VIEWS
         # watermarks and checkpoints
         self.low = 0  # h: sequence of the last stable checkpoint
         self.window = config.watermark_window
@@ -361,12 +362,13 @@ class Replica:
             # others went on): ask a peer for any blocks beyond its height.
             peers = tuple(r for r in self.config.replicas if r != self.me)
             effects: list[Effect] = []
-            if self.active:
+            if self.active and self.pending:
                 # The requests we waited on may be ours alone (their clients gave up, the
-                # primary never got them): hand the oldest on to every peer, so their
-                # timers run too and a view change we need finds company.
-                effects.extend(Forward(p, env) for env in islice(self.pending.values(), 2 * self.config.block_size)
-                               for p in peers)
+                # primary never got them): hand the oldest to every peer, so their timers
+                # run too and a view change we need finds company. (One is enough for
+                # that; the new primary gets the rest when the view changes.)
+                oldest = next(iter(self.pending.values()))
+                effects.extend(Forward(p, oldest) for p in peers)
             effects.extend(self._start_view_change(self.view + 1))
             return effects + [CatchUp(-1, peers)]
         raise LocalProtocolError(f"unknown timer {event.name!r}")
@@ -801,6 +803,7 @@ class Replica:
         for table in (self.evidence, self.asked):
             for v in [v for v in table if v < view]:
                 del table[v]
+        self.far_ahead = {s: e for s, e in self.far_ahead.items() if e.message.view >= view}
 
     def _invalid_view_change(self, m: ViewChange) -> str | None:
         """The checks a replica applies to a VIEW-CHANGE before using it (section 4.4).
@@ -845,47 +848,58 @@ class Replica:
         m: ViewChange = env.message
         if m.view < self.view or (m.view == self.view and self.active):
             return self._answer_stale_view_change(env, now)
-        if m.view > self.view + MAX_FUTURE_VIEWS:
-            return [Drop("too-far-ahead", env)]
         reason = self._invalid_view_change(m)
         if reason:
             return [Drop(reason, env)]
-        votes = self.view_changes.setdefault(m.view, {})
-        if env.signer in votes:
-            return [Drop("duplicate", env)]
-        votes[env.signer] = env
         effects: list[Effect] = []
+        if m.view > self.view + MAX_FUTURE_VIEWS:
+            # Far ahead (we were away while others changed view many times): keep only
+            # each replica's newest, for the f + 1 rule below; memory stays bounded by n.
+            known = self.far_ahead.get(env.signer)
+            if known is not None and known.message.view >= m.view:
+                return [Drop("duplicate", env)]
+            self.far_ahead[env.signer] = env
+        else:
+            votes = self.view_changes.setdefault(m.view, {})
+            if env.signer in votes:
+                return [Drop("duplicate", env)]
+            votes[env.signer] = env
         # Section 4.5.2: f + 1 replicas asking for views above ours cannot all be
         # faulty: join the smallest of those views without waiting for our timer.
         if m.view > self.view:
-            higher = {v: s for v, s in self.view_changes.items() if v > self.view}
-            senders = set().union(*(s.keys() for s in higher.values()))
-            if len(senders) >= self.weak:
-                effects.extend(self._start_view_change(min(higher)))
-        # Section 4.5.2: the NEW-VIEW timer starts once a quorum has left our view's
-        # predecessor (VIEW-CHANGEs for our view or above). A replica alone in a view
-        # change waits there (the others' next view change finds it) rather than race
-        # through views nobody else will join.
-        if not self.active and not self.vc_timer and m.view >= self.view:
-            senders = set().union(*(s.keys() for v, s in self.view_changes.items() if v >= self.view))
-            if len(senders) >= self.q:
-                self.vc_timer = True
-                effects.append(StartTimer(VIEW_TIMER, self._timeout()))
+            asked = {s: v for v, votes in self.view_changes.items() if v > self.view for s in votes}
+            for s, e in self.far_ahead.items():
+                asked[s] = max(asked.get(s, 0), e.message.view)
+            if len(asked) >= self.weak:
+                effects.extend(self._start_view_change(min(sorted(asked.values(), reverse=True)[:self.weak])))
+        # Section 4.5.2: the NEW-VIEW timer starts once a quorum of VIEW-CHANGEs for our
+        # view arrived. A replica alone in a view change waits there (the others' next
+        # view change finds it) rather than race through views nobody else will join.
+        if not self.active and not self.vc_timer and len(self.view_changes.get(self.view, ())) >= self.q:
+            self.vc_timer = True
+            effects.append(StartTimer(VIEW_TIMER, self._timeout()))
         effects.extend(self._maybe_new_view(m.view))
         return effects
 
     def _answer_stale_view_change(self, env: Signed, now: int) -> list[Effect]:
-        """A VIEW-CHANGE for a view we are past comes from a replica that missed a view
-        change (cut off, restarted, far behind): answer with the NEW-VIEW that installed
-        our view, which it checks in full, at most once per timeout per replica (it
-        re-sends its VIEW-CHANGE every timeout, and NEW-VIEWs are large)."""
-        new_view = self.new_view_envs.get(self.installed_view)
+        """A VIEW-CHANGE for a view we are past comes from a replica that missed what
+        happened since (cut off, restarted, far behind), and re-sends it every timeout.
+        Working in a view, answer with the NEW-VIEW that installed it (checked in full
+        by the receiver); changing view ourselves, with our own VIEW-CHANGEs for its view
+        (which it may have lost) and for ours (towards its f + 1 rule). At most once per
+        timeout per replica: NEW-VIEWs are large."""
         last = self.answered.get(env.signer)
-        if (not self.active or new_view is None or env.signer == self.me
-                or (last is not None and now - last < self.config.view_change_timeout)):
+        if env.signer == self.me or (last is not None and now - last < self.config.view_change_timeout):
+            return [Drop("stale-view-change", env)]
+        if self.active:
+            answer = [self.new_view_envs.get(self.installed_view)]
+        else:
+            answer = [self.view_changes.get(v, {}).get(self.me) for v in (env.message.view, self.view)]
+        answer = [a for a in answer if a is not None]
+        if not answer:
             return [Drop("stale-view-change", env)]
         self.answered[env.signer] = now
-        return [Forward(env.signer, new_view)]
+        return [Forward(env.signer, a) for a in answer]
 
     def _resend_view_change(self) -> list[Effect]:
         """Messages may be lost (section 4.5.2 assumes they are retransmitted): while a

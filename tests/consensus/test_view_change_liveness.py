@@ -111,3 +111,91 @@ def test_a_replica_more_than_16_views_behind_rejoins():
         net.deliver_all()
     state = {r: (net.replicas[r].view, net.replicas[r].active, net.heights()[r]) for r in ("r1", "r2", "r3")}
     assert max(net.heights()[r] for r in ("r1", "r2", "r3")) > 0, f"stuck for good: {state}"
+
+
+# Found by a third adversarial review: replicas more than MAX_FUTURE_VIEWS apart, all in
+# a view change, never met; and f Byzantine VIEW-CHANGEs for later views made f + 1 honest
+# replicas race through views. Far-ahead VIEW-CHANGEs are now kept (the newest per
+# replica) for the f + 1 rule, the timer counts VIEW-CHANGEs for the replica's own view
+# only, and a replica changing view answers a stale VIEW-CHANGE with its own.
+
+
+def test_a_group_far_ahead_in_a_view_change_and_a_lagging_replica_meet():
+    """n = 4. r3 is cut off (partition) while r0, r1, r2 go through > 16 view changes
+    (NEW-VIEWs and PRE-PREPAREs lost). They end *inside* a view change (never installed).
+    Then r1 crashes for good (f = 1) and r3's partition heals; no message is lost any more.
+    r0, r2 (inactive, view w) drop r3's VIEW-CHANGE(1) (stale, and they are not active, so no
+    answer); r3 drops theirs (too far ahead). Nothing ever commits again."""
+    net = Net(4, block_size=1)
+    net.cut = {"r3"}
+    net.drop_if = lambda dst, env: type(env.message) in (NewView, PrePrepare)
+    for name in ("r0", "r1", "r2"):
+        net.step(name, Receive(0, net.request()))
+    for name in ("r1", "r2"):
+        net.fire(name, "view-change")
+    net.deliver_all()
+    while not (net.replicas["r0"].view > 17 and net.replicas["r0"].view % 4 == 3):
+        for name in ("r0", "r1", "r2"):
+            if "view-change" in net.timers[name]:
+                net.fire(name, "view-change")
+        net.deliver_all()
+    view = net.replicas["r0"].view
+    print({r: (net.replicas[r].view, net.replicas[r].active) for r in net.names})
+    assert view > 17 and all(net.replicas[r].view == view and not net.replicas[r].active for r in ("r0", "r1", "r2"))
+    net.cut = {"r1"}  # r1 crashes for good; r3's partition heals
+    net.drop_if = None
+    for _ in range(40):
+        for name in ("r0", "r2", "r3"):
+            net.step(name, Receive(0, net.request()))
+            for timer in list(net.timers[name]):
+                net.fire(name, timer)
+        net.deliver_all()
+    state = {r: (net.replicas[r].view, net.replicas[r].active, net.heights()[r], sorted(net.timers[r]))
+             for r in ("r0", "r2", "r3")}
+    print(state)
+    assert max(net.heights()[r] for r in ("r0", "r2", "r3")) > 0, f"stuck for good: {state}"
+
+
+def test_byzantine_view_changes_for_later_views_do_not_make_honest_replicas_race():
+    """n = 4, r1 Byzantine, r3 honest but partitioned. r1 sends r0 and r2 valid but empty
+    VIEW-CHANGEs for views 13, then 17 (whose primary is r1 itself). Before the fix these
+    counted towards the NEW-VIEW timer's quorum of every view up to 17, so r0 and r2 (two
+    honest replicas, less than a quorum) raced through views with no NEW-VIEW possible; after
+    the heal r3 (view 1) and r0, r2 (view 18) dropped each other's VIEW-CHANGEs for good."""
+    from consensus.messages import ViewChange
+    net = Net(4, block_size=1)
+    net.cut = {"r1", "r3"}  # r3: partition; r1: everything it sends is scripted below
+    for name in ("r0", "r2", "r3"):
+        net.step(name, Receive(0, net.request()))
+    def byzantine_view_change():  # for the highest view r1 is primary of, within reach of both
+        base = min(net.replicas[r].view for r in ("r0", "r2"))
+        target = max((v for v in range(base, base + 17) if v % 4 == 1 and v <= 17), default=None)
+        if target is None:
+            return
+        bad = net.sign("r1", ViewChange(target, 0, (), ()))
+        for name in ("r0", "r2"):
+            net.step(name, Receive(0, bad))
+    byzantine_view_change()
+    net.fire("r2", "view-change")  # r0's proposal cannot prepare: r2's request timer fires
+    net.fire("r3", "view-change")  # r3 alone: VIEW-CHANGE(1), waits (no quorum)
+    net.deliver_all()
+    for _ in range(40):
+        byzantine_view_change()
+        for name in ("r0", "r2"):
+            if "view-change" in net.timers[name]:
+                net.fire(name, "view-change")
+        net.deliver_all()
+    print({r: (net.replicas[r].view, net.replicas[r].active, net.replicas[r].vc_attempts) for r in net.names})
+    # (before the fix they raced to view 18; now they wait in view 1)
+    assert net.replicas["r0"].view == net.replicas["r2"].view == 1
+    net.cut = {"r1"}  # the partition heals; r1 stays silent from now on
+    for _ in range(40):
+        for name in ("r0", "r2", "r3"):
+            net.step(name, Receive(0, net.request()))
+            for timer in list(net.timers[name]):
+                net.fire(name, timer)
+        net.deliver_all()
+    state = {r: (net.replicas[r].view, net.replicas[r].active, net.heights()[r], sorted(net.timers[r]))
+             for r in ("r0", "r2", "r3")}
+    print(state)
+    assert max(net.heights()[r] for r in ("r0", "r2", "r3")) > 0, f"stuck for good: {state}"
