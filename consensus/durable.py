@@ -11,9 +11,10 @@ restart the store's ``DurableState`` goes back into ``Replica.restore``.
 
 What is kept, and why (docs/durable-state.md gives the full argument):
 
-- the view, whether the replica is changing view, and the VIEW-CHANGE it sent
-  (section 4.4: a replica never goes back to a lower view, and its VIEW-CHANGE
-  must not be replaced by one that forgets what it prepared);
+- the view, whether the replica is changing view, and the VIEW-CHANGEs it sent since
+  it last installed a view (section 4.4: a replica never goes back to a lower view,
+  and its VIEW-CHANGE must not be replaced by one that forgets what it prepared;
+  replicas left behind in an earlier view of the same view change may need them);
 - every PRE-PREPARE it sent or accepted above its stable checkpoint, highest view
   per sequence (section 4.2: a replica accepts at most one pre-prepare per view
   and sequence, and the primary proposes at most one; the PREPARE it sends
@@ -36,6 +37,8 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from .messages import PrePrepare, PreparedProof, Signed, ViewChange
+
+MAX_VIEW_CHANGES_KEPT = 16  # the VIEW-CHANGEs of the current view change, to answer replicas behind
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,7 @@ class DurableState:
     active: bool = True
     installed_view: int = 0
     view_change: ViewChange | None = None  # the VIEW-CHANGE sent for ``view`` while not active
+    view_changes_sent: dict[int, ViewChange] = field(default_factory=dict)  # since the last view installed
     new_view: Signed | None = None  # the NEW-VIEW of ``installed_view``
     built_new_view: int = 0  # highest view it built a NEW-VIEW for, as primary
     stable_seq: int = 0
@@ -129,10 +133,14 @@ class DurableState:
             vc = record.view_change
             if vc.view > self.view or (vc.view == self.view and not self.active):
                 self.view, self.active, self.view_change = vc.view, False, vc
+                self.view_changes_sent[vc.view] = vc
+                for v in sorted(self.view_changes_sent)[:-MAX_VIEW_CHANGES_KEPT]:
+                    del self.view_changes_sent[v]
         elif kind is ViewInstalled:
             if record.view >= self.view:
                 self.view = self.installed_view = record.view
                 self.active, self.view_change, self.new_view = True, None, record.new_view
+                self.view_changes_sent = {}
         elif kind is NewViewBuilt:
             self.built_new_view = max(self.built_new_view, record.view)
         elif kind is Stabilised:

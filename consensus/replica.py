@@ -146,6 +146,8 @@ class Replica:
         self.reissue: tuple[Signed, ...] = ()  # O of the installed NEW-VIEW, to take up again after a restart
         self.answered: dict[str, int] = {}  # replica -> when we last answered its stale VIEW-CHANGE
         self.far_ahead: dict[str, Signed] = {}  # replica -> its newest VIEW-CHANGE beyond MAX_FUTURE_VIEWS
+        self.far_working: dict[str, int] = {}  # replica -> newest view beyond MAX_FUTURE_VIEWS it voted in
+        self.sent_view_changes: dict[int, ViewChange] = {}  # since the last view installed, for answers
         # watermarks and checkpoints
         self.low = 0  # h: sequence of the last stable checkpoint
         self.window = config.watermark_window
@@ -196,6 +198,7 @@ class Replica:
         d = saved.durable
         r.view, r.active, r.installed_view = d.view, d.active, d.installed_view
         r.sent_view_change = d.view_change if not d.active else None
+        r.sent_view_changes = dict(d.view_changes_sent)
         if d.new_view is not None:
             r.new_view_envs[d.installed_view] = d.new_view
             r.decided = max(env.message.stable_seq for env in d.new_view.message.view_changes)
@@ -498,7 +501,9 @@ class Replica:
 
     def _hold_future(self, env: Signed, now: int) -> list[Effect]:
         m = env.message
-        if m.view > self.view + MAX_FUTURE_VIEWS or not self.low < m.seq <= self.high + self.window:
+        if m.view > self.view + MAX_FUTURE_VIEWS:
+            return [Drop("too-far-ahead", env)] + self._note_far_working(m.view, env.signer)
+        if not self.low < m.seq <= self.high + self.window:
             return [Drop("too-far-ahead", env)]
         self.future.setdefault((m.view, m.seq), env)
         return self._witness(m.view, env.signer, now)
@@ -539,7 +544,7 @@ class Replica:
             return [Drop("prepare-from-primary", env)]
         admitted = self._admit_vote(env, m, "prepares")
         if type(admitted) is Drop:
-            return [admitted]
+            return [admitted] + self._note_far_working(m.view, env.signer)
         slot, votes = admitted
         if m.view > self.view or not self.active:
             return self._witness(m.view, env.signer, now)
@@ -551,7 +556,7 @@ class Replica:
         m: Commit = env.message
         admitted = self._admit_vote(env, m, "commits")
         if type(admitted) is Drop:
-            return [admitted]
+            return [admitted] + self._note_far_working(m.view, env.signer)
         slot, votes = admitted
         effects: list[Effect] = NOTHING
         if m.view > self.view or (m.view == self.view and not self.active):
@@ -787,6 +792,9 @@ class Replica:
         proofs = tuple(slot.proof for seq, slot in sorted(self.log.items())
                        if slot.proof is not None and seq > stable_seq)
         vc = self.sent_view_change = ViewChange(view, stable_seq, proof, proofs)
+        self.sent_view_changes[view] = vc
+        for v in sorted(self.sent_view_changes)[:-MAX_FUTURE_VIEWS]:
+            del self.sent_view_changes[v]
         if self.vc_timer:  # a request timer: it must not move us on again by itself
             self.vc_timer = False
             effects.append(CancelTimer(VIEW_TIMER))
@@ -804,6 +812,7 @@ class Replica:
             for v in [v for v in table if v < view]:
                 del table[v]
         self.far_ahead = {s: e for s, e in self.far_ahead.items() if e.message.view >= view}
+        self.far_working = {s: v for s, v in self.far_working.items() if v >= view}
 
     def _invalid_view_change(self, m: ViewChange) -> str | None:
         """The checks a replica applies to a VIEW-CHANGE before using it (section 4.4).
@@ -891,15 +900,22 @@ class Replica:
         last = self.answered.get(env.signer)
         if env.signer == self.me or (last is not None and now - last < self.config.view_change_timeout):
             return [Drop("stale-view-change", env)]
+        answer: list[Effect] = []
         if self.active:
-            answer = [self.new_view_envs.get(self.installed_view)]
+            new_view = self.new_view_envs.get(self.installed_view)
+            if new_view is not None:
+                answer.append(Forward(env.signer, new_view))
         else:
-            answer = [self.view_changes.get(v, {}).get(self.me) for v in (env.message.view, self.view)]
-        answer = [a for a in answer if a is not None]
+            for v in (env.message.view, self.view):
+                held = self.view_changes.get(v, {}).get(self.me)
+                if held is not None:
+                    answer.append(Forward(env.signer, held))
+                elif v in self.sent_view_changes:  # (lost with a restart: the same message, signed again)
+                    answer.append(Send(env.signer, self.sent_view_changes[v]))
         if not answer:
             return [Drop("stale-view-change", env)]
         self.answered[env.signer] = now
-        return [Forward(env.signer, a) for a in answer]
+        return answer
 
     def _resend_view_change(self) -> list[Effect]:
         """Messages may be lost (section 4.5.2 assumes they are retransmitted): while a
@@ -1014,6 +1030,25 @@ class Replica:
         asked.update(fresh)
         return [Send(peer, NewViewRequest(view)) for peer in fresh]
 
+    def _note_far_working(self, view: int, signer: str) -> list[Effect]:
+        """Votes and proposals more than MAX_FUTURE_VIEWS ahead are not kept, but who
+        sent them is (the newest view per replica): f + 1 replicas working that far ahead
+        include an honest one, so ask each for the NEW-VIEW of the view it works in. (A
+        replica far behind and with nothing to time out on would otherwise never learn
+        the group's view.)"""
+        if view <= self.view + MAX_FUTURE_VIEWS or self.far_working.get(signer, -1) >= view:
+            return NOTHING
+        self.far_working[signer] = view
+        if len(self.far_working) < self.weak:
+            return NOTHING
+        out: list[Effect] = []
+        for peer, v in sorted(self.far_working.items()):
+            asked = self.asked.setdefault(v, set())
+            if peer not in asked:
+                asked.add(peer)
+                out.append(Send(peer, NewViewRequest(v)))
+        return out
+
     def _on_new_view_request(self, env: Signed, now: int) -> list[Effect]:
         new_view = self.new_view_envs.get(env.message.view)
         if new_view is None or env.signer == self.me:
@@ -1072,6 +1107,7 @@ class Replica:
         self.active = True
         self.installed_view = view
         self.sent_view_change = None
+        self.sent_view_changes.clear()
         self.last_proposed = max(self.executed, settled)
         self._forget_views_below(view + 1)
         for v in [v for v in self.view_changes if v < view]:
