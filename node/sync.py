@@ -119,7 +119,12 @@ class Syncer:
         return t
 
     def on_timer(self, t: int) -> int:
-        """The peer did not answer (crashed, partitioned, lying): ask the next one."""
+        """The peer did not answer (crashed, partitioned, lying): ask the next one, from
+        every other replica if we had only the one (anti-entropy picks one peer a tick, and
+        a peer that withholds blocks must not hold us for good)."""
+        if len(self.peers) <= 1:
+            node = self.node
+            self.peers = tuple(p for p in node.replica.config.replicas if p != node.id)
         self.attempt += 1
         self.asked = None
         return self._ask(t)

@@ -82,6 +82,13 @@ def scenario_of(n, byzantine, timeline, loss, seed):
           [], 0.005, 228))
 @example((7, [{"node": "node-0", "behaviour": "replay"}, {"node": "node-2", "behaviour": "silent-primary"}],
           [], 0.0, 128))
+# Found by the soak: anti-entropy asked one peer that withheld blocks, and asked it again
+# and again; node-15, cut off until the chain went quiet, never caught up.
+@example((20, [{"node": "node-1", "behaviour": "silent"}, {"node": "node-0", "behaviour": "withhold-blocks"},
+               {"node": "node-2", "behaviour": "silent"}, {"node": "node-3", "behaviour": "silent"}],
+          [{"at_ms": 0, "crash": "node-4"}, {"at_ms": 0, "crash": "node-6"}, {"at_ms": 1, "recover": "node-6"},
+           {"at_ms": 1, "partition": [["node-15"], [f"node-{i}" for i in range(20) if i != 15]]},
+           {"at_ms": 2, "recover": "node-4"}, {"at_ms": 708, "heal": True}], 0.0, 0))
 def test_safe_always_and_live_after_healing(schedule):
     scenario = scenario_of(*schedule)
     s = summarize(simulate(scenario), "property")
