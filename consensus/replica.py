@@ -628,6 +628,7 @@ class Replica:
         if nxt is not None and nxt.pre_prepare is not None and not nxt.committed:
             if self.stalled == nxt.seq:
                 target = max(target, nxt.seq)
+                effects.extend(self._repeat_votes(nxt))
             else:
                 self.stalled = nxt.seq
                 effects.extend(self._arm_fetch())
@@ -642,6 +643,19 @@ class Replica:
             peers = evidence if evidence is not None else {r: None for r in self.config.replicas}
             effects.extend(self._catch_up(target, peers))
         return effects
+
+    def _repeat_votes(self, slot: Slot) -> list[Effect]:
+        """A block of this view stuck uncommitted for two ticks: one of its messages may
+        have been lost (PBFT assumes retransmission), and if nobody committed it, no peer
+        can send it with a certificate. Send our part again: the same messages."""
+        if not self.active or slot.view != self.view:
+            return NOTHING
+        if self.me == self.primary:
+            return [Forward(p, slot.pre_prepare) for p in self.config.replicas if p != self.me]
+        out: list[Effect] = [Broadcast(Prepare(slot.view, slot.seq, slot.digest))]
+        if slot.prepared:
+            out.append(Broadcast(Commit(slot.view, slot.seq, slot.digest)))
+        return out
 
     def _deliver_in_order(self) -> list[Effect]:
         effects: list[Effect] = []
