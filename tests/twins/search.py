@@ -184,9 +184,10 @@ def main(argv: list[str] | None = None) -> int:
           f"time: {elapsed:.1f} s")
     kinds = {"safety": sum(not o.safe for o in total.failures), "liveness": sum(o.safe and not o.live for o in total.failures)}
     print(f"failures: {len(total.failures)} (safety {kinds['safety']}, liveness {kinds['liveness']})")
-    for outcome in total.failures[:40]:
-        what = "SAFETY" if not outcome.safe else "LIVENESS"
-        print(f"  {what}: {outcome.script.describe()}\n      {outcome.detail}")
+    for what, kind in (("SAFETY", [o for o in total.failures if not o.safe]),
+                       ("LIVENESS", [o for o in total.failures if o.safe])):
+        for outcome in kind[:20]:  # the first of each kind
+            print(f"  {what}: {outcome.script.describe()}\n      {outcome.detail}")
     return 1 if total.failures else 0
 
 
