@@ -11,6 +11,18 @@ from consensus.messages import NewView, PrePrepare
 from tests.consensus.harness import Net
 
 
+def assert_commits_again(net, live, rounds=40):
+    """No more faults: clients keep sending, every timer fires: something must commit."""
+    for _ in range(rounds):
+        for name in live:
+            net.step(name, Receive(0, net.request()))
+            for timer in list(net.timers[name]):
+                net.fire(name, timer)
+        net.deliver_all()
+    state = {r: (net.replicas[r].view, net.replicas[r].active, net.heights()[r], sorted(net.timers[r])) for r in live}
+    assert max(net.heights()[r] for r in live) > 0, f"stuck for good: {state}"
+
+
 def test_a_lost_view_change_does_not_stall_the_view_change_for_good():
     """n = 4, r1 (primary of view 1) is down for good (f = 1). r2, r3 time out and move to
     view 1; r0 joins them (f + 1 VIEW-CHANGEs). r0's VIEW-CHANGE(1) is lost on the way to
@@ -30,15 +42,7 @@ def test_a_lost_view_change_does_not_stall_the_view_change_for_good():
     net.fire("r0", "view-change")  # no NEW-VIEW from r1: r0 tries view 2
     net.deliver_all()
     net.drop_if = None  # the cut heals
-    for _ in range(20):  # time passes: every timer that runs fires, clients keep asking
-        for name in ("r0", "r2", "r3"):
-            net.step(name, Receive(0, net.request()))
-            for timer in list(net.timers[name]):
-                net.fire(name, timer)
-        net.deliver_all()
-    state = {r: (net.replicas[r].view, net.replicas[r].active, sorted(net.timers[r])) for r in ("r0", "r2", "r3")}
-    print(state)
-    assert any(net.heights()[r] > 0 for r in ("r0", "r2", "r3")), f"stuck for good: {state}"
+    assert_commits_again(net, ("r0", "r2", "r3"), rounds=20)
 
 
 def test_two_restarts_do_not_stall_the_view_change_for_good():
@@ -65,14 +69,7 @@ def test_two_restarts_do_not_stall_the_view_change_for_good():
     net.deliver_all()
     net.fire("r0", "view-change")
     net.deliver_all()
-    for _ in range(20):
-        for name in ("r0", "r2", "r3"):
-            net.step(name, Receive(0, net.request()))
-            for timer in list(net.timers[name]):
-                net.fire(name, timer)
-        net.deliver_all()
-    state = {r: (net.replicas[r].view, net.replicas[r].active, sorted(net.timers[r])) for r in ("r0", "r2", "r3")}
-    assert any(net.heights()[r] > 0 for r in ("r0", "r2", "r3")), f"stuck for good: {state}"
+    assert_commits_again(net, ("r0", "r2", "r3"), rounds=20)
 
 
 def test_a_replica_more_than_16_views_behind_rejoins():
@@ -103,14 +100,7 @@ def test_a_replica_more_than_16_views_behind_rejoins():
     net.deliver_all()
     net.drop_if = None
     net.cut = {"r0"}  # later, r0 fails for good
-    for _ in range(30):
-        for name in ("r1", "r2", "r3"):
-            net.step(name, Receive(0, net.request()))
-            for timer in list(net.timers[name]):
-                net.fire(name, timer)
-        net.deliver_all()
-    state = {r: (net.replicas[r].view, net.replicas[r].active, net.heights()[r]) for r in ("r1", "r2", "r3")}
-    assert max(net.heights()[r] for r in ("r1", "r2", "r3")) > 0, f"stuck for good: {state}"
+    assert_commits_again(net, ("r1", "r2", "r3"), rounds=30)
 
 
 # Found by a third adversarial review: replicas more than MAX_FUTURE_VIEWS apart, all in
@@ -140,20 +130,10 @@ def test_a_group_far_ahead_in_a_view_change_and_a_lagging_replica_meet():
                 net.fire(name, "view-change")
         net.deliver_all()
     view = net.replicas["r0"].view
-    print({r: (net.replicas[r].view, net.replicas[r].active) for r in net.names})
     assert view > 17 and all(net.replicas[r].view == view and not net.replicas[r].active for r in ("r0", "r1", "r2"))
     net.cut = {"r1"}  # r1 crashes for good; r3's partition heals
     net.drop_if = None
-    for _ in range(40):
-        for name in ("r0", "r2", "r3"):
-            net.step(name, Receive(0, net.request()))
-            for timer in list(net.timers[name]):
-                net.fire(name, timer)
-        net.deliver_all()
-    state = {r: (net.replicas[r].view, net.replicas[r].active, net.heights()[r], sorted(net.timers[r]))
-             for r in ("r0", "r2", "r3")}
-    print(state)
-    assert max(net.heights()[r] for r in ("r0", "r2", "r3")) > 0, f"stuck for good: {state}"
+    assert_commits_again(net, ("r0", "r2", "r3"))
 
 
 def test_byzantine_view_changes_for_later_views_do_not_make_honest_replicas_race():
@@ -185,20 +165,10 @@ def test_byzantine_view_changes_for_later_views_do_not_make_honest_replicas_race
             if "view-change" in net.timers[name]:
                 net.fire(name, "view-change")
         net.deliver_all()
-    print({r: (net.replicas[r].view, net.replicas[r].active, net.replicas[r].vc_attempts) for r in net.names})
     # (before the fix they raced to view 18; now they wait in view 1)
     assert net.replicas["r0"].view == net.replicas["r2"].view == 1
     net.cut = {"r1"}  # the partition heals; r1 stays silent from now on
-    for _ in range(40):
-        for name in ("r0", "r2", "r3"):
-            net.step(name, Receive(0, net.request()))
-            for timer in list(net.timers[name]):
-                net.fire(name, timer)
-        net.deliver_all()
-    state = {r: (net.replicas[r].view, net.replicas[r].active, net.heights()[r], sorted(net.timers[r]))
-             for r in ("r0", "r2", "r3")}
-    print(state)
-    assert max(net.heights()[r] for r in ("r0", "r2", "r3")) > 0, f"stuck for good: {state}"
+    assert_commits_again(net, ("r0", "r2", "r3"))
 
 
 # Found by a fourth adversarial review: restarts erased the VIEW-CHANGEs that only a
@@ -286,7 +256,6 @@ def test_restarts_do_not_erase_the_view_changes_a_group_behind_needs():
     net.restart("r3")
     net.deliver_all()
     state = run_healed(net, ("r0", "r2", "r3"))
-    print(state)
     assert max(net.heights()[r] for r in ("r0", "r2", "r3")) > 0, f"stuck for good: {state}"
 
 
@@ -314,15 +283,11 @@ def test_a_primary_more_than_16_views_behind_learns_the_groups_view():
             net.deliver_all()
             break
         net.deliver_all()
-    state = {r: (net.replicas[r].view, net.replicas[r].active, net.heights()[r]) for r in net.names}
-    print("before heal", state)
     assert all(net.replicas[r].active for r in ("r1", "r2", "r3"))
     net.cut = set()
     net.drop_if = None
-    state = run_gentle(net, ("r0", "r1", "r2", "r3"), rounds=3)
-    print("healed", {r: s[:3] for r, s in state.items()})
+    run_gentle(net, ("r0", "r1", "r2", "r3"), rounds=3)
     before = max(net.heights().values())
     net.cut = {"r3"}  # r3 fails for good
     state = run_gentle(net, ("r0", "r1", "r2"), rounds=40)
-    print(state)
     assert max(net.heights()[r] for r in ("r0", "r1", "r2")) > before, f"stuck for good: {state}"
