@@ -110,6 +110,8 @@ class Syncer:
         else:
             self.idle_ticks = min(self.idle_ticks + 1, 3)
         self.height_at_tick = node.ledger.height
+        if self.asked is None and self.target > 0 and not self.behind:
+            self.target = 0  # reached by consensus meanwhile, not by a fetch: pull again
         if self.asked is None and self.target == 0:
             others = [p for p in node.replica.config.replicas if p != node.id]
             peer = others[self.ticks % len(others)]

@@ -92,6 +92,14 @@ def scenario_of(n, byzantine, timeline, loss, seed):
 # Found by the soak: with two silent nodes of seven every message counts; one lost PREPARE
 # stalled block 2 in two views and two silent primaries followed (10.1 s > the 10 s bound).
 @example((7, [{"node": "node-3", "behaviour": "silent"}, {"node": "node-4", "behaviour": "silent"}], [], 0.005, 5108))
+# Found by the soak: a fetch target reached by consensus instead of by the fetch stayed set,
+# and a set target turned anti-entropy off: node-00, cut off, stayed one block behind.
+@example((7, [], [{"at_ms": 28, "crash": "node-6"},
+                  {"at_ms": 79, "partition": [["node-5"], ["node-0", "node-1", "node-2", "node-3", "node-4", "node-6"]]},
+                  {"at_ms": 601, "heal": True}, {"at_ms": 669, "recover": "node-6"},
+                  {"at_ms": 693, "partition": [["node-0"], ["node-1", "node-2", "node-3", "node-4", "node-5", "node-6"]]},
+                  {"at_ms": 1379, "heal": True}, {"at_ms": 1380, "crash": "node-6"}, {"at_ms": 1381, "recover": "node-6"}],
+          0.005, 1033))
 def test_safe_always_and_live_after_healing(schedule):
     scenario = scenario_of(*schedule)
     s = summarize(simulate(scenario), "property")
