@@ -95,9 +95,9 @@ def _print_summary(s: dict, report) -> None:
         ("client retransmissions", str(s["client_retries"])),
         ("view changes", str(s["view_changes"])),
         ("faulty nodes", ", ".join(s["faulty_nodes"]) or "none"),
-        ("liveness after last fault", f"{'ok' if s['liveness']['ok'] else 'FAILED'}: healed at "
-         f"{s['liveness']['healed_at_ms']:.0f} ms, {s['liveness']['uncommitted']} uncommitted, recovered in "
-         f"{s['liveness']['recovery_ms']:.0f} ms (bound {s['liveness']['bound_ms']:.0f})"),
+        ("liveness", f"{'ok' if s['liveness']['ok'] else 'FAILED'}: {s['liveness']['uncommitted']} unanswered; "
+         f"longest wait {s['liveness']['recovery_ms']:.0f} ms from submission or the last fault "
+         f"({s['liveness']['healed_at_ms']:.0f} ms), bound {s['liveness']['bound_ms']:.0f}"),
         ("agreement", "yes" if s["agreement"] else "NO"),
         ("safety violations", str(s["safety_violations"])),
         ("head", f"#{s['head']['height']} {s['head']['hash'][:16]}"),
