@@ -275,5 +275,14 @@ def calibrate(samples):
     click.echo(f"cpu:\n  sign_us: {sign_us:.1f}\n  verify_us: {verify_us:.1f}")
 
 
+def _register_cluster_commands() -> None:
+    # The broker-mode commands live with the cluster code (citychain/cluster/commands.py).
+    from .cluster.commands import cluster, node_command
+    main.add_command(node_command)
+    main.add_command(cluster)
+
+
+_register_cluster_commands()
+
 if __name__ == "__main__":
     main()

@@ -7,9 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from apps import REGISTRY as APP_REGISTRY
-from consensus.replica import Replica, ReplicaConfig, Restored
-from node.byzantine import Context, syncer_for, wrap
+from node.assembly import chain_apps, client_directory, replica_config, replica_factory, sync_timings
+from node.byzantine import Context, syncer_for
 from node.checker import ChainChecker
 from node.execution import Executor
 from node.ledger import Ledger
@@ -72,13 +71,6 @@ class SimRun:
         return replicas[max(views, default=0) % len(replicas)]
 
 
-def replica_factory(config: ReplicaConfig, behaviour: str | None = None, ctx: Context | None = None):
-    def make(saved: Restored | None) -> Replica:
-        replica = Replica(config) if saved is None else Replica.restore(config, saved)
-        return replica if behaviour is None else wrap(behaviour, replica, ctx)
-    return make
-
-
 def build(scenario: Scenario) -> SimRun:
     genesis = build_genesis(scenario)
     membership = genesis.membership()
@@ -87,25 +79,19 @@ def build(scenario: Scenario) -> SimRun:
     sites = {p.id: p.site for p in genesis.nodes + genesis.observers}
     network = SimNetwork(engine, scenario.network, sites, rng_for(scenario.seed, "network"), metrics)
     plan = plan_faults(scenario, genesis)
-    apps = {name: cls(scenario.apps.get(name)) for name, cls in APP_REGISTRY.items()}
-    directory = {c.id: (c.org, "client") for c in genesis.clients}
+    apps = chain_apps(genesis.doc)
+    directory = client_directory(genesis.doc)
     memo: dict = {}  # (state root, block hash) -> outcome, shared by nodes holding the same state
     cpu = CpuCosts.from_spec(scenario.cpu)
-    params = genesis.doc["consensus"]
     replicas = genesis.replicas
     checker = ChainChecker(membership, genesis.hash, set(replicas))
-    sync_timeout = params["view_change_timeout_ns"] // 2
+    sync_timeout, sync_interval = sync_timings(genesis.doc)
     colluders = frozenset(n for n, b in plan.byzantine.items() if b.behaviour == "fork")
     honest = [n for n in replicas if n not in colluders]
     groups = (tuple(honest[0::2]), tuple(honest[1::2]))
     nodes: dict[str, Node] = {}
     for placement in genesis.nodes:
-        config = ReplicaConfig(
-            chain_id=genesis.chain_id, replicas=replicas, me=placement.id,
-            genesis_hash=genesis.hash, genesis_state_root=genesis.doc["state_root"],
-            block_size=params["block_size"], batch_timeout=params["batch_timeout_ns"],
-            checkpoint_interval=params["checkpoint_interval"], watermark_window=params["watermark_window"],
-            view_change_timeout=params["view_change_timeout_ns"], max_pending=params["max_pending"])
+        config = replica_config(genesis.doc, placement.id, genesis.hash)
         ident = genesis.identities[placement.id]
         signer = Signer(ident.id, ident.key, genesis.chain_id)
         bad = plan.byzantine.get(placement.id)
@@ -115,7 +101,7 @@ def build(scenario: Scenario) -> SimRun:
         syncer_class = syncer_for(behaviour)
         node = Node(placement.id, replica_factory(config, behaviour, ctx), signer, membership, network,
                     Executor(apps, directory, WorldState(), memo), Ledger(genesis.hash), metrics, cpu,
-                    syncer=lambda nd, cls=syncer_class: cls(nd, checker, sync_timeout, params["sync_interval_ns"]))
+                    syncer=lambda nd, cls=syncer_class: cls(nd, checker, sync_timeout, sync_interval))
         nodes[placement.id] = node
         network.attach(placement.id, node.on_message, node.on_timer)
     for placement in genesis.observers:
@@ -124,7 +110,7 @@ def build(scenario: Scenario) -> SimRun:
         node = Node(placement.id, lambda _saved, c=watcher: ObserverReplica(c),
                     Signer(ident.id, ident.key, genesis.chain_id), membership, network,
                     Executor(apps, directory, WorldState(), memo), Ledger(genesis.hash), metrics, cpu,
-                    syncer=lambda nd: Syncer(nd, checker, sync_timeout, params["sync_interval_ns"] // 2))
+                    syncer=lambda nd: Syncer(nd, checker, sync_timeout, sync_interval // 2))
         nodes[placement.id] = node
         network.attach(placement.id, node.on_message, node.on_timer, votes=False)
     for node in nodes.values():

@@ -1,0 +1,5 @@
+"""``python -m citychain``: the same command line as ``citychain`` (node processes use it)."""
+
+from .cli import main
+
+main()

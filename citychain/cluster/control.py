@@ -1,0 +1,248 @@
+"""``citychain cluster``: a chain of real node processes on this machine, and its broker(s).
+
+Everything a cluster is lives in one directory (default ``./citychain-cluster``):
+``cluster.json`` (what was started: brokers and node processes with their PIDs and
+start times), ``genesis/`` (the chain's public genesis, as ``run --out`` writes it),
+``nodes/ID/`` (each node's private key, broker credentials, store and log),
+``clients/ID/`` (each client's key and credentials, for ``cluster load``) and
+``broker/`` (the generated Mosquitto configuration). ``cluster down`` signals only
+processes recorded there whose PID still has the recorded start time, so it never
+stops anything it did not start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+
+from node.identity import Identity
+
+from ..genesis import Genesis, build_genesis
+from ..scenario import Scenario
+from .process import write_private_key
+
+STATE = "cluster.json"
+
+
+class ClusterError(RuntimeError):
+    """A cluster command cannot do what was asked (no cluster, unknown node, broker failed)."""
+
+
+@dataclass
+class Proc:
+    pid: int
+    started: float  # psutil create_time: with the PID, names the process uniquely
+    ids: list[str]
+    log: str
+    broker: str  # HOST:PORT the process connects to
+
+    def alive(self) -> bool:
+        try:
+            return abs(psutil.Process(self.pid).create_time() - self.started) < 0.01
+        except psutil.Error:
+            return False
+
+    def state(self) -> str:
+        if not self.alive():
+            return "dead"
+        try:
+            return "paused" if psutil.Process(self.pid).status() == psutil.STATUS_STOPPED else "running"
+        except psutil.Error:
+            return "dead"
+
+
+@dataclass
+class BrokerProc:
+    site: str
+    host: str
+    port: int
+    pid: int | None  # None: a broker this tool did not start (--broker)
+    started: float = 0.0
+    conf: str = ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass
+class Cluster:
+    directory: Path
+    chain_id: str
+    scenario: str
+    nodes: int
+    tls: bool
+    brokers: list[BrokerProc] = field(default_factory=list)
+    processes: list[Proc] = field(default_factory=list)
+    sites: dict[str, str] = field(default_factory=dict)  # member id -> the site (broker) it connects to
+    loads: int = 0  # how many `cluster load` runs so far (each draws a fresh workload)
+
+    # ---- persistence ------------------------------------------------------------
+
+    def save(self) -> None:
+        doc = asdict(self)
+        doc["directory"] = str(self.directory)
+        tmp = self.directory / (STATE + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        os.replace(tmp, self.directory / STATE)
+
+    @classmethod
+    def load(cls, directory: Path) -> "Cluster":
+        path = Path(directory) / STATE
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ClusterError(f"no cluster in {directory} (no {STATE}); start one with `citychain cluster up`") from None
+        except (OSError, ValueError) as exc:
+            raise ClusterError(f"{path}: unreadable ({exc})") from None
+        doc["directory"] = Path(directory)
+        doc["brokers"] = [BrokerProc(**b) for b in doc["brokers"]]
+        doc["processes"] = [Proc(**p) for p in doc["processes"]]
+        return cls(**doc)
+
+    # ---- layout -----------------------------------------------------------------
+
+    @property
+    def genesis_dir(self) -> Path:
+        return self.directory / "genesis"
+
+    @property
+    def node_root(self) -> Path:
+        return self.directory / "nodes"
+
+    @property
+    def client_root(self) -> Path:
+        return self.directory / "clients"
+
+    def genesis_doc(self) -> dict:
+        return json.loads((self.genesis_dir / "genesis.json").read_text())
+
+    def member_ids(self) -> list[str]:
+        return [m["id"] for m in self.genesis_doc()["members"]]
+
+    def process_of(self, node_id: str) -> Proc:
+        for proc in self.processes:
+            if node_id in proc.ids:
+                return proc
+        known = ", ".join(self.member_ids())
+        raise ClusterError(f"no node {node_id!r} in this cluster; its members are {known}")
+
+    def broker_for(self, member: str) -> BrokerProc:
+        site = self.sites.get(member)
+        for broker in self.brokers:
+            if broker.site == site:
+                return broker
+        return self.brokers[0]
+
+    def ca_file(self) -> str | None:
+        return str(self.genesis_dir / "ca.pem") if self.tls else None
+
+
+def write_member_files(folder: Path, ident: Identity, username: str, password: str) -> None:
+    """A member's private key and broker credentials, readable by its owner only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_private_key(folder / "key.pem", ident.key)
+    fd = os.open(folder / "broker.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"username": username, "password": password}, out)
+
+
+def spawn_node_process(cluster: Cluster, ids: list[str], behaviour: str | None = None) -> Proc:
+    broker = cluster.broker_for(ids[0])
+    log_path = cluster.node_root / f"{ids[0]}.log"
+    command = [sys.executable, "-m", "citychain", "node", "--genesis", str(cluster.genesis_dir),
+               "--data", str(cluster.node_root), "--broker", broker.address]
+    for node_id in ids:
+        command += ["--id", node_id]
+    if cluster.tls:
+        command += ["--tls-ca", cluster.ca_file()]
+    if behaviour:
+        command += ["--behaviour", behaviour]
+    with open(log_path, "ab") as log:
+        child = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                 start_new_session=True)  # not killed by the terminal's Ctrl-C
+    started = psutil.Process(child.pid).create_time()
+    return Proc(child.pid, started, list(ids), str(log_path), broker.address)
+
+
+def stop_process(pid: int, started: float, timeout: float = 10.0) -> bool:
+    """SIGTERM, then SIGKILL after ``timeout``; only if ``pid`` is still the process we started."""
+    try:
+        process = psutil.Process(pid)
+        if abs(process.create_time() - started) >= 0.01:
+            return False
+        process.send_signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except psutil.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        return True
+    except psutil.Error:
+        return False
+
+
+def signal_node(cluster: Cluster, node_id: str, signum: int) -> Proc:
+    proc = cluster.process_of(node_id)
+    if not proc.alive():
+        raise ClusterError(f"{node_id}'s process (pid {proc.pid}) is not running")
+    os.kill(proc.pid, signum)
+    if signum == signal.SIGKILL:
+        try:
+            psutil.Process(proc.pid).wait(5)
+        except psutil.Error:
+            pass
+    return proc
+
+
+def start_node(cluster: Cluster, node_id: str, behaviour: str | None = None) -> Proc:
+    """Start the process of ``node_id`` again (after a kill): it restores from its store."""
+    proc = cluster.process_of(node_id)
+    if proc.alive():
+        raise ClusterError(f"{node_id} is running already (pid {proc.pid})")
+    fresh = spawn_node_process(cluster, proc.ids, behaviour)
+    cluster.processes[cluster.processes.index(proc)] = fresh
+    cluster.save()
+    return fresh
+
+
+def prepare(scenario: Scenario, source: str, directory: Path, tls: bool) -> tuple[Cluster, Genesis]:
+    """Write the genesis, every member's key, and the cluster's state file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if (directory / STATE).exists():
+        old = Cluster.load(directory)
+        if any(p.alive() for p in old.processes) or any(b.pid and _alive(b.pid, b.started) for b in old.brokers):
+            raise ClusterError(f"a cluster is running in {directory}; `citychain cluster down --dir {directory}` first")
+        raise ClusterError(f"{directory} holds a stopped cluster; remove it or choose another --dir")
+    genesis = build_genesis(scenario)
+    genesis.write(directory / "genesis")
+    sites = {p.id: p.site for p in genesis.nodes + genesis.observers}
+    for client in genesis.clients:
+        sites[client.id] = sites[client.gateway]
+    cluster = Cluster(directory.resolve(), genesis.chain_id, source, scenario.nodes, tls, sites=sites)
+    return cluster, genesis
+
+
+def _alive(pid: int, started: float) -> bool:
+    try:
+        return abs(psutil.Process(pid).create_time() - started) < 0.01
+    except psutil.Error:
+        return False
+
+
+def wait_ready(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise ClusterError(f"{what} not ready after {timeout:.0f} s")

@@ -1,0 +1,261 @@
+"""``citychain cluster load``: the scenario's workload as signed client requests through the broker.
+
+Each workload client connects as itself (its own broker user: the ACL lets it
+publish only its own requests) and sends each request to its gateway node at the
+time the workload schedules it, as the simulator does; a client not answered
+within ``retry_ms`` sends it to every node (PBFT section 4.1), with the same
+back-off. A transaction is answered when f + 1 consensus nodes report, in signed
+status notices, that they executed the same block holding it: the latency is from
+submission to that moment, measured on this machine's monotonic clock.
+
+The report has the columns of ``citychain bench``, plus the CPU time and the peak
+memory of every node process while the load ran (psutil and /proc).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import aiomqtt
+import psutil
+
+from node.assembly import chain_apps
+from node.codec import encode
+from node.genesis import genesis_hash
+from node.metrics import percentile
+from node.signing import Signer
+
+from ..genesis import build_genesis
+from ..scenario import Scenario
+from ..sim.run import rng_for
+from ..sim.workload import submissions
+from . import topics
+from .control import Cluster, ClusterError
+from .endpoint import Endpoint, read_credentials
+from .monitor import watch
+
+
+@dataclass
+class Tracker:
+    """Which transactions are answered: f + 1 nodes executed one block holding them."""
+
+    f: int
+    submitted: dict[str, float] = field(default_factory=dict)  # tx -> submit time (loop clock, s)
+    answered: dict[str, float] = field(default_factory=dict)  # tx -> answer time
+    rejected: set[str] = field(default_factory=set)
+    reporters: dict[str, set[str]] = field(default_factory=dict)  # block hash -> nodes that executed it
+    block_txs: dict[str, list[str]] = field(default_factory=dict)
+    block_rejected: dict[str, list[str]] = field(default_factory=dict)
+    first: dict[str, dict] = field(default_factory=dict)  # node -> its first notice during the load
+    last: dict[str, dict] = field(default_factory=dict)  # node -> its latest notice
+    heights: set[int] = field(default_factory=set)
+
+    def on_notice(self, body: dict, at: float) -> bool:
+        node = body["node"]
+        if body.get("role") != "consensus":
+            return False
+        self.first.setdefault(node, body)
+        self.last[node] = body
+        for block in body.get("blocks", []):
+            digest = block["hash"]
+            nodes = self.reporters.setdefault(digest, set())
+            nodes.add(node)
+            self.block_txs.setdefault(digest, block["txs"])
+            self.block_rejected.setdefault(digest, block.get("rejected", []))
+            if len(nodes) == self.f + 1:
+                self.heights.add(block["height"])
+                for tx in self.block_txs[digest]:
+                    if tx in self.submitted and tx not in self.answered:
+                        self.answered[tx] = at
+                for tx in self.block_rejected[digest]:
+                    self.rejected.add(tx)
+        return False
+
+
+@dataclass
+class ProcessSample:
+    pid: int
+    ids: list[str]
+    cpu_start: float
+    cpu_s: float = 0.0
+    peak_rss: int = 0
+
+    def sample(self) -> None:
+        try:
+            info = psutil.Process(self.pid).memory_info()
+            self.peak_rss = max(self.peak_rss, info.rss)
+        except psutil.Error:
+            pass
+
+
+def _reset_peak(pid: int) -> None:
+    """Linux: writing 5 to clear_refs resets the process's peak RSS (VmHWM) to its current RSS."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _peak_rss(pid: int) -> int | None:
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        times = psutil.Process(pid).cpu_times()
+        return times.user + times.system
+    except psutil.Error:
+        return 0.0
+
+
+async def drive(cluster: Cluster, scenario: Scenario, progress=None) -> dict:
+    """Run the workload against the cluster; the result row (bench columns) and resources."""
+    genesis = build_genesis(scenario)
+    doc = cluster.genesis_doc()
+    if genesis.hash != genesis_hash(doc):
+        raise ClusterError("the scenario does not build this cluster's genesis (another scenario, seed or "
+                           "node count); load the scenario the cluster was started with")
+    f = (len(genesis.replicas) - 1) // 3
+    tracker = Tracker(f)
+    chain = genesis.chain_id
+    spec = scenario.workload
+    cluster.loads += 1
+    cluster.save()
+    signers = {c.id: Signer(c.id, genesis.identities[c.id].key, chain) for c in genesis.clients}
+    org_keys = {o["id"]: o["x25519"] for o in doc["organisations"]}
+    start_ns = time.time_ns()  # request timestamps: distinct across loads
+    stream = list(submissions(spec, genesis.clients, signers, rng_for(scenario.seed, f"cluster-load/{cluster.loads}"),
+                              chain_apps(doc), org_keys, start=start_ns))
+    loop = asyncio.get_running_loop()
+    samples = [ProcessSample(p.pid, p.ids, _cpu_seconds(p.pid)) for p in cluster.processes if p.alive()]
+    for s in samples:
+        _reset_peak(s.pid)
+    operator = cluster_endpoint(cluster, "operator", cluster.brokers[0].site)
+    done = asyncio.Event()
+
+    def on_notice(body: dict, at: float) -> bool:
+        tracker.on_notice(body, at)
+        if progress:
+            progress(len(tracker.answered), len(stream))
+        if len(tracker.answered) >= len(stream):
+            done.set()
+        return False
+
+    drain = scenario.run.drain_s
+    watcher = asyncio.create_task(watch(operator, doc, on_notice, timeout=1e9, identifier=f"{chain}/load-watch"))
+    await asyncio.sleep(0.3)  # the watcher subscribed before the first request leaves
+
+    clients: dict[str, aiomqtt.Client] = {}
+    try:
+        for c in genesis.clients:
+            client = aiomqtt.Client(**cluster_endpoint(cluster, c.id, cluster.sites.get(c.id)).client_args(),
+                                    identifier=f"{chain}/{c.id}", protocol=aiomqtt.ProtocolVersion.V5, timeout=10)
+            await client.__aenter__()
+            clients[c.id] = client
+
+        async def sampler() -> None:
+            while True:
+                for s in samples:
+                    s.sample()
+                await asyncio.sleep(0.5)
+
+        sampling = asyncio.create_task(sampler())
+        t0 = loop.time()
+        retry_s = spec.retry_ms / 1000
+        retries = 0
+
+        async def resend(sub, tries: int) -> None:
+            nonlocal retries
+            await asyncio.sleep(retry_s * (2 ** tries))
+            digest = sub.envelope.digest
+            if digest in tracker.answered:
+                return
+            retries += 1
+            await clients[sub.client.id].publish(topics.request(chain, sub.client.id), encode(sub.envelope), qos=1)
+            if tries + 1 < spec.max_retries:
+                await resend(sub, tries + 1)
+
+        retry_tasks = []
+        for sub in stream:
+            delay = t0 + (sub.at - start_ns) / 1e9 - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tracker.submitted[sub.envelope.digest] = loop.time()
+            await clients[sub.client.id].publish(topics.direct(chain, sub.client.gateway, sub.client.id),
+                                                 encode(sub.envelope), qos=1)
+            if spec.max_retries:
+                retry_tasks.append(asyncio.create_task(resend(sub, 0)))
+        last_submit = loop.time()
+        try:
+            await asyncio.wait_for(done.wait(), drain)
+        except asyncio.TimeoutError:
+            pass
+        end = loop.time()
+        sampling.cancel()
+        for task in retry_tasks:
+            task.cancel()
+    finally:
+        watcher.cancel()
+        for client in clients.values():
+            try:
+                await client.__aexit__(None, None, None)
+            except aiomqtt.MqttError:
+                pass
+    for s in samples:
+        s.cpu_s = _cpu_seconds(s.pid) - s.cpu_start
+        peak = _peak_rss(s.pid)
+        if peak:
+            s.peak_rss = max(s.peak_rss, peak)
+    return _report(cluster, genesis, tracker, len(stream), t0, last_submit, end, retries, samples)
+
+
+def _report(cluster, genesis, tracker: Tracker, total: int, t0: float, last_submit: float, end: float,
+            retries: int, samples: list[ProcessSample]) -> dict:
+    lat = [(tracker.answered[tx] - tracker.submitted[tx]) * 1000 for tx in tracker.answered]
+    answered_at = sorted(tracker.answered.values())
+    window = (answered_at[-1] - t0) if answered_at else max(1e-9, end - t0)
+    n = len(genesis.replicas)
+    sent = sum(tracker.last[nd].get("sent", 0) - tracker.first[nd].get("sent", 0) for nd in tracker.last)
+    sent_bytes = sum(tracker.last[nd].get("bytes", 0) - tracker.first[nd].get("bytes", 0) for nd in tracker.last)
+    blocks = max(1, len(tracker.heights))
+    heads = {body["height"]: body["head"] for body in tracker.last.values()}
+    wall = max(1e-9, end - t0)
+    row = {
+        "name": cluster.chain_id, "nodes": n, "f": tracker.f,
+        "succ": len(tracker.answered) - len(tracker.rejected & set(tracker.answered)),
+        "fail": len(tracker.rejected & set(tracker.answered)) + (total - len(tracker.answered)),
+        "submitted": total, "answered": len(tracker.answered), "retries": retries,
+        "send_rate_tps": round(total / max(1e-9, last_submit - t0), 2),
+        "max_latency_ms": round(max(lat, default=0.0), 3), "min_latency_ms": round(min(lat, default=0.0), 3),
+        "avg_latency_ms": round(sum(lat) / len(lat), 3) if lat else 0.0,
+        "throughput_tps": round(len(tracker.answered) / max(1e-9, window), 2),
+        "p50_ms": round(percentile(lat, 50), 3), "p95_ms": round(percentile(lat, 95), 3),
+        "p99_ms": round(percentile(lat, 99), 3), "blocks": len(tracker.heights),
+        "messages_per_block": round(sent / blocks, 2), "bytes_per_block": round(sent_bytes / blocks, 1),
+        "bytes_per_node": round(sent_bytes / max(1, len(tracker.last)), 1),
+        "heights": sorted({b["height"] for b in tracker.last.values()}),
+        "agreement": len(set(heads.values())) <= len(heads),
+        "wall_seconds": round(wall, 3),
+    }
+    row["resources"] = [{"pid": s.pid, "nodes": s.ids, "cpu_s": round(s.cpu_s, 3),
+                         "cpu_percent": round(100 * s.cpu_s / wall, 1), "peak_rss_mib": round(s.peak_rss / 2**20, 1)}
+                        for s in samples]
+    return row
+
+
+def cluster_endpoint(cluster: Cluster, user: str, site: str | None) -> Endpoint:
+    folder = cluster.client_root / user if user.startswith("client") else cluster.directory
+    path = folder / "broker.json" if user != "operator" else cluster.directory / "operator.json"
+    username, password = read_credentials(path) if path.exists() else (None, None)
+    broker = next((b for b in cluster.brokers if b.site == site), cluster.brokers[0])
+    return Endpoint(broker.host, broker.port, username, password, cluster.ca_file())
+

@@ -1,0 +1,332 @@
+"""One or more consensus (or observer) nodes running as an OS process against an MQTT broker.
+
+The node is the simulator's ``node.Node`` unchanged: the same replica, the same
+authentication, durable state, state transfer and Byzantine wrappers. Only its
+surroundings differ: an ``MqttTransport`` instead of the simulated network, the
+loop's monotonic clock instead of virtual time, no modelled CPU costs (the CPU is
+real), and a store on disk instead of memory. A restarted process reads its store
+and rejoins exactly as a simulated node recovers from a crash.
+
+Each node has its own broker connection and credentials (``DIR/ID/broker.json``),
+so the broker's ACL holds every node to its own topics even when several nodes
+share a process. A lost connection is retried with back-off; the node keeps its
+state and PBFT's timers and state transfer catch up on what it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiomqtt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from consensus.durable import DurableState
+from node.assembly import chain_apps, client_directory, consensus_members, replica_config, replica_factory, sync_timings
+from node.byzantine import BEHAVIOURS, Context, syncer_for
+from node.checker import ChainChecker
+from node.codec import MalformedMessage, decode
+from node.costs import NO_COSTS
+from node.execution import Executor
+from node.genesis import genesis_hash, load_genesis_doc, membership_from_doc
+from node.identity import public_key_of
+from node.metrics import Metrics
+from node.node import Node
+from node.observer import ObserverConfig, ObserverReplica
+from node.signing import Signer
+from node.sync import Syncer
+
+from . import topics
+from .endpoint import Endpoint, read_credentials
+from .notices import sign_notice
+from .storage import open_storage
+from .transport import MqttTransport, now_ns
+
+QOS = 1  # docs/deployment.md: why at-least-once
+MAX_IN_FLIGHT = 256  # publishes awaiting their acknowledgement, per connection
+HEARTBEAT_S = 1.0
+PEER_SILENCE_S = 3.0  # a peer not heard from for this long is not listed as connected
+
+log = logging.getLogger("citychain.node")
+
+
+class NodeSetupError(RuntimeError):
+    """The node cannot start: a missing or mismatched key, genesis or data directory."""
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise NodeSetupError(f"{path}: cannot read the node's private key ({exc})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise NodeSetupError(f"{path}: not an Ed25519 private key")
+    return key
+
+
+def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
+@dataclass
+class RunningNode:
+    """A node, its transport and what its process reports about it."""
+
+    id: str
+    role: str
+    node: Node
+    transport: MqttTransport
+    metrics: Metrics
+    key: Ed25519PrivateKey
+    chain_id: str
+    loop: asyncio.AbstractEventLoop
+    published_height: int = 0
+    published_view: int = -1
+    peers: frozenset[str] = frozenset()  # the other consensus nodes and observers
+    peers_seen: dict[str, float] = field(default_factory=dict)
+    errors: int = 0
+
+    # ---- inbound -----------------------------------------------------------------
+
+    def deliver(self, topic: str, payload: bytes) -> None:
+        try:
+            _kind, _dst, src = topics.parse(topic)
+        except ValueError:
+            self.metrics.drop(self.id, "unknown-topic")
+            return
+        if src == self.id:
+            return  # its own broadcast, looped back through a bridge
+        if src in self.peers:
+            self.peers_seen[src] = self.loop.time()
+        try:
+            env = decode(payload, self.chain_id)
+        except MalformedMessage as exc:
+            self.metrics.drop(self.id, exc.reason)
+            return
+        self._guarded(self.node.on_message, env)
+
+    def on_timer(self, name: str, now: int) -> None:
+        self._guarded(self.node.on_timer, name)
+
+    def _guarded(self, handler, arg) -> None:
+        """Hostile input must never stop a node: an unexpected error is logged and
+        counted, and the node goes on with the next message."""
+        try:
+            handler(arg, now_ns(self.loop))
+        except Exception:  # noqa: BLE001 - the process must outlive any single input
+            self.errors += 1
+            self.metrics.drop(self.id, "internal-error")
+            log.exception("node %s: error while handling %r", self.id, type(arg).__name__)
+        self.after_step()
+
+    # ---- outbound notices ------------------------------------------------------------
+
+    def after_step(self) -> None:
+        ledger = self.node.ledger
+        view = self.node.replica.installed_view
+        if ledger.height > self.published_height or view != self.published_view:
+            new = ledger.entries[self.published_height:]
+            self.published_height = ledger.height
+            if view != self.published_view and self.published_view >= 0:
+                log.info(json.dumps({"node": self.id, "event": "view-installed", "view": view}))
+            self.published_view = view
+            self.publish_status([{"height": e.block.height, "hash": e.block.hash,
+                                  "txs": [r.digest for r in e.block.requests],
+                                  "rejected": [r.tx for r in e.receipts if not r.ok]} for e in new])
+
+    def status_body(self, blocks: list) -> dict:
+        node, now = self.node, self.loop.time()
+        replica = node.replica
+        return {
+            "type": "status", "chain": self.chain_id, "node": self.id, "role": self.role, "pid": os.getpid(),
+            "time_ns": time.time_ns(), "height": node.ledger.height, "head": node.ledger.head_hash,
+            "transactions": node.ledger.transactions, "view": replica.view, "installed_view": replica.installed_view,
+            "active": replica.active, "peers": sorted(p for p, t in self.peers_seen.items()
+                                                      if now - t < PEER_SILENCE_S),
+            "drops": dict(sorted(self.metrics.drops_by_reason().items())),
+            "sent": sum(self.metrics.messages.values()), "bytes": sum(self.metrics.bytes.values()),
+            "blocks": blocks}
+
+    def publish_status(self, blocks: list) -> None:
+        payload = sign_notice(self.key, self.status_body(blocks))
+        self.transport.post_raw(topics.status(self.chain_id, self.id), payload, "status")
+
+
+def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | None,
+              loop: asyncio.AbstractEventLoop) -> RunningNode:
+    """Build node ``node_id`` from the genesis and its data directory, restoring what it stored."""
+    try:
+        doc = load_genesis_doc(Path(genesis_dir) / "genesis.json")
+        membership = membership_from_doc(doc)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise NodeSetupError(f"{genesis_dir}/genesis.json: not a readable citychain genesis ({exc})") from None
+    entry = next((m for m in doc["members"] if m["id"] == node_id), None)
+    if entry is None or entry["role"] not in ("consensus", "observer"):
+        raise NodeSetupError(f"{node_id} is not a consensus node or observer of chain {doc['chain_id']}")
+    if behaviour is not None and behaviour not in BEHAVIOURS:
+        raise NodeSetupError(f"unknown behaviour {behaviour!r}; one of {', '.join(sorted(BEHAVIOURS))}")
+    chain_id, ghash = doc["chain_id"], genesis_hash(doc)
+    key = load_private_key(data_dir / "key.pem")
+    from cryptography import x509
+    cert_key = public_key_of(x509.load_pem_x509_certificate(entry["cert"].encode()))
+    if cert_key.public_bytes_raw() != key.public_key().public_bytes_raw():
+        raise NodeSetupError(f"{data_dir / 'key.pem'} is not the key of {node_id}'s certificate in the genesis")
+    signer = Signer(node_id, key, chain_id)
+    metrics = Metrics()
+    transport = MqttTransport(chain_id, node_id, loop, metrics)
+    store, ledger, state = open_storage(data_dir, chain_id, ghash)
+    replicas = consensus_members(doc)
+    checker = ChainChecker(membership, ghash, set(replicas))
+    timeout, interval = sync_timings(doc)
+    executor = Executor(chain_apps(doc), client_directory(doc), state)
+    if entry["role"] == "consensus":
+        ctx = None
+        if behaviour is not None:
+            honest = [r for r in replicas if r != node_id]
+            ctx = Context(node_id, replicas, signer, random.Random(f"citychain-node/{chain_id}/{node_id}"),
+                          frozenset({node_id}) if behaviour == "fork" else frozenset(),
+                          honest_groups=(tuple(honest[0::2]), tuple(honest[1::2])))
+        syncer_class = syncer_for(behaviour)
+        node = Node(node_id, replica_factory(replica_config(doc, node_id, ghash), behaviour, ctx), signer,
+                    membership, transport, executor, ledger, metrics, NO_COSTS,
+                    syncer=lambda nd: syncer_class(nd, checker, timeout, interval), store=store)
+    else:
+        watcher = ObserverConfig(chain_id, replicas, node_id)
+        node = Node(node_id, lambda _saved: ObserverReplica(watcher), signer, membership, transport, executor,
+                    ledger, metrics, NO_COSTS, syncer=lambda nd: Syncer(nd, checker, timeout, interval // 2),
+                    store=store)
+    running = RunningNode(node_id, entry["role"], node, transport, metrics, key, chain_id, loop,
+                          peers=frozenset(m["id"] for m in doc["members"] if m["id"] != node_id),
+                          published_height=ledger.height)
+    transport.attach(running.on_timer)
+    now = now_ns(loop)
+    if ledger.height > 0 or store.read() != DurableState():
+        node.recover(now)  # a restart: the replica is rebuilt from its store and catches up
+        log.info(json.dumps({"node": node_id, "event": "restored", "height": ledger.height,
+                             "view": node.replica.view}))
+    else:
+        node.syncer.start(now)
+    return running
+
+
+async def _publish_loop(running: RunningNode, client: aiomqtt.Client) -> None:
+    transport = running.transport
+    slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+    def settled(task: asyncio.Task) -> None:
+        slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            running.metrics.drop(running.id, "publish-failed")
+
+    while True:
+        await transport.ready.wait()
+        outbox = transport.outbox
+        while outbox:
+            topic, payload = outbox.popleft()
+            await slots.acquire()
+            asyncio.create_task(client.publish(topic, payload, qos=QOS)).add_done_callback(settled)
+        transport.ready.clear()
+
+
+async def _heartbeat(running: RunningNode) -> None:
+    while True:
+        running.publish_status([])
+        await asyncio.sleep(HEARTBEAT_S)
+
+
+async def serve(running: RunningNode, endpoint: Endpoint) -> None:
+    """Keep ``running`` connected to its broker until cancelled; reconnect with back-off."""
+    backoff = 0.1
+    filters = (topics.node_filters(running.chain_id, running.id) if running.role == "consensus"
+               else topics.observer_filters(running.chain_id, running.id))
+    while True:
+        try:
+            async with aiomqtt.Client(**endpoint.client_args(), identifier=f"{running.chain_id}/{running.id}",
+                                      protocol=aiomqtt.ProtocolVersion.V5, keepalive=10,
+                                      max_inflight_messages=MAX_IN_FLIGHT, timeout=10) as client:
+                for topic_filter in filters:
+                    await client.subscribe(topic_filter, options=SubscribeOptions(qos=QOS, noLocal=True))
+                log.info(json.dumps({"node": running.id, "event": "connected",
+                                     "broker": f"{endpoint.host}:{endpoint.port}"}))
+                backoff = 0.1
+                tasks = [asyncio.create_task(_publish_loop(running, client)),
+                         asyncio.create_task(_heartbeat(running))]
+                try:
+                    async for message in client.messages:
+                        running.deliver(message.topic.value, message.payload)
+                finally:
+                    for task in tasks:
+                        task.cancel()
+        except aiomqtt.MqttError as exc:
+            log.warning(json.dumps({"node": running.id, "event": "disconnected", "error": str(exc),
+                                    "retry_s": backoff}))
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level and the event (structured logs)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        try:
+            body = json.loads(message)
+            if not isinstance(body, dict):
+                raise ValueError
+        except ValueError:
+            body = {"message": message}
+        out = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+               + f".{int(record.msecs):03d}Z", "level": record.levelname.lower(), **body}
+        if record.exc_info:
+            out["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger("citychain")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+async def run_nodes(genesis_dir: Path, data_root: Path, ids: list[str], address: tuple[str, int],
+                    behaviour: str | None = None, ca_file: str | None = None) -> int:
+    """Run the nodes until SIGTERM or SIGINT; returns the process's exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    nodes = [open_node(genesis_dir, data_root / node_id, node_id, behaviour, loop) for node_id in ids]
+    tasks = []
+    for running in nodes:
+        user, password = read_credentials(data_root / running.id / "broker.json")
+        endpoint = Endpoint(address[0], address[1], user, password, ca_file)
+        tasks.append(asyncio.create_task(serve(running, endpoint)))
+        log.info(json.dumps({"node": running.id, "event": "started", "height": running.node.ledger.height,
+                             "pid": os.getpid(), "behaviour": behaviour}))
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for running in nodes:
+        close = getattr(running.node.store, "close", None)
+        if close is not None:
+            close()
+        log.info(json.dumps({"node": running.id, "event": "stopped", "height": running.node.ledger.height}))
+    return 0
