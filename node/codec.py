@@ -67,7 +67,15 @@ def attachments(message) -> dict:
     return {}
 
 
+_BARE = len(b'{"data":"","sig":""}')
+_WITH_ATTACHMENTS = frozenset({PrePrepare, ViewChange, NewView, Blocks})
+
+
 def wire_size(data: bytes, signature: bytes, message) -> int:
+    if type(message) not in _WITH_ATTACHMENTS:
+        # {"data":"<data, its quotes and backslashes escaped>","sig":"<hex>"}: counted, not
+        # encoded (canonical data is ASCII with no control characters).
+        return _BARE + len(data) + data.count(b'"') + data.count(b"\\") + 2 * len(signature)
     obj = {"data": data.decode("ascii"), "sig": signature.hex()}
     obj.update(attachments(message))
     return len(canonical(obj))

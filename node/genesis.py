@@ -24,8 +24,9 @@ def genesis_hash(doc: dict) -> str:
     return sha256_hex(canonical(doc))
 
 
-def membership_from_doc(doc: dict) -> Membership:
-    """Check every certificate against the genesis CA and build the member table."""
+def membership_from_doc(doc: dict, cache_limit: int | None = None) -> Membership:
+    """Check every certificate against the genesis CA and build the member table
+    (``cache_limit``: see ``Membership``; a long-running node process sets it)."""
     ca = x509.load_pem_x509_certificate(doc["ca"].encode())
     members = {}
     for entry in doc["members"] + doc["clients"]:
@@ -38,7 +39,7 @@ def membership_from_doc(doc: dict) -> Membership:
         if (cn, org, role) != (entry["id"], entry["org"], entry["role"]):
             raise ValueError(f"genesis entry {entry['id']} does not match its certificate subject")
         members[entry["id"]] = (public_key_of(cert), org, role)
-    return Membership(doc["chain_id"], members)
+    return Membership(doc["chain_id"], members, cache_limit)
 
 
 def load_genesis_doc(path: Path) -> dict:

@@ -38,12 +38,20 @@ class Membership:
     each node is still charged its modelled CPU time per verification.
     """
 
-    def __init__(self, chain_id: str, members: dict[str, tuple[Ed25519PublicKey, str, str]]):
+    def __init__(self, chain_id: str, members: dict[str, tuple[Ed25519PublicKey, str, str]],
+                 cache_limit: int | None = None):
         self.chain_id = chain_id
         self.members = members  # id -> (public key, org, role)
         self._verdicts: dict[Signed, str | None] = {}
         self._blocks: dict = {}  # block -> (verdict on all its requests, frozenset of their signatures)
         self.verifications = 0  # real Ed25519 verifications performed
+        # A node process decodes a fresh envelope object for every copy it receives, and
+        # the same PREPARE arrives again inside VIEW-CHANGEs and NEW-VIEWs: there the
+        # signatures already checked are remembered by content, and every cache is
+        # bounded (cleared when full), since the process runs for months. The simulator
+        # shares one object per envelope and keeps the identity cache only.
+        self.cache_limit = cache_limit
+        self._good: set[tuple[str, bytes, bytes]] | None = set() if cache_limit else None
 
     def role_of(self, member_id: str) -> str | None:
         entry = self.members.get(member_id)
@@ -59,6 +67,9 @@ class Membership:
         if verdict != 0:
             return verdict
         verdict = self._check(env)
+        if self.cache_limit and len(self._verdicts) >= self.cache_limit:
+            self._verdicts.clear()
+            self._blocks.clear()
         self._verdicts[env] = verdict
         return verdict
 
@@ -90,9 +101,18 @@ class Membership:
             return "unauthorised-role"
         if signed_bytes(env.message, self.chain_id, env.signer) != env.data:
             return "body-mismatch"
+        good = self._good
+        if good is not None:
+            seen = (env.signer, env.signature, env.data)
+            if seen in good:
+                return None
         self.verifications += 1
         try:
             key.verify(env.signature, env.data)
         except InvalidSignature:
             return "bad-signature"
+        if good is not None:
+            if len(good) >= self.cache_limit:
+                good.clear()
+            good.add(seen)
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,11 @@ class Endpoint:
         return context
 
     def client_args(self) -> dict:
+        # TCP_NODELAY: consensus messages are small and each waits on the one before;
+        # Nagle's algorithm with delayed ACKs would hold many for tens of milliseconds.
         return {"hostname": self.host, "port": self.port, "username": self.username,
-                "password": self.password, "tls_context": self.tls_context()}
+                "password": self.password, "tls_context": self.tls_context(),
+                "socket_options": [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]}
 
 
 def parse_address(text: str) -> tuple[str, int]:

@@ -15,6 +15,7 @@ memory of every node process while the load ran (psutil and /proc).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -35,6 +36,10 @@ from . import topics
 from .control import Cluster, ClusterError
 from .endpoint import Endpoint, read_credentials
 from .monitor import watch
+
+
+QUIET = logging.getLogger("citychain.load.mqtt")
+QUIET.setLevel(logging.ERROR)  # aiomqtt warns about every burst of unacknowledged publishes
 
 
 @dataclass
@@ -158,7 +163,8 @@ async def drive(cluster: Cluster, scenario: Scenario, progress=None) -> dict:
     try:
         for c in genesis.clients:
             client = aiomqtt.Client(**cluster_endpoint(cluster, c.id, cluster.sites.get(c.id)).client_args(),
-                                    identifier=f"{chain}/{c.id}", protocol=aiomqtt.ProtocolVersion.V5, timeout=10)
+                                    identifier=f"{chain}/{c.id}", protocol=aiomqtt.ProtocolVersion.V5, timeout=10,
+                                    logger=QUIET, max_inflight_messages=1000)
             await client.__aenter__()
             clients[c.id] = client
 
@@ -185,13 +191,17 @@ async def drive(cluster: Cluster, scenario: Scenario, progress=None) -> dict:
                 await resend(sub, tries + 1)
 
         retry_tasks = []
+        pending: set[asyncio.Task] = set()
         for sub in stream:
             delay = t0 + (sub.at - start_ns) / 1e9 - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             tracker.submitted[sub.envelope.digest] = loop.time()
-            await clients[sub.client.id].publish(topics.direct(chain, sub.client.gateway, sub.client.id),
-                                                 encode(sub.envelope), qos=1)
+            # Not awaited: a client does not wait for the broker's acknowledgement before its next request.
+            task = asyncio.create_task(clients[sub.client.id].publish(
+                topics.direct(chain, sub.client.gateway, sub.client.id), encode(sub.envelope), qos=1))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
             if spec.max_retries:
                 retry_tasks.append(asyncio.create_task(resend(sub, 0)))
         last_submit = loop.time()

@@ -54,9 +54,12 @@ from .transport import MqttTransport, now_ns
 QOS = 1  # docs/deployment.md: why at-least-once
 MAX_IN_FLIGHT = 256  # publishes awaiting their acknowledgement, per connection
 HEARTBEAT_S = 1.0
+VERDICT_CACHE = 100_000  # signature checks remembered (about 30 MB at most)
 PEER_SILENCE_S = 3.0  # a peer not heard from for this long is not listed as connected
 
 log = logging.getLogger("citychain.node")
+MQTT_LOG = logging.getLogger("citychain.node.mqtt")
+MQTT_LOG.setLevel(logging.ERROR)  # aiomqtt warns about every burst of unacknowledged publishes
 
 
 class NodeSetupError(RuntimeError):
@@ -99,10 +102,15 @@ class RunningNode:
     peers: frozenset[str] = frozenset()  # the other consensus nodes and observers
     peers_seen: dict[str, float] = field(default_factory=dict)
     errors: int = 0
+    inbox: object = None  # the connection's queue of received messages (its length is the backlog)
 
     # ---- inbound -----------------------------------------------------------------
 
     def deliver(self, topic: str, payload: bytes) -> None:
+        self._deliver(topic, payload)
+        self.transport.handled_one()
+
+    def _deliver(self, topic: str, payload: bytes) -> None:
         try:
             _kind, _dst, src = topics.parse(topic)
         except ValueError:
@@ -141,6 +149,10 @@ class RunningNode:
         if ledger.height > self.published_height or view != self.published_view:
             new = ledger.entries[self.published_height:]
             self.published_height = ledger.height
+            if new and log.isEnabledFor(logging.DEBUG):
+                for e in new:
+                    log.debug(json.dumps({"node": self.id, "event": "executed", "height": e.block.height,
+                                          "txs": len(e.block.requests), "view": view}))
             if view != self.published_view and self.published_view >= 0:
                 log.info(json.dumps({"node": self.id, "event": "view-installed", "view": view}))
             self.published_view = view
@@ -161,6 +173,18 @@ class RunningNode:
             "sent": sum(self.metrics.messages.values()), "bytes": sum(self.metrics.bytes.values()),
             "blocks": blocks}
 
+    def debug_state(self) -> dict:
+        """What ``kill -USR1`` logs: the replica's view-change state and pending timers."""
+        r = self.node.replica
+        inner = getattr(r, "inner", r)
+        return {"node": self.id, "event": "state", "view": r.view, "active": r.active,
+                "installed_view": r.installed_view,
+                "view_changes": {str(v): sorted(votes) for v, votes in getattr(inner, "view_changes", {}).items()},
+                "new_views_done": sorted(getattr(inner, "new_views_done", ())),
+                "timers": sorted(self.transport.timers), "outbox": len(self.transport.outbox),
+                "inbox": self.inbox.qsize() if self.inbox is not None else None,
+                "pending": len(getattr(inner, "pending", ()))}
+
     def publish_status(self, blocks: list) -> None:
         payload = sign_notice(self.key, self.status_body(blocks))
         self.transport.post_raw(topics.status(self.chain_id, self.id), payload, "status")
@@ -171,7 +195,7 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
     """Build node ``node_id`` from the genesis and its data directory, restoring what it stored."""
     try:
         doc = load_genesis_doc(Path(genesis_dir) / "genesis.json")
-        membership = membership_from_doc(doc)
+        membership = membership_from_doc(doc, cache_limit=VERDICT_CACHE)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise NodeSetupError(f"{genesis_dir}/genesis.json: not a readable citychain genesis ({exc})") from None
     entry = next((m for m in doc["members"] if m["id"] == node_id), None)
@@ -212,7 +236,7 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
     running = RunningNode(node_id, entry["role"], node, transport, metrics, key, chain_id, loop,
                           peers=frozenset(m["id"] for m in doc["members"] if m["id"] != node_id),
                           published_height=ledger.height)
-    transport.attach(running.on_timer)
+    transport.attach(running.on_timer, lambda: running.inbox.qsize() if running.inbox is not None else 0)
     now = now_ns(loop)
     if ledger.height > 0 or store.read() != DurableState():
         node.recover(now)  # a restart: the replica is rebuilt from its store and catches up
@@ -257,12 +281,13 @@ async def serve(running: RunningNode, endpoint: Endpoint) -> None:
         try:
             async with aiomqtt.Client(**endpoint.client_args(), identifier=f"{running.chain_id}/{running.id}",
                                       protocol=aiomqtt.ProtocolVersion.V5, keepalive=10,
-                                      max_inflight_messages=MAX_IN_FLIGHT, timeout=10) as client:
+                                      max_inflight_messages=MAX_IN_FLIGHT, timeout=10, logger=MQTT_LOG) as client:
                 for topic_filter in filters:
                     await client.subscribe(topic_filter, options=SubscribeOptions(qos=QOS, noLocal=True))
                 log.info(json.dumps({"node": running.id, "event": "connected",
                                      "broker": f"{endpoint.host}:{endpoint.port}"}))
                 backoff = 0.1
+                running.inbox = client._queue  # read-only: the backlog (transport timers, debug_state)
                 tasks = [asyncio.create_task(_publish_loop(running, client)),
                          asyncio.create_task(_heartbeat(running))]
                 try:
@@ -320,6 +345,7 @@ async def run_nodes(genesis_dir: Path, data_root: Path, ids: list[str], address:
         tasks.append(asyncio.create_task(serve(running, endpoint)))
         log.info(json.dumps({"node": running.id, "event": "started", "height": running.node.ledger.height,
                              "pid": os.getpid(), "behaviour": behaviour}))
+    loop.add_signal_handler(signal.SIGUSR1, lambda: [log.info(json.dumps(r.debug_state())) for r in nodes])
     await stop.wait()
     for task in tasks:
         task.cancel()

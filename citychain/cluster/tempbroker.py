@@ -13,7 +13,7 @@ def start(directory: Path):
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = directory / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nset_tcp_nodelay true\n"
                     f"log_dest file {directory}/mosquitto.log\n")
     proc = subprocess.Popen(["mosquitto", "-c", str(conf)], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -15,7 +15,12 @@ is unreachable messages queue up to ``MAX_OUTBOX``, then new ones are dropped an
 counted (``outbox-full``); PBFT's retransmissions and state transfer recover.
 
 Timers are wall-clock timers on the asyncio loop; node time is the loop's monotonic
-clock in nanoseconds.
+clock in nanoseconds. A timeout means "nothing came in time", so a timer that falls
+due while messages that had already arrived wait in the process's inbox (the
+process was busy, or descheduled on a loaded machine) fires only once those have
+been handled. Only those: a peer flooding the inbox after the deadline cannot
+postpone it further. Without this, a loaded node times out a primary whose
+messages it holds, and the view changes that follow add load: congestion collapse.
 """
 
 from __future__ import annotations
@@ -47,10 +52,24 @@ class MqttTransport:
         self.ready = asyncio.Event()  # set while the outbox holds something
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.on_timer: Callable[[str, int], None] | None = None
+        self.backlog: Callable[[], int] = lambda: 0
+        self.handled = 0  # messages taken from the inbox so far
+        self.deferred: dict[str, int] = {}  # due timer -> ``handled`` count it waits for
         self._last: tuple[bytes, bytes] | None = None  # (signature, encoding) of the last envelope
 
-    def attach(self, on_timer: Callable[[str, int], None]) -> None:
+    def attach(self, on_timer: Callable[[str, int], None], backlog: Callable[[], int] | None = None) -> None:
         self.on_timer = on_timer
+        if backlog is not None:
+            self.backlog = backlog
+
+    def handled_one(self) -> None:
+        """One inbox message handled: fire the due timers that were waiting for it."""
+        self.handled += 1
+        if self.deferred:
+            due = [name for name, mark in self.deferred.items() if mark <= self.handled]
+            for name in due:
+                del self.deferred[name]
+                self._run(name)
 
     # ---- the Transport interface (node/transport.py) ----------------------------------
 
@@ -61,12 +80,14 @@ class MqttTransport:
         self._post(topics.direct(self.chain_id, dst, src), env)
 
     def start_timer(self, node: str, name: str, at: int) -> None:
+        self.deferred.pop(name, None)
         old = self.timers.pop(name, None)
         if old is not None:
             old.cancel()
         self.timers[name] = self.loop.call_at(at / 1e9, self._fire, name)
 
     def cancel_timer(self, node: str, name: str) -> None:
+        self.deferred.pop(name, None)
         handle = self.timers.pop(name, None)
         if handle is not None:
             handle.cancel()
@@ -75,11 +96,19 @@ class MqttTransport:
         for handle in self.timers.values():
             handle.cancel()
         self.timers.clear()
+        self.deferred.clear()
 
     # ---- plumbing ------------------------------------------------------------------
 
     def _fire(self, name: str) -> None:
         self.timers.pop(name, None)
+        waiting = self.backlog()
+        if waiting:
+            self.deferred[name] = self.handled + waiting
+            return
+        self._run(name)
+
+    def _run(self, name: str) -> None:
         if self.on_timer is not None:
             self.on_timer(name, now_ns(self.loop))
 
