@@ -68,6 +68,18 @@ async def until(got, item, timeout: float = WAIT):
     await asyncio.sleep(QUIET)
 
 
+def delivered(broker: Broker, sender: str, topic: str, payload: bytes, receiver: str) -> list:
+    """What ``receiver`` (subscribed to its role's topics) got when ``sender`` published one message."""
+    async def go():
+        async with listening(broker, receiver) as got:
+            async with connected(broker, sender) as client:
+                await client.publish(topic, payload, qos=1)
+            await until(got, (topic, payload))
+        return got
+
+    return run(go())
+
+
 @pytest.fixture
 def broker(mosquitto, credentials, tmp_path):
     b = Broker(tmp_path / "broker", credentials).start()
@@ -245,14 +257,8 @@ def test_tls_server_certificate_is_issued_by_the_chain_ca(ca, tmp_path):
 
 def test_tls_listener(mosquitto, credentials, ca, tmp_path):
     with Broker(tmp_path / "tls", credentials, tls=True, ca=ca) as broker:
-        async def pub_sub():
-            async with listening(broker, "client-00") as got:
-                async with connected(broker, "node-00") as node0:
-                    await node0.publish(T.status(CHAIN, "node-00"), b"over-tls", qos=1)
-                await until(got, (T.status(CHAIN, "node-00"), b"over-tls"))
-            return got
-
-        assert run(pub_sub()) == [(T.status(CHAIN, "node-00"), b"over-tls")]
+        topic = T.status(CHAIN, "node-00")
+        assert delivered(broker, "node-00", topic, b"over-tls", "client-00") == [(topic, b"over-tls")]
 
         with pytest.raises(aiomqtt.MqttError):  # plain MQTT to the TLS port
             run(pub_sub_plain(broker))
@@ -335,15 +341,8 @@ def test_restart_on_the_same_port_and_stop_from_another_process(mosquitto, crede
         assert int(broker.pid_path.read_text()) == first
         broker.restart()
         assert broker.pid != first and not psutil.pid_exists(first)
-
-        async def round_trip():
-            async with listening(broker, "node-01") as got:
-                async with connected(broker, "node-00") as node0:
-                    await node0.publish(T.bcast(CHAIN, "node-00"), b"after-restart", qos=1)
-                await until(got, (T.bcast(CHAIN, "node-00"), b"after-restart"))
-            return got
-
-        assert run(round_trip()) == [(T.bcast(CHAIN, "node-00"), b"after-restart")]
+        topic = T.bcast(CHAIN, "node-00")
+        assert delivered(broker, "node-00", topic, b"after-restart", "node-01") == [(topic, b"after-restart")]
         # `cluster down` runs in another process: it knows the directory and port, not our child.
         other = Broker(tmp_path / "b", credentials, port=broker.port)
         pid = broker.pid
