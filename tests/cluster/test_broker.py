@@ -37,7 +37,7 @@ def run(coro, timeout: float = 20.0):
 
 @asynccontextmanager
 async def connected(broker: Broker, user: str, **options):
-    async with aiomqtt.Client(**{**broker.client_options(user), "timeout": 3, **options}) as client:
+    async with aiomqtt.Client(**{**broker.client_options(user), "timeout": WAIT, **options}) as client:
         yield client
 
 
@@ -153,7 +153,7 @@ def test_password_file_holds_hashes_only(broker, credentials):
 
 def test_wrong_password_is_refused(broker):
     async def attempt(user, password):
-        async with aiomqtt.Client(broker.host, broker.port, username=user, password=password, timeout=3):
+        async with aiomqtt.Client(broker.host, broker.port, username=user, password=password, timeout=WAIT):
             pass
 
     with pytest.raises(aiomqtt.MqttCodeError):
@@ -167,7 +167,7 @@ def test_wrong_password_is_refused(broker):
 
 def test_anonymous_is_refused(broker):
     async def anonymous():
-        async with aiomqtt.Client(broker.host, broker.port, timeout=3):
+        async with aiomqtt.Client(broker.host, broker.port, timeout=WAIT):
             pass
 
     with pytest.raises(aiomqtt.MqttCodeError):
@@ -309,6 +309,8 @@ def test_bridged_brokers_deliver_every_message_once_to_every_site(mosquitto, cre
                             await asyncio.sleep(0.05)
                             if all(probe in got for got in listeners.values()):
                                 break
+                        else:
+                            raise AssertionError(f"what is published at {site} never reached every site")
                 for got in listeners.values():
                     got.clear()
                 for site in names:  # now every publish at any site must reach every site exactly once
