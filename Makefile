@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 # A shipped scenario's name (`citychain scenarios` lists them) or a path to a file.
 SCENARIO ?= taihu
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean mosquitto
+# apt needs root: sudo when we are not.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +18,12 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed  ## run a city-chain scenario in the simulator
 	$(BIN)/citychain run $(SCENARIO)
 
-test: $(BIN)/.installed  ## the whole test suite, on both cores
+mosquitto:  ## the MQTT broker the cluster tests run against (Debian's package; not started as a service)
+	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || \
+		($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq mosquitto mosquitto-clients >/dev/null)
+
+test: $(BIN)/.installed mosquitto  ## the whole test suite, on both cores
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(BIN)/.installed  ## simulator-speed benchmark (docs/benchmarking.md)

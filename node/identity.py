@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import ipaddress
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 # Fixed validity so that certificates are a pure function of the seed.
 NOT_BEFORE = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
@@ -87,17 +89,42 @@ class CertificateAuthority:
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
             x509.NameAttribute(NameOID.COMMON_NAME, member_id),
         ])
+        return self._sign_end_entity(subject, public, _serial(self.chain_id, member_id))
+
+    def issue_tls_server(self, name: str, public: Ed25519PublicKey | EllipticCurvePublicKey,
+                         dns: tuple[str, ...] = ("localhost",), ips: tuple[str, ...] = ("127.0.0.1",),
+                         serial: int | None = None) -> x509.Certificate:
+        """A TLS server certificate (an MQTT broker's): serverAuth only, named by DNS and IP SANs.
+
+        Not a member certificate: its subject has no role, so the genesis membership never
+        accepts it as a signer. Its validity is the chain's, like the members'.
+        """
+        subject = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+                             x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.chain_id),
+                             x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        sans = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        return self._sign_end_entity(subject, public, serial if serial is not None else x509.random_serial_number(),
+                                     x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                                     x509.SubjectAlternativeName(sans))
+
+    def _sign_end_entity(self, subject: x509.Name, public, serial: int, *extensions) -> x509.Certificate:
+        """A certificate for signing only (not a CA), with ``extensions`` between its key usage and key ids."""
         ca_ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        return (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(subject).issuer_name(self.cert.subject).public_key(public)
-            .serial_number(_serial(self.chain_id, member_id))
+            .serial_number(serial)
             .not_valid_before(NOT_BEFORE).not_valid_after(NOT_AFTER)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(
                 digital_signature=True, content_commitment=False, key_encipherment=False,
                 data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
                 encipher_only=False, decipher_only=False), critical=True)
+        )
+        for extension in extensions:
+            builder = builder.add_extension(extension, critical=False)
+        return (
+            builder
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
             .sign(self.key, None)

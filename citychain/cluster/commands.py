@@ -103,22 +103,65 @@ def _cluster(directory: str):
 @click.option("--sites", is_flag=True, help="One broker per site of the scenario, bridged; nodes join their site's.")
 @click.option("--per-process", default=1, show_default=True, type=click.IntRange(1),
               help="Nodes per OS process.")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
+              help="Override one scenario field, e.g. --set consensus.view_change_timeout_ms=2000 (repeatable).")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), help="The node processes' log level.")
 @_dir_option
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for every node to report.")
-def up(scenario, nodes, seed, broker, tls, sites, per_process, directory, timeout):
-    """Start a broker and SCENARIO's nodes as processes; wait until every node reports."""
-    from ..cli import _load
+def up(scenario, nodes, seed, broker, tls, sites, per_process, sets, log_level, directory, timeout):
+    """Start a broker and SCENARIO's nodes as processes; wait until every node reports.
+
+    Writes everything into --dir: cluster.json, genesis/, credentials.json,
+    nodes/ID/ (key, broker account, store, log), clients/ID/ and the broker's
+    configuration. Exits 2 on a bad scenario or option, 3 if a node does not
+    report within --timeout.
+    """
     from .control import ClusterError
     from .launch import launch
 
-    spec = _load(scenario, nodes, seed)
+    overrides = _overrides(sets)
+    spec = scenario_for(scenario, nodes, seed, overrides)
     if broker and (sites or tls):
         raise click.UsageError("--broker uses a broker you run: --sites and --tls configure brokers `up` starts")
     try:
-        cl = launch(spec, scenario, Path(directory), _address(broker), tls, sites, per_process)
+        cl = launch(spec, scenario, Path(directory), _address(broker), tls, sites, per_process, log_level)
+        cl.seed, cl.overrides = spec.seed, overrides
+        cl.save()
     except ClusterError as exc:
         _fail(str(exc))
     _wait_healthy(cl, timeout)
+
+
+def _overrides(sets: tuple[str, ...]) -> dict:
+    from ..bench.sweep import parse_set
+    out = {}
+    for text in sets:
+        try:
+            key, values = parse_set(text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--set") from None
+        if len(values) != 1:
+            raise click.BadParameter(f"{text!r}: one value per field for a cluster", param_hint="--set")
+        if key in out:
+            raise click.BadParameter(f"{key} is set twice", param_hint="--set")
+        out[key] = values[0]
+    return out
+
+
+def scenario_for(source: str, nodes: int | None, seed: int | None, overrides: dict):
+    """The scenario a cluster runs: the file, --nodes/--seed, then --set (as `up` was given them)."""
+    from ..bench.sweep import apply
+    from ..cli import _load
+    from ..scenario import ScenarioError
+
+    spec = _load(source, nodes, seed)
+    if not overrides:
+        return spec
+    try:
+        return apply(spec, overrides, source)
+    except ScenarioError as exc:
+        _fail(str(exc))
 
 
 def _wait_healthy(cl, timeout: float) -> None:
@@ -240,12 +283,11 @@ def load(directory, transactions, rate_tps, as_json):
 
     Exits 0 if every transaction was answered (f + 1 nodes executed it), 3 if not.
     """
-    from ..cli import _load
     from .control import ClusterError
     from .load import drive
 
     cl = _cluster(directory)
-    spec = _load(cl.scenario, cl.nodes, None)
+    spec = scenario_for(cl.scenario, cl.nodes, cl.seed, cl.overrides)
     overrides = {}
     if transactions:
         overrides["transactions"] = transactions

@@ -84,6 +84,9 @@ class Cluster:
     processes: list[Proc] = field(default_factory=list)
     sites: dict[str, str] = field(default_factory=dict)  # member id -> the site (broker) it connects to
     loads: int = 0  # how many `cluster load` runs so far (each draws a fresh workload)
+    log_level: str = "INFO"  # of the node processes
+    seed: int | None = None  # the scenario as `up` was given it: file, --nodes, --seed, --set
+    overrides: dict = field(default_factory=dict)
 
     # ---- persistence ------------------------------------------------------------
 
@@ -166,6 +169,7 @@ def spawn_node_process(cluster: Cluster, ids: list[str], behaviour: str | None =
         command += ["--tls-ca", cluster.ca_file()]
     if behaviour:
         command += ["--behaviour", behaviour]
+    command += ["--log-level", cluster.log_level]
     with open(log_path, "ab") as log:
         child = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                  start_new_session=True)  # not killed by the terminal's Ctrl-C

@@ -2,35 +2,43 @@
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
 from pathlib import Path
 
 import psutil
 
 from ..scenario import Scenario
-from . import tempbroker
+from .broker import Broker, BrokerError, load_or_create_credentials, site_brokers, start_sites
 from .control import BrokerProc, Cluster, ClusterError, prepare, spawn_node_process, write_member_files
+
+CREDENTIALS = "credentials.json"  # every account's password, 0600: the cluster tool's own copy
 
 
 def launch(spec: Scenario, source: str, directory: Path, broker: tuple[str, int] | None, tls: bool,
-           sites: bool, per_process: int) -> Cluster:
+           sites: bool, per_process: int, log_level: str = "INFO") -> Cluster:
     cluster, genesis = prepare(spec, source, directory, tls)
-    passwords = {ident: secrets.token_urlsafe(18) for ident in genesis.identities}
-    passwords["operator"] = secrets.token_urlsafe(18)
-    for ident in genesis.identities.values():
-        folder = (cluster.client_root if ident.role == "client" else cluster.node_root) / ident.id
-        write_member_files(folder, ident, ident.id, passwords[ident.id])
-    fd = os.open(cluster.directory / "operator.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump({"username": "operator", "password": passwords["operator"]}, out)
+    cluster.log_level = log_level
+    credentials = load_or_create_credentials(genesis.doc, cluster.directory / CREDENTIALS)
     if broker is not None:
         cluster.brokers = [BrokerProc("all", broker[0], broker[1], None)]
+        cluster.sites = {m: "all" for m in cluster.sites}
     else:
-        pid, port, conf = tempbroker.start(cluster.directory / "broker")
-        cluster.brokers = [BrokerProc("all", "127.0.0.1", port, pid, psutil.Process(pid).create_time(), conf)]
-    cluster.sites = {m: "all" for m in cluster.sites}
+        names = sorted({p.site for p in genesis.nodes + genesis.observers}) if sites else []
+        try:
+            if len(names) > 1:
+                brokers, credentials = site_brokers(cluster.directory / "brokers", credentials, names, tls=tls,
+                                                    ca=genesis.ca)
+                credentials.save(cluster.directory / CREDENTIALS)
+                start_sites(brokers)
+            else:
+                brokers = {"all": Broker(cluster.directory / "broker", credentials, tls=tls, ca=genesis.ca).start()}
+                cluster.sites = {m: "all" for m in cluster.sites}
+        except BrokerError as exc:
+            raise ClusterError(f"the broker did not start: {exc}") from None
+        cluster.brokers = [BrokerProc(site, b.host, b.port, b.pid, psutil.Process(b.pid).create_time(),
+                                      str(b.conf_path)) for site, b in brokers.items()]
+    for ident in genesis.identities.values():
+        folder = (cluster.client_root if ident.role == "client" else cluster.node_root) / ident.id
+        write_member_files(folder, ident, ident.id, credentials.password(ident.id))
     cluster.save()
     members = [p.id for p in genesis.nodes + genesis.observers]
     try:

@@ -34,7 +34,9 @@ from ..sim.run import rng_for
 from ..sim.workload import submissions
 from . import topics
 from .control import Cluster, ClusterError
-from .endpoint import Endpoint, read_credentials
+from .broker import Credentials
+from .endpoint import Endpoint
+from .launch import CREDENTIALS
 from .monitor import watch
 
 
@@ -263,9 +265,8 @@ def _report(cluster, genesis, tracker: Tracker, total: int, t0: float, last_subm
 
 
 def cluster_endpoint(cluster: Cluster, user: str, site: str | None) -> Endpoint:
-    folder = cluster.client_root / user if user.startswith("client") else cluster.directory
-    path = folder / "broker.json" if user != "operator" else cluster.directory / "operator.json"
-    username, password = read_credentials(path) if path.exists() else (None, None)
+    """How ``user`` (a client, or the operator) connects to the broker of ``site``."""
+    credentials = Credentials.load(cluster.directory / CREDENTIALS)
     broker = next((b for b in cluster.brokers if b.site == site), cluster.brokers[0])
-    return Endpoint(broker.host, broker.port, username, password, cluster.ca_file())
+    return Endpoint(broker.host, broker.port, user, credentials.password(user), cluster.ca_file())
 

@@ -28,7 +28,7 @@ async def watch(endpoint: Endpoint, doc: dict, on_notice: Callable[[dict, float]
     loop = asyncio.get_running_loop()
     async with aiomqtt.Client(**endpoint.client_args(), identifier=identifier,
                               protocol=aiomqtt.ProtocolVersion.V5, timeout=10) as client:
-        for topic_filter in topics.client_filters(chain):
+        for topic_filter in topics.subscriptions(chain, topics.OPERATOR, topics.OPERATOR_USER):
             await client.subscribe(topic_filter, qos=0)
 
         async def consume() -> None:

@@ -112,7 +112,7 @@ class RunningNode:
 
     def _deliver(self, topic: str, payload: bytes) -> None:
         try:
-            _kind, _dst, src = topics.parse(topic)
+            src = topics.parse(topic, self.chain_id).src
         except ValueError:
             self.metrics.drop(self.id, "unknown-topic")
             return
@@ -275,8 +275,7 @@ async def _heartbeat(running: RunningNode) -> None:
 async def serve(running: RunningNode, endpoint: Endpoint) -> None:
     """Keep ``running`` connected to its broker until cancelled; reconnect with back-off."""
     backoff = 0.1
-    filters = (topics.node_filters(running.chain_id, running.id) if running.role == "consensus"
-               else topics.observer_filters(running.chain_id, running.id))
+    filters = topics.subscriptions(running.chain_id, running.role, running.id)
     while True:
         try:
             async with aiomqtt.Client(**endpoint.client_args(), identifier=f"{running.chain_id}/{running.id}",

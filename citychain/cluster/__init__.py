@@ -1,0 +1,1 @@
+"""The real world: node processes talking through Mosquitto brokers (docs/deployment.md)."""
