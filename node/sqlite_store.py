@@ -109,7 +109,7 @@ class Database:
                 self._claim(conn, "format", FORMAT)
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise StorageError(f"{self.path}: not a citychain node database, or corrupt: {exc}") from None
+            raise StorageError(f"{self.path}: cannot be opened as a citychain node database: {exc}") from None
         except BaseException:
             self.close()
             raise

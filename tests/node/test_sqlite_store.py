@@ -257,7 +257,7 @@ def test_a_damaged_durable_row_is_a_clear_error(recorded, tmp_path):
 
 def test_a_file_that_is_not_a_database_is_refused(tmp_path):
     (tmp_path / "x.sqlite").write_bytes(b"not sqlite at all" * 100)
-    with pytest.raises(StorageError, match="x.sqlite: not a citychain node database"):
+    with pytest.raises(StorageError, match="x.sqlite: cannot be opened as a citychain node database: file is not a database"):
         SqliteStore(tmp_path / "x.sqlite", "c")
 
 
