@@ -50,21 +50,26 @@ def attachments(message) -> dict:
     if kind is PrePrepare:
         return {"block": block_dict(message.block)}
     if kind in (ViewChange, NewView):
-        envelopes, blocks = {}, {}
-        for env in embedded(message):
-            if type(env.message) is Request:
-                continue  # inside its block
-            envelopes.setdefault(env.digest, env)
-            if type(env.message) is PrePrepare:
-                blocks.setdefault(env.message.digest, env.message.block)
-        out = {"envelopes": [e.to_dict() for _, e in sorted(envelopes.items())]}
-        if blocks:
-            out["blocks"] = [block_dict(b) for _, b in sorted(blocks.items())]
-        return out
+        return _envelopes_attached(embedded(message))
     if kind is Blocks:
         return {"entries": [{"block": block_dict(b), "certificate": [c.to_dict() for c in cert]}
                             for b, cert in message.entries]}
     return {}
+
+
+def _envelopes_attached(envs) -> dict:
+    """Envelopes signed by reference, each once, with the blocks of the pre-prepares among them."""
+    envelopes, blocks = {}, {}
+    for env in envs:
+        if type(env.message) is Request:
+            continue  # inside its block
+        envelopes.setdefault(env.digest, env)
+        if type(env.message) is PrePrepare:
+            blocks.setdefault(env.message.digest, env.message.block)
+    out = {"envelopes": [e.to_dict() for _, e in sorted(envelopes.items())]}
+    if blocks:
+        out["blocks"] = [block_dict(b) for _, b in sorted(blocks.items())]
+    return out
 
 
 _BARE = len(b'{"data":"","sig":""}')
@@ -81,10 +86,34 @@ def wire_size(data: bytes, signature: bytes, message) -> int:
     return len(canonical(obj))
 
 
-def encode(env: Signed) -> bytes:
+def envelope_object(env: Signed) -> dict:
+    """The envelope with its attachments as a JSON object; ``encode`` is its canonical text."""
     obj = env.to_dict()
     obj.update(attachments(env.message))
-    return canonical(obj)
+    return obj
+
+
+def encode(env: Signed) -> bytes:
+    return canonical(envelope_object(env))
+
+
+# A node also keeps messages that are not signed (consensus/durable.py: the PRE-PREPARE
+# it proposes is written before it is signed, the VIEW-CHANGE it sent is kept as the
+# message, a prepared certificate is no message at all). They are encoded as the
+# signed ones are: the body that would be signed, with the same attachments beside it.
+
+def unsigned_object(message) -> dict:
+    """``{"message": <body>, ...attachments}`` for an unsigned PRE-PREPARE or VIEW-CHANGE."""
+    obj = {"message": message.body()}
+    obj.update(attachments(message))
+    return obj
+
+
+def proof_object(proof: PreparedProof) -> dict:
+    """``{"pre_prepare": <digest>, "prepares": [<digest>...], "envelopes": [...], "blocks": [...]}``."""
+    obj = proof.body()
+    obj.update(_envelopes_attached((proof.pre_prepare, *proof.prepares)))
+    return obj
 
 
 def _require(obj, key, kind, reason="malformed"):
@@ -210,6 +239,32 @@ def decode(raw: bytes, chain_id: str) -> Signed:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise MalformedMessage("malformed", "not JSON") from None
+    return decode_object(obj, chain_id)
+
+
+def decode_object(obj, chain_id: str) -> Signed:
+    """The inverse of ``envelope_object``, or MalformedMessage."""
+    return _decoder_for(obj, chain_id).envelope(obj)
+
+
+def decode_unsigned(obj, chain_id: str):
+    """The inverse of ``unsigned_object``, or MalformedMessage."""
+    return _decoder_for(obj, chain_id).message(_require(obj, "message", dict))
+
+
+def decode_proof(obj, chain_id: str) -> PreparedProof:
+    """The inverse of ``proof_object``, or MalformedMessage."""
+    decoder = _decoder_for(obj, chain_id)
+    try:
+        return PreparedProof(decoder.ref(obj["pre_prepare"]), tuple(decoder.ref(p) for p in obj["prepares"]))
+    except MalformedMessage:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:
+        raise MalformedMessage("malformed", f"prepared proof: {exc!r}") from None
+
+
+def _decoder_for(obj, chain_id: str) -> _Decoder:
+    """A decoder holding an object's attachments: its blocks, envelopes and entries."""
     if not isinstance(obj, dict):
         raise MalformedMessage("malformed", "not an object")
     blocks = {}
@@ -222,4 +277,4 @@ def decode(raw: bytes, chain_id: str) -> Signed:
     for name, value in (("entries", entries), ("envelopes", envelopes)):
         if value is not None and not isinstance(value, list):
             raise MalformedMessage("malformed", f"{name} must be a list")
-    return _Decoder(chain_id, blocks, entries, envelopes).envelope(obj)
+    return _Decoder(chain_id, blocks, entries, envelopes)

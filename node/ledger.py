@@ -15,7 +15,8 @@ from consensus.block import Block
 from consensus.encoding import canonical
 from consensus.messages import Signed
 
-from .execution import Receipt
+from .codec import MalformedMessage, decode_block, decode_object
+from .execution import BlockOutcome, Receipt
 
 
 class LedgerError(RuntimeError):
@@ -46,13 +47,20 @@ class Ledger:
     def head_hash(self) -> str:
         return self.entries[-1].block.hash if self.entries else self.genesis_hash
 
-    def append(self, block: Block, certificate: tuple[Signed, ...], receipts: tuple[Receipt, ...]) -> None:
+    def append(self, block: Block, certificate: tuple[Signed, ...], receipts: tuple[Receipt, ...],
+               outcome: BlockOutcome | None = None) -> None:
+        """Append a committed, executed block. ``outcome`` (its writes and the state root
+        after it) is for a ledger that stores the world state with its blocks
+        (node/sqlite_store.py); this one lives in memory and ignores it."""
+        self.check_extends(block)
+        self.entries.append(LedgerEntry(block, certificate, receipts))
+        self.transactions += len(block.requests)
+
+    def check_extends(self, block: Block) -> None:
         if block.height != self.height + 1:
             raise LedgerError(f"block {block.height} does not follow height {self.height}")
         if block.header.prev_hash != self.head_hash:
             raise LedgerError(f"block {block.height} does not extend head {self.head_hash[:12]}")
-        self.entries.append(LedgerEntry(block, certificate, receipts))
-        self.transactions += len(block.requests)
 
     def hashes(self) -> list[str]:
         return [e.block.hash for e in self.entries]
@@ -94,6 +102,28 @@ class LineCache:
         # Keys in sorted order, so each line is itself canonical JSON.
         return (f'{{"certificate":{cert},"hash":"{entry.block.hash}","header":{header},'
                 f'"receipts":{self._receipts_part(entry.receipts)},"txs":{txs}}}')
+
+
+def parse_line(line: str, chain_id: str) -> LedgerEntry:
+    """The inverse of ``LineCache.line``: one ledger line back to its entry, or
+    MalformedMessage (a wrong hash, transaction root, signature encoding or receipt)."""
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        raise MalformedMessage("malformed", "not JSON") from None
+    if not isinstance(obj, dict):
+        raise MalformedMessage("malformed", "a ledger line is an object")
+    block = decode_block(obj, chain_id)
+    certificate, receipts = obj.get("certificate"), obj.get("receipts")
+    if not isinstance(certificate, list) or not isinstance(receipts, list):
+        raise MalformedMessage("malformed", "certificate and receipts must be lists")
+    try:
+        receipts = tuple(Receipt(r["tx"], r["ok"], r.get("reason", ""), r.get("result")) for r in receipts)
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise MalformedMessage("malformed", f"receipt: {exc!r}") from None
+    if len(receipts) != len(block.requests) or any(r.tx != q.digest for r, q in zip(receipts, block.requests)):
+        raise MalformedMessage("malformed", "receipts do not match the block's transactions")
+    return LedgerEntry(block, tuple(decode_object(c, chain_id) for c in certificate), receipts)
 
 
 def read_ledger(path: Path) -> list[dict]:

@@ -244,7 +244,7 @@ class Node:
     def _execute(self, block: Block, certificate: tuple[Signed, ...], t: int) -> int:
         outcome = self.executor.execute(block)
         t += self.cpu.execute_tx * len(block.requests)
-        self.ledger.append(block, certificate, outcome.receipts)
+        self.ledger.append(block, certificate, outcome.receipts, outcome)  # a SqliteLedger stores its writes
         self.metrics.executed(block, t)
         return t
 
