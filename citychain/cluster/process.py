@@ -43,12 +43,12 @@ from node.metrics import Metrics
 from node.node import Node
 from node.observer import ObserverConfig, ObserverReplica
 from node.signing import Signer
+from node.sqlite_store import StorageError, open_node_storage
 from node.sync import Syncer
 
 from . import topics
 from .endpoint import Endpoint, read_credentials
 from .notices import sign_notice
-from .storage import open_storage
 from .transport import MqttTransport, now_ns
 
 QOS = 1  # docs/deployment.md: why at-least-once
@@ -212,7 +212,10 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
     signer = Signer(node_id, key, chain_id)
     metrics = Metrics()
     transport = MqttTransport(chain_id, node_id, loop, metrics)
-    store, ledger, state = open_storage(data_dir, chain_id, ghash)
+    try:
+        store, ledger, state = open_node_storage(data_dir, chain_id, ghash, genesis_state_root=doc["state_root"])
+    except StorageError as exc:
+        raise NodeSetupError(str(exc)) from None
     replicas = consensus_members(doc)
     checker = ChainChecker(membership, ghash, set(replicas))
     timeout, interval = sync_timings(doc)
