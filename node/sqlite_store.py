@@ -402,3 +402,20 @@ class _LockedDatabase(Database):
         if self.lock_fd is not None:
             os.close(self.lock_fd)  # closing the descriptor releases the flock
             self.lock_fd = None
+
+
+def ledger_lines(data_dir: str | Path) -> list[str]:
+    """The node's ledger as export lines (docs/ledger.md), in height order, read without
+    taking the node's lock: a running node goes on writing (WAL readers do not block it).
+    The lines are what the node stored; the auditor checks them, not this function."""
+    path = Path(data_dir) / FILE_NAME
+    if not path.exists():
+        raise StorageError(f"{path}: no node store here")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return [row[0] for row in conn.execute("SELECT entry FROM blocks ORDER BY height")]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StorageError(f"{path}: cannot read its blocks ({exc})") from None

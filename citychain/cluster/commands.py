@@ -329,6 +329,38 @@ def _print_load(r: dict, path: Path) -> None:
     Console().print(res)
 
 
+@cluster.command("audit")
+@_dir_option
+@click.option("--out", type=click.Path(file_okay=False), help="Where to write the export (default: DIR/audit-N).")
+@click.option("--json", "as_json", is_flag=True, help="Print the audit report as one JSON object.")
+@click.pass_context
+def audit_cluster(ctx, directory, out, as_json):
+    """Collect every node's ledger (running or not) and run `citychain audit` on them.
+
+    Exits with the codes of `citychain audit`: 0 all checks hold, 1 a safety
+    violation or invalid ledger, 2 unreadable stores.
+    """
+    from .collect import collect
+    from .control import ClusterError
+
+    cl = _cluster(directory)
+    target = Path(out) if out else _next_free(cl.directory / "audit")
+    try:
+        heights = collect(cl, target)
+    except ClusterError as exc:
+        _fail(str(exc))
+    stderr.print(f"collected {len(heights)} ledgers (heights {min(heights.values())}..{max(heights.values())}) "
+                 f"into {target}")
+    ctx.invoke(ctx.find_root().command.get_command(ctx, "audit"), out_dir=str(target), as_json=as_json)
+
+
+def _next_free(stem: Path) -> Path:
+    k = 1
+    while Path(f"{stem}-{k}").exists():
+        k += 1
+    return Path(f"{stem}-{k}")
+
+
 @cluster.command()
 @_dir_option
 @click.option("--purge", is_flag=True, help="Also delete the cluster's directory (keys, stores, logs).")
