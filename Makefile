@@ -24,7 +24,7 @@ mosquitto:  ## the MQTT broker the cluster tests run against (Debian's package; 
 			apt-get install -y -qq mosquitto mosquitto-clients >/dev/null)
 
 test: $(BIN)/.installed mosquitto  ## the whole test suite, on both cores
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 bench: $(BIN)/.installed  ## simulator-speed benchmark (docs/benchmarking.md)
 	$(BIN)/python benchmarks/sim_speed.py

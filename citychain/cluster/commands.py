@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import signal
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..exits import BAD_INPUT, NOT_LIVE, UNSAFE
+from ..exits import BAD_INPUT, NOT_LIVE
 
 stderr = Console(stderr=True)
 DEFAULT_DIR = "citychain-cluster"
@@ -240,9 +239,14 @@ def _signal_command(name: str, signum: int, doc: str):
     @click.argument("node_id")
     @_dir_option
     def command(node_id, directory):
-        from .control import ClusterError, signal_node
+        from .control import ClusterError, broker_named, signal_broker, signal_node
         cl = _cluster(directory)
         try:
+            broker = broker_named(cl, node_id)
+            if broker is not None:
+                signal_broker(cl, broker, signum)
+                click.echo(f"{name}: broker {broker.address} pid {broker.pid}")
+                return
             proc = signal_node(cl, _node_name(node_id), signum)
         except ClusterError as exc:
             _fail(str(exc))
@@ -255,7 +259,8 @@ def _node_name(text: str) -> str:
     return f"node-{int(text):02d}" if text.isdigit() else text
 
 
-_signal_command("kill", signal.SIGKILL, "SIGKILL NODE_ID's process: a crash, nothing flushed.")
+_signal_command("kill", signal.SIGKILL, "SIGKILL NODE_ID's process (node-03, or 3): a crash, nothing flushed. "
+                "`broker` (or `broker:SITE`) kills the broker.")
 _signal_command("pause", signal.SIGSTOP, "SIGSTOP NODE_ID's process: it stops, then lags behind.")
 _signal_command("resume", signal.SIGCONT, "SIGCONT NODE_ID's process after `pause`.")
 
@@ -265,10 +270,18 @@ _signal_command("resume", signal.SIGCONT, "SIGCONT NODE_ID's process after `paus
 @click.option("--behaviour", help="Restart it with a Byzantine behaviour.")
 @_dir_option
 def start(node_id, behaviour, directory):
-    """Start NODE_ID's process again after `kill`: it restores from its store and catches up."""
-    from .control import ClusterError, start_node
+    """Start NODE_ID's process again after `kill`: it restores from its store and catches up.
+
+    `broker` (or `broker:SITE`) starts a killed broker again on its port; nodes reconnect.
+    """
+    from .control import ClusterError, broker_named, start_broker, start_node
     cl = _cluster(directory)
     try:
+        broker = broker_named(cl, node_id)
+        if broker is not None:
+            start_broker(cl, broker)
+            click.echo(f"start: broker {broker.address} pid {broker.pid}")
+            return
         proc = start_node(cl, _node_name(node_id), behaviour)
     except ClusterError as exc:
         _fail(str(exc))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -206,6 +207,59 @@ def signal_node(cluster: Cluster, node_id: str, signum: int) -> Proc:
         except psutil.Error:
             pass
     return proc
+
+
+def broker_named(cluster: Cluster, name: str) -> BrokerProc | None:
+    """``broker`` (the only or first broker) or ``broker:SITE``; None if ``name`` names no broker."""
+    if name == "broker":
+        return cluster.brokers[0]
+    if name.startswith("broker:"):
+        site = name.split(":", 1)[1]
+        for broker in cluster.brokers:
+            if broker.site == site:
+                return broker
+        raise ClusterError(f"no broker for site {site!r}; sites: {', '.join(b.site for b in cluster.brokers)}")
+    return None
+
+
+def signal_broker(cluster: Cluster, broker: BrokerProc, signum: int) -> None:
+    if broker.pid is None:
+        raise ClusterError(f"the broker at {broker.address} was not started by this cluster")
+    if not _alive(broker.pid, broker.started):
+        raise ClusterError(f"the broker at {broker.address} (pid {broker.pid}) is not running")
+    os.kill(broker.pid, signum)
+    if signum == signal.SIGKILL:
+        try:
+            psutil.Process(broker.pid).wait(5)
+        except psutil.Error:
+            pass
+
+
+def start_broker(cluster: Cluster, broker: BrokerProc, timeout: float = 10.0) -> BrokerProc:
+    """Start a broker again with the configuration `up` wrote, on the same port: the
+    nodes, which retry their connection, come back to it by themselves."""
+    if broker.pid is None:
+        raise ClusterError(f"the broker at {broker.address} was not started by this cluster")
+    if _alive(broker.pid, broker.started):
+        raise ClusterError(f"the broker at {broker.address} is running already (pid {broker.pid})")
+    conf = Path(broker.conf)
+    with open(conf.parent / "mosquitto.log", "ab") as log:
+        child = subprocess.Popen(["mosquitto", "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        if child.poll() is not None:
+            raise ClusterError(f"mosquitto ({conf}) exited with code {child.returncode}; see {conf.parent}/mosquitto.log")
+        try:
+            socket.create_connection((broker.host, broker.port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the broker did not accept connections on {broker.address} within {timeout:.0f} s")
+            time.sleep(0.05)
+    broker.pid, broker.started = child.pid, psutil.Process(child.pid).create_time()
+    cluster.save()
+    return broker
 
 
 def start_node(cluster: Cluster, node_id: str, behaviour: str | None = None) -> Proc:

@@ -15,11 +15,9 @@ memory of every node process while the load ran (psutil and /proc).
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from dataclasses import dataclass, field
 
-import aiomqtt
 import psutil
 
 from node.assembly import chain_apps
@@ -36,12 +34,9 @@ from . import topics
 from .control import Cluster, ClusterError
 from .broker import Credentials
 from .endpoint import Endpoint
+from .link import ClientLink
 from .launch import CREDENTIALS
 from .monitor import watch
-
-
-QUIET = logging.getLogger("citychain.load.mqtt")
-QUIET.setLevel(logging.ERROR)  # aiomqtt warns about every burst of unacknowledged publishes
 
 
 @dataclass
@@ -161,14 +156,11 @@ async def drive(cluster: Cluster, scenario: Scenario, progress=None) -> dict:
     watcher = asyncio.create_task(watch(operator, doc, on_notice, timeout=1e9, identifier=f"{chain}/load-watch"))
     await asyncio.sleep(0.3)  # the watcher subscribed before the first request leaves
 
-    clients: dict[str, aiomqtt.Client] = {}
+    clients: dict[str, ClientLink] = {}
     try:
         for c in genesis.clients:
-            client = aiomqtt.Client(**cluster_endpoint(cluster, c.id, cluster.sites.get(c.id)).client_args(),
-                                    identifier=f"{chain}/{c.id}", protocol=aiomqtt.ProtocolVersion.V5, timeout=10,
-                                    logger=QUIET, max_inflight_messages=1000)
-            await client.__aenter__()
-            clients[c.id] = client
+            clients[c.id] = ClientLink(cluster_endpoint(cluster, c.id, cluster.sites.get(c.id)), f"{chain}/{c.id}")
+        await asyncio.wait_for(asyncio.gather(*(link.connected.wait() for link in clients.values())), 30)
 
         async def sampler() -> None:
             while True:
@@ -188,22 +180,17 @@ async def drive(cluster: Cluster, scenario: Scenario, progress=None) -> dict:
             if digest in tracker.answered:
                 return
             retries += 1
-            await clients[sub.client.id].publish(topics.request(chain, sub.client.id), encode(sub.envelope), qos=1)
+            clients[sub.client.id].send(topics.request(chain, sub.client.id), encode(sub.envelope))
             if tries + 1 < spec.max_retries:
                 await resend(sub, tries + 1)
 
         retry_tasks = []
-        pending: set[asyncio.Task] = set()
         for sub in stream:
             delay = t0 + (sub.at - start_ns) / 1e9 - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             tracker.submitted[sub.envelope.digest] = loop.time()
-            # Not awaited: a client does not wait for the broker's acknowledgement before its next request.
-            task = asyncio.create_task(clients[sub.client.id].publish(
-                topics.direct(chain, sub.client.gateway, sub.client.id), encode(sub.envelope), qos=1))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
+            clients[sub.client.id].send(topics.direct(chain, sub.client.gateway, sub.client.id), encode(sub.envelope))
             if spec.max_retries:
                 retry_tasks.append(asyncio.create_task(resend(sub, 0)))
         last_submit = loop.time()
@@ -217,11 +204,8 @@ async def drive(cluster: Cluster, scenario: Scenario, progress=None) -> dict:
             task.cancel()
     finally:
         watcher.cancel()
-        for client in clients.values():
-            try:
-                await client.__aexit__(None, None, None)
-            except aiomqtt.MqttError:
-                pass
+        for link in clients.values():
+            await link.close()
     for s in samples:
         s.cpu_s = _cpu_seconds(s.pid) - s.cpu_start
         peak = _peak_rss(s.pid)
@@ -258,6 +242,7 @@ def _report(cluster, genesis, tracker: Tracker, total: int, t0: float, last_subm
         "agreement": len(set(heads.values())) <= len(heads),
         "wall_seconds": round(wall, 3),
     }
+    row["answered_txs"] = sorted(tracker.answered)  # for checking that every node holds them
     row["resources"] = [{"pid": s.pid, "nodes": s.ids, "cpu_s": round(s.cpu_s, 3),
                          "cpu_percent": round(100 * s.cpu_s / wall, 1), "peak_rss_mib": round(s.peak_rss / 2**20, 1)}
                         for s in samples]

@@ -23,27 +23,33 @@ def member_keys(doc: dict) -> dict:
 async def watch(endpoint: Endpoint, doc: dict, on_notice: Callable[[dict, float], bool | None],
                 timeout: float, identifier: str | None = None) -> None:
     """Feed every verified status notice to ``on_notice(body, arrival)`` until it returns
-    True or ``timeout`` seconds pass. Notices that fail verification are ignored."""
+    True or ``timeout`` seconds pass. Notices that fail verification are ignored. A lost
+    connection (a broker restart) is retried until the timeout."""
     chain, keys = doc["chain_id"], member_keys(doc)
     loop = asyncio.get_running_loop()
-    async with aiomqtt.Client(**endpoint.client_args(), identifier=identifier,
-                              protocol=aiomqtt.ProtocolVersion.V5, timeout=10) as client:
-        for topic_filter in topics.subscriptions(chain, topics.OPERATOR, topics.OPERATOR_USER):
-            await client.subscribe(topic_filter, qos=0)
+    filters = topics.subscriptions(chain, topics.OPERATOR, topics.OPERATOR_USER)
 
-        async def consume() -> None:
-            async for message in client.messages:
-                try:
-                    body = read_notice(message.payload, chain, keys)
-                except BadNotice:
-                    continue
-                if on_notice(body, loop.time()):
-                    return
+    async def consume() -> None:
+        while True:
+            try:
+                async with aiomqtt.Client(**endpoint.client_args(), identifier=identifier,
+                                          protocol=aiomqtt.ProtocolVersion.V5, timeout=10) as client:
+                    for topic_filter in filters:
+                        await client.subscribe(topic_filter, qos=0)
+                    async for message in client.messages:
+                        try:
+                            body = read_notice(message.payload, chain, keys)
+                        except BadNotice:
+                            continue
+                        if on_notice(body, loop.time()):
+                            return
+            except aiomqtt.MqttError:
+                await asyncio.sleep(0.2)
 
-        try:
-            await asyncio.wait_for(consume(), timeout)
-        except asyncio.TimeoutError:
-            pass
+    try:
+        await asyncio.wait_for(consume(), timeout)
+    except asyncio.TimeoutError:
+        pass
 
 
 def latest_status(endpoint: Endpoint, doc: dict, seconds: float, expect: set[str] | None = None) -> dict[str, dict]:
