@@ -162,7 +162,8 @@ def write_member_files(folder: Path, ident: Identity, username: str, password: s
 def spawn_node_process(cluster: Cluster, ids: list[str], behaviour: str | None = None) -> Proc:
     broker = cluster.broker_for(ids[0])
     log_path = cluster.node_root / f"{ids[0]}.log"
-    command = [sys.executable, "-m", "citychain", "node", "--genesis", str(cluster.genesis_dir),
+    # -P: never import from the working directory (a project there may have its own `apps`).
+    command = [sys.executable, "-P", "-m", "citychain", "node", "--genesis", str(cluster.genesis_dir),
                "--data", str(cluster.node_root), "--broker", broker.address]
     for node_id in ids:
         command += ["--id", node_id]
