@@ -42,34 +42,51 @@ def main():
 @click.argument("scenario")
 @click.option("--nodes", type=click.IntRange(4, 256), help="Override the scenario's consensus node count.")
 @click.option("--seed", type=click.IntRange(0), help="Override the scenario's seed.")
-@click.option("--out", type=click.Path(file_okay=False), help="Write summary.json, genesis/ and ledgers/ here.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Export the run here: summary.json, genesis/, ledgers/, submitted.jsonl, faults.json.")
+@click.option("--force", is_flag=True, help="Replace --out if it holds an earlier export.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a terminal).")
-def run(scenario, nodes, seed, out, as_json, progress):
+def run(scenario, nodes, seed, out, force, as_json, progress):
     """Run SCENARIO in the deterministic simulator and summarise it.
 
     SCENARIO is a scenario file or a shipped scenario's name (`citychain scenarios`).
 
+    --out must be empty or new (--force replaces an earlier export); it is claimed
+    before the simulation starts and written in one step when it ends.
+
     Exits 0 if safety and liveness hold, 1 on a safety violation, 2 if the
-    scenario or an option is invalid, 3 if a transaction was never answered or
-    answered later than the liveness bound.
+    scenario, an option or --out is unusable, 3 if a transaction was never
+    answered or answered later than the liveness bound.
     """
-    from .export import write_run
+    from .export import ExportTarget, OutputError, write_run
     from .sim.run import simulate
     from .summary import audit_run, summarize
 
     spec = _load(scenario, nodes, seed)
-    show = stderr.is_terminal if progress is None else progress
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("tx"), TimeElapsedColumn(), console=stderr, transient=True,
-                  disable=not show) as bar:
-        task = bar.add_task(f"{spec.chain.id} n={spec.nodes}", total=spec.workload.transactions)
-        result = simulate(spec, progress=lambda done, total: bar.update(task, completed=done))
-        bar.update(task, completed=result.metrics.first_executions)
-    report = audit_run(result)
-    summary = summarize(result, scenario, report)
-    if out:
-        write_run(Path(out), result, summary)
+    if force and not out:
+        raise click.UsageError("--force goes with --out")
+    target = ExportTarget(Path(out), force) if out else None
+    try:
+        if target:
+            target.prepare()
+        show = stderr.is_terminal if progress is None else progress
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("tx"), TimeElapsedColumn(), console=stderr, transient=True,
+                      disable=not show) as bar:
+            task = bar.add_task(f"{spec.chain.id} n={spec.nodes}", total=spec.workload.transactions)
+            result = simulate(spec, progress=lambda done, total: bar.update(task, completed=done))
+            bar.update(task, completed=result.metrics.first_executions)
+        report = audit_run(result)
+        summary = summarize(result, scenario, report)
+        if target:
+            target.commit(lambda directory: write_run(directory, result, summary))
+    except OSError as exc:
+        click.echo(f"error: {exc}" if isinstance(exc, OutputError) else f"error: writing --out {out}: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    finally:
+        if target:
+            target.close()
     if as_json:
         click.echo(json.dumps(summary, sort_keys=False))
     else:
