@@ -259,7 +259,7 @@ def audit_export(out_dir: Path, *, at: datetime.datetime | None = None) -> Audit
         return AuditReport(str(out_dir), doc["chain_id"], ghash, n, max_faulty(n) if n else 0, quorum(n) if n else 0,
                            f"{at:%Y-%m-%d}", member_problems=problems, genesis_trusted=False)
     problems += exported_certificate_problems(out_dir / "genesis", doc, at)
-    faults = _read_json(out_dir / "faults.json", "faults.json")
+    faults = _read_faults(out_dir / "faults.json")
     report = AuditReport(str(out_dir), rules.chain_id, ghash, rules.n, rules.f, rules.quorum, f"{at:%Y-%m-%d}",
                          member_problems=problems, byzantine=sorted(faults.get("byzantine", [])) if faults else [])
     checks = {path.stem: rules.check_file(path) for path in ledger_paths}
@@ -318,6 +318,19 @@ def _read_json(path: Path, name: str):
     if not isinstance(data, dict):
         raise ExportError(f"{name}: not a JSON object")
     return data
+
+
+def _read_faults(path: Path) -> dict | None:
+    faults = _read_json(path, "faults.json")
+    if faults is None:
+        return None
+    byzantine = faults.get("byzantine", [])
+    if not isinstance(byzantine, list) or not all(isinstance(b, str) for b in byzantine):
+        raise ExportError("faults.json: byzantine must be a list of node ids")
+    for key in ("healed_at_ns", "liveness_bound_ns"):
+        if key in faults and (type(faults[key]) is not int or faults[key] < 0):
+            raise ExportError(f"faults.json: {key} must be an integer >= 0")
+    return faults
 
 
 def _read_submitted(path: Path) -> list[tuple[str, int]] | None:

@@ -8,6 +8,7 @@ observer; a line is rewritten as canonical JSON unless the case is about encodin
 import datetime
 import hashlib
 import json
+import re
 import shutil
 
 import pytest
@@ -482,3 +483,23 @@ def test_the_audit_of_an_export_agrees_with_the_run(name, code, tmp_path):
         assert report["valid"]  # every ledger checks out on its own: the fork is in the evidence, not the files
     else:
         assert {r["status"] for r in report["ledgers"].values()} <= {"valid", "behind"}
+
+
+def test_malformed_faults_json_is_bad_input(copy):
+    (copy / "faults.json").write_text('{"byzantine": "node-02"}')
+    result = CliRunner().invoke(main, ["audit", str(copy)])
+    assert result.exit_code == BAD_INPUT and "faults.json: byzantine must be a list of node ids" in result.output
+
+
+def test_docs_name_every_field_of_the_export_and_the_report(export):
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "audit.md").read_text()
+    report = audit_export(export).to_dict()
+    names = set(report) | set(report["ledgers"]["node-00"]) | set(report["liveness"]) | {"fault"}
+    names |= set(json.loads((export / "faults.json").read_text()))
+    names |= set(json.loads((export / "submitted.jsonl").read_text().splitlines()[0]))
+    missing = sorted(n for n in names if not re.search(rf"`{n}`|\b{n}\b", text))
+    assert missing == []
+    for status in ("valid", "behind", "conflicting", "out-of-order", "invalid"):
+        assert f"| `{status}` |" in text
