@@ -88,6 +88,9 @@ class ExportTarget:
             raise OutputError(f"--out {self.out}: not writable, so it cannot be replaced")
 
     def _check_existing(self) -> None:
+        here = Path.cwd().resolve()
+        if self.out.resolve() == here or self.out.resolve() in here.parents:
+            raise OutputError(f"--out {self.out}: that is the current directory or holds it; choose another")
         if not self.out.exists():
             return
         if not self.out.is_dir():
@@ -136,7 +139,13 @@ class ExportTarget:
         if self.out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.parent))
             os.rename(self.out, old / "export")
-        os.rename(self.temp, self.out)
+        try:
+            os.rename(self.temp, self.out)
+        except OSError:
+            if old is not None:
+                os.rename(old / "export", self.out)  # put the earlier export back
+                old.rmdir()
+            raise
         self.temp = None
         _fsync_dir(self.parent)
         if old is not None:

@@ -109,3 +109,27 @@ def test_export_target_refuses_what_the_cli_refuses(tmp_path):
     target.commit(lambda d: (d / "summary.json").write_text(json.dumps({"new": True})))
     target.close()
     assert json.loads((tmp_path / "out" / "summary.json").read_text()) == {"new": True}
+
+
+def test_the_current_directory_is_never_an_out(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for out in (".", str(tmp_path), str(tmp_path.parent)):
+        result = CliRunner().invoke(main, ["run", "taihu", "--nodes", "4", "--out", out, "--force"])
+        assert result.exit_code == BAD_INPUT and "the current directory or holds it" in result.output
+
+
+def test_a_failed_rename_puts_the_earlier_export_back(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    assert run(out).exit_code == OK
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    real = export_module.os.rename
+
+    def rename(src, dst):
+        if ".partial-" in str(src):
+            raise OSError(5, "Input/output error")
+        return real(src, dst)
+
+    monkeypatch.setattr(export_module.os, "rename", rename)
+    assert run(out, "--force").exit_code == BAD_INPUT
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
