@@ -49,10 +49,8 @@ def membership_from_doc(doc: dict) -> Membership:
     members = {}
     for entry in doc["members"] + doc["clients"]:
         cert = x509.load_pem_x509_certificate(entry["cert"].encode())
-        try:
-            cert.verify_directly_issued_by(ca)
-        except (InvalidSignature, ValueError, TypeError):
-            raise ValueError(f"genesis member {entry['id']}: certificate was not issued by this chain's CA") from None
+        if not _issued_by(cert, ca):
+            raise ValueError(f"genesis member {entry['id']}: certificate was not issued by this chain's CA")
         cn, org, role = subject_fields(cert)
         if (cn, org, role) != (entry["id"], entry["org"], entry["role"]):
             raise ValueError(f"genesis entry {entry['id']} does not match its certificate subject")
@@ -78,16 +76,27 @@ def _validity(cert: x509.Certificate, at: datetime.datetime) -> str | None:
     return None
 
 
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
 def certificate_problems(cert: x509.Certificate, ca: x509.Certificate, member_id: str, org: str, role: str,
                          at: datetime.datetime, key: bytes | None = None) -> list[str]:
     """Why ``cert`` is not the certificate of member ``member_id`` (of ``org``, in
     ``role``) issued by ``ca`` and valid at ``at``; with ``key``, also when its public
     key is not that one (the genesis entry's). Empty if it is."""
-    problems = []
-    try:
-        cert.verify_directly_issued_by(ca)
-    except (InvalidSignature, ValueError, TypeError):
-        problems.append("not issued by the chain's CA")
+    problems = [] if _issued_by(cert, ca) else ["not issued by the chain's CA"]
     cn, cert_org, cert_role = subject_fields(cert)
     for what, got, want in (("common name", cn, member_id), ("organisation", cert_org, org), ("role", cert_role, role)):
         if got != want:
@@ -97,35 +106,18 @@ def certificate_problems(cert: x509.Certificate, ca: x509.Certificate, member_id
         problems.append("its key is not Ed25519")
     elif key is not None and raw != key:
         problems.append("its public key is not the one in genesis.json")
-    constraints = _basic_constraints(cert)
-    if constraints is not None and constraints.ca:
+    if _is_ca(cert):
         problems.append("it is a CA certificate, not a member's")
     late = _validity(cert, at)
-    if late:
-        problems.append(late)
-    return problems
-
-
-def _basic_constraints(cert: x509.Certificate):
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        return None
+    return problems + [late] if late else problems
 
 
 def ca_problems(ca: x509.Certificate, at: datetime.datetime) -> list[str]:
-    problems = []
-    try:
-        ca.verify_directly_issued_by(ca)
-    except (InvalidSignature, ValueError, TypeError):
-        problems.append("the CA certificate is not self-signed")
-    constraints = _basic_constraints(ca)
-    if constraints is None or not constraints.ca:
+    problems = [] if _issued_by(ca, ca) else ["the CA certificate is not self-signed"]
+    if not _is_ca(ca):
         problems.append("the CA certificate is not marked as a CA (basic constraints)")
     late = _validity(ca, at)
-    if late:
-        problems.append(f"the CA certificate is {late}")
-    return problems
+    return problems + [f"the CA certificate is {late}"] if late else problems
 
 
 def member_entries(doc: dict) -> dict[str, dict]:
