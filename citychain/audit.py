@@ -402,8 +402,7 @@ def judge(report: AuditReport, rules: ChainRules, checks: dict[str, LedgerCheck]
             evidence.setdefault(height, {}).setdefault(digest, []).append((name, line))
     report.conflicts = [Conflict(h, blocks) for h, blocks in sorted(evidence.items()) if len(blocks) > 1]
     forked = {h for h in (c.height for c in report.conflicts)}
-    valid = {name: c for name, c in checks.items() if c.valid}
-    longest = max(valid.values(), key=lambda c: c.height, default=None)
+    longest = _longest(checks)
     report.head_height = longest.height if longest else 0
     report.head_hash = longest.hashes[-1] if longest and longest.hashes else rules.genesis_hash
     for name, check in checks.items():
@@ -425,13 +424,18 @@ def judge(report: AuditReport, rules: ChainRules, checks: dict[str, LedgerCheck]
     report.missing = [m for m in rules.roles if m not in checks]
 
 
+def _longest(checks: dict[str, LedgerCheck]) -> LedgerCheck | None:
+    """The ledger with the longest valid chain: its valid prefix (an invalid ledger's
+    blocks below its fault are evidence too)."""
+    return max(checks.values(), key=lambda c: c.height, default=None)
+
+
 def liveness(checks: dict[str, LedgerCheck], report: AuditReport, submitted: list[tuple[str, int]],
              faults: dict) -> dict:
     """From the ledgers alone: is every submitted transaction in the longest valid chain,
     and what is the longest wait from its submission (or the last fault's end, if later)
     until the block holding it was proposed (the block's timestamp)?"""
-    valid = [c for c in checks.values() if c.valid]
-    longest = max(valid, key=lambda c: c.height, default=None)
+    longest = _longest(checks)
     proposed = {r.digest: b.header.timestamp for b in (longest.blocks if longest else []) for r in b.requests}
     heal = faults.get("healed_at_ns", 0)
     bound = faults.get("liveness_bound_ns")
@@ -446,7 +450,7 @@ def liveness(checks: dict[str, LedgerCheck], report: AuditReport, submitted: lis
             waited, worst = wait, tx
     late = bound is not None and waited > bound
     if missing:
-        reason = f"{missing} of {len(submitted)} submitted transactions are in no valid ledger"
+        reason = f"{missing} of {len(submitted)} submitted transactions are not in the longest valid chain"
     elif late:
         reason = f"transaction {worst[:12]}… waited {waited / 1e6:.0f} ms, more than the bound of {bound / 1e6:.0f} ms"
     else:

@@ -199,7 +199,8 @@ def test_every_ledger_zero_bytes(copy):
     for path in (copy / "ledgers").iterdir():
         path.write_bytes(b"")
     # The clients' log says 300 transactions were submitted: none is in any ledger.
-    assert_verdict(copy, NOT_LIVE, "not-live", "liveness: 300 of 300 submitted transactions are in no valid ledger")
+    assert_verdict(copy, NOT_LIVE, "not-live",
+                   "liveness: 300 of 300 submitted transactions are not in the longest valid chain")
     (copy / "submitted.jsonl").unlink()  # and without it, there is no evidence of anything
     result = CliRunner().invoke(main, ["audit", str(copy)])
     assert result.exit_code == BAD_INPUT
@@ -442,7 +443,7 @@ def test_missing_ledgers_are_noted_not_failed(copy):
     assert report["missing_ledgers"] == ["node-06"]
 
 
-def test_liveness_is_judged_on_valid_ledgers_only(copy):
+def test_liveness_is_judged_on_valid_evidence_only(copy):
     for path in (copy / "ledgers").iterdir():
         lines = [json.loads(x) for x in path.read_text().splitlines()]
         if path.stem == "node-00":
