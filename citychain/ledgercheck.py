@@ -93,6 +93,16 @@ def _no_float(text: str):
     raise _Float(f"the number {text} is not an integer")
 
 
+@dataclass
+class _Walk:
+    """Following a ledger's lines from the genesis: the valid prefix, and where it ends."""
+
+    hashes: list[str]
+    blocks: list[Block]
+    fault: Fault | None
+    state: WorldState | None
+
+
 def _hex64(value) -> bool:
     return isinstance(value, str) and len(value) == 64 and _HEX.issuperset(value)
 
@@ -312,14 +322,7 @@ class ChainRules:
         return heights == list(range(1, len(lines) + 1)) and fault.line is not None \
             and lines[fault.line - 1].header.height != fault.line
 
-    @dataclass
-    class Walk:
-        hashes: list[str]
-        blocks: list[Block]
-        fault: Fault | None
-        state: WorldState | None
-
-    def walk(self, lines: list[Line]) -> "ChainRules.Walk":
+    def walk(self, lines: list[Line]) -> _Walk:
         """Follow the lines as a chain from the genesis, replaying every block."""
         prev, last_ts = self.genesis_hash, -1
         included: dict[str, int] = {}  # tx id -> the height that holds it
@@ -332,20 +335,20 @@ class ChainRules:
             if reason is None:
                 reason = self._replayed(line.block, included)
             if reason is None and line.header.state_root != state.root():
-                reason = (f"state_root {line.header.state_root[:12]}… is not the root that replaying blocks "
-                          f"1-{pos - 1} gives ({state.root()[:12]}…)")
+                below = "the empty state's root" if pos == 1 else f"the root replaying blocks 1-{pos - 1} gives"
+                reason = f"state_root {line.header.state_root[:12]}… is not {below} ({state.root()[:12]}…)"
             if reason is None:
                 reason = self._receipts(line, executor.execute(line.block))
                 if reason is not None:
                     state = None  # it ran the block whose receipts disagree
             if reason is not None:
-                return self.Walk(hashes, blocks, Fault(line.number, reason), state)
+                return _Walk(hashes, blocks, Fault(line.number, reason), state)
             for r in line.block.requests:
                 included[r.digest] = pos
             hashes.append(line.hash)
             blocks.append(line.block)
             prev, last_ts = line.hash, line.header.timestamp
-        return self.Walk(hashes, blocks, None, state)
+        return _Walk(hashes, blocks, None, state)
 
     @staticmethod
     def _place(line: Line, pos: int, prev: str, last_ts: int) -> str | None:

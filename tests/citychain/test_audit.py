@@ -19,6 +19,7 @@ from citychain.audit import ExportError, audit_export
 from citychain.cli import main
 from citychain.exits import BAD_INPUT, INVALID, NOT_LIVE, OK, UNSAFE
 from consensus.block import BlockHeader, tx_root
+from consensus.merkle import merkle_root
 from consensus.messages import Commit
 from consensus.quorum import quorum
 from node.identity import derive_key
@@ -504,3 +505,30 @@ def test_docs_name_every_field_of_the_export_and_the_report(export):
     assert missing == []
     for status in ("valid", "behind", "conflicting", "out-of-order", "invalid"):
         assert f"| `{status}` |" in text
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("state-root", "state_root 000000000000… is not the root replaying blocks 1-"),
+    ("replay", "transaction 1 ("),
+])
+def test_a_certified_block_that_breaks_the_chain_is_invalid_and_a_fork(copy, case, reason):
+    """Only more than f faulty members can certify such a block: the ledger that holds it
+    is invalid at that line, and the certificate is still evidence of a fork."""
+    def forge(lines):
+        header = dict(lines[-1]["header"], timestamp=lines[-1]["header"]["timestamp"] + 1)
+        txs = []
+        if case == "state-root":
+            header["state_root"] = "00" * 32
+        else:
+            txs = [lines[0]["txs"][0]]
+        header["tx_root"] = merkle_root([t["data"].encode() for t in txs]).hex()
+        lines[-1] = {"certificate": certify(header, [f"node-{i:02d}" for i in range(quorum(NODES))]),
+                     "hash": BlockHeader(**header).compute_hash(), "header": header,
+                     "receipts": [{"ok": True, "tx": "00" * 32}] * len(txs), "txs": txs}
+
+    edit(copy, forge)
+    report = assert_verdict(copy, UNSAFE, "unsafe", "different blocks hold valid commit certificates")
+    entry = report["ledgers"]["node-02"]
+    assert entry["status"] == "invalid" and reason in entry["fault"]["reason"]
+    if case == "replay":
+        assert "is already in block 1 (a replay)" in entry["fault"]["reason"]
