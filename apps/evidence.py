@@ -9,7 +9,7 @@ may no longer be disputed) takes the agreement of several organisations.
 from __future__ import annotations
 
 from .base import Rejected, StateView, Tx
-from .policy import settings, policy, require
+from .policy import policy, require, settings, text
 
 _HEX = set("0123456789abcdef")
 
@@ -39,7 +39,7 @@ class Evidence:
             seq = (state.get("count") or 0) + 1
             state.put("count", seq)
             record = {"sha256": digest, "title": require(tx.args, "title", max_len=128),
-                      "case": str(tx.args.get("case", ""))[:64], "org": tx.org, "by": tx.client,
+                      "case": text(tx.args, "case", 64), "org": tx.org, "by": tx.client,
                       "height": tx.height, "at": tx.timestamp, "seq": seq, "sealed": False}
             state.put(key, record)
             return {"seq": seq, "height": tx.height}

@@ -72,7 +72,8 @@ class Licences:
         kind = require(tx.args, "type", max_len=32)
         policy = self.issuers.get(kind)
         if policy is None:
-            raise Rejected(f"unknown licence type {kind!r}; types are {sorted(self.issuers)}")
+            types = ", ".join(f"'{t}'" for t in sorted(self.issuers))
+            raise Rejected(f"unknown licence type '{kind}'; types are [{types}]")
         policy.check(tx, f"issue a {kind} licence")
         if record is not None:
             raise Rejected(f"licence {licence_id} already exists")

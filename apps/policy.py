@@ -94,6 +94,13 @@ def policy(config: dict, field: str, default: str) -> Policy:
         raise ValueError(f"{field}: {exc}") from None
 
 
+def text(args: dict, name: str, max_len: int) -> str:
+    """An optional free-text argument: its first ``max_len`` characters if it is a
+    string, else (absent, or not a string) the empty string."""
+    value = args.get(name)
+    return value[:max_len] if isinstance(value, str) else ""
+
+
 def require(args: dict, name: str, kind=str, max_len: int = 256):
     value = args.get(name)
     if kind is str:

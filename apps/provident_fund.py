@@ -10,7 +10,7 @@ the ledger as a failed transaction with its reason).
 from __future__ import annotations
 
 from .base import Rejected, StateView, Tx
-from .policy import settings, policy, require
+from .policy import policy, require, settings, text
 
 
 class ProvidentFund:
@@ -51,7 +51,7 @@ class ProvidentFund:
                 raise Rejected("a grant must expire in the future")
             if state.get(account_key) is None:
                 raise Rejected(f"no fund account for {citizen}")
-            state.put(f"grant/{citizen}/{grantee}", {"until": until, "purpose": tx.args.get("purpose", ""),
+            state.put(f"grant/{citizen}/{grantee}", {"until": until, "purpose": text(tx.args, "purpose", 64),
                                                       "by": tx.client, "height": tx.height})
             return {"until": until}
         if tx.op == "revoke":
@@ -70,6 +70,6 @@ class ProvidentFund:
         account = state.get(account_key)
         trail = state.get(f"access/{citizen}") or []
         trail.append({"org": tx.org, "by": tx.client, "height": tx.height, "at": tx.timestamp,
-                      "purpose": str(tx.args.get("purpose", ""))[:64]})
+                      "purpose": text(tx.args, "purpose", 64)})
         state.put(f"access/{citizen}", trail)
         return {"balance_fen": account["balance_fen"], "deposits": account["deposits"]}

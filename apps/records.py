@@ -36,6 +36,6 @@ class Records:
             state.put(slot, {"value": value, "version": version, "author": tx.client, "height": tx.height})
             return {"version": version}
         if current is None:
-            raise Rejected(f"no record {key!r} for {tx.org}")
+            raise Rejected(f"no record '{key}' for {tx.org}")
         state.delete(slot)
         return None

@@ -8,7 +8,7 @@ batch's history traces it from farm to shelf.
 from __future__ import annotations
 
 from .base import Rejected, StateView, Tx
-from .policy import settings, policy, require
+from .policy import policy, require, settings, text
 
 RESULTS = ("pass", "fail")
 
@@ -59,7 +59,7 @@ class Traceability:
                 batch["inspections"] += 1
                 if result == "fail":
                     batch["status"] = "recalled"
-                self._log(batch, tx, f"inspected: {result}", notes=str(tx.args.get("notes", ""))[:128])
+                self._log(batch, tx, f"inspected: {result}", notes=text(tx.args, "notes", 128))
             elif tx.op == "sell":
                 if tx.org != batch["custodian"]:
                     raise Rejected(f"{tx.org} does not hold batch {batch_id}")

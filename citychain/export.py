@@ -1,13 +1,35 @@
-"""Writing a finished run to disk: summary.json, genesis/ and one ledger file per node."""
+"""Writing a finished run to disk: summary.json, genesis/, one ledger file per node,
+submitted.jsonl and faults.json (the layout: docs/audit.md).
+
+``ExportTarget`` guards the directory: a non-empty one is refused unless ``force``
+(and even then only if it holds nothing but an earlier export); a lock beside it
+keeps two runs from writing it at once; the parent is checked writable before the
+simulation starts; and the export is written to a temporary directory beside it and
+renamed into place, so a crash leaves the old export or the new one, never half of one.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from node.ledger import LineCache
 
 from .sim.run import SimRun
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock
+    fcntl = None
+
+EXPORT_ENTRIES = frozenset({"summary.json", "genesis", "ledgers", "submitted.jsonl", "faults.json"})
+
+
+class OutputError(OSError):
+    """The output directory cannot be used; the message says why (exit 2)."""
 
 
 def write_run(out: Path, run: SimRun, summary: dict) -> None:
@@ -30,3 +52,142 @@ def write_run(out: Path, run: SimRun, summary: dict) -> None:
         "healed_at_ns": run.plan.last_heal,
         "liveness_bound_ns": int(run.scenario.run.liveness_bound_s * 1e9),
     }, indent=2) + "\n")
+
+
+class ExportTarget:
+    """An output directory, claimed before a run and filled atomically after it.
+
+    ``prepare()`` before the simulation (refuses a non-empty directory without
+    ``force``, takes the lock, makes the temporary directory); ``commit(write)`` after
+    it; ``close()`` always (removes what was not committed, releases the lock).
+    """
+
+    def __init__(self, out: Path, force: bool = False):
+        self.out = Path(out).absolute()
+        self.force = force
+        self.parent = self.out.parent
+        self.lock_path = self.parent / f".{self.out.name}.lock"
+        self.temp: Path | None = None
+        self._lock_fd: int | None = None
+
+    def prepare(self) -> None:
+        self._check_existing()
+        try:
+            self.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"--out {self.out}: cannot create {self.parent}: {exc.strerror or exc}") from None
+        self._lock()
+        for stale in self.parent.glob(f".{self.out.name}.partial-*"):  # from a run that crashed; we hold the lock
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            self.temp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.parent))
+            os.chmod(self.temp, 0o777 & ~_umask())  # mkdtemp makes it private; an export is as mkdir makes it
+        except OSError as exc:
+            raise OutputError(f"--out {self.out}: {self.parent} is not writable: {exc.strerror or exc}") from None
+        if self.out.exists() and not os.access(self.out, os.W_OK | os.X_OK):
+            raise OutputError(f"--out {self.out}: not writable, so it cannot be replaced")
+
+    def _check_existing(self) -> None:
+        here = Path.cwd().resolve()
+        if self.out.resolve() == here or self.out.resolve() in here.parents:
+            raise OutputError(f"--out {self.out}: that is the current directory or holds it; choose another")
+        if not self.out.exists():
+            return
+        if not self.out.is_dir():
+            raise OutputError(f"--out {self.out}: exists and is not a directory")
+        entries = sorted(p.name for p in self.out.iterdir())
+        if not entries:
+            return
+        if not self.force:
+            raise OutputError(f"--out {self.out}: not empty; add --force to replace it (an earlier export's stale "
+                              "ledgers would otherwise mix with this run's)")
+        strangers = [e for e in entries if e not in EXPORT_ENTRIES]
+        if strangers:
+            raise OutputError(f"--out {self.out}: holds what a citychain export does not ({', '.join(strangers[:5])}); "
+                              "--force replaces only an earlier export: move those away or choose another --out")
+
+    def _lock(self) -> None:
+        if fcntl is None:
+            return
+        while True:
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise OutputError(f"--out {self.out}: {self.parent} is not writable: {exc.strerror or exc}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise OutputError(f"--out {self.out}: another citychain run is writing it "
+                                  f"(it holds {self.lock_path})") from None
+            try:
+                same = os.stat(self.lock_path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # not a lock file its last holder removed while we opened it
+                self._lock_fd = fd
+                return
+            os.close(fd)
+
+    def commit(self, write) -> None:
+        """``write(directory)`` fills the temporary directory; then it replaces ``out``."""
+        assert self.temp is not None, "prepare() first"
+        write(self.temp)
+        _fsync_tree(self.temp)
+        self._check_existing()  # again: something that ignores the lock may have written there meanwhile
+        old = None
+        if self.out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.parent))
+            os.rename(self.out, old / "export")
+        try:
+            os.rename(self.temp, self.out)
+        except OSError:
+            if old is not None:
+                os.rename(old / "export", self.out)  # put the earlier export back
+                old.rmdir()
+            raise
+        self.temp = None
+        _fsync_dir(self.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def close(self) -> None:
+        if self.temp is not None:
+            shutil.rmtree(self.temp, ignore_errors=True)
+            self.temp = None
+        if self._lock_fd is not None:
+            try:
+                os.unlink(self.lock_path)
+            except OSError:
+                pass
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # not every platform opens directories
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file and directory of the new export before it is renamed into place,
+    so that after a power loss the renamed directory is not missing its contents."""
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(folder, name), "rb+") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(Path(folder))

@@ -7,11 +7,10 @@ A node only reads a genesis and checks it (``node.genesis``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.genesis import genesis_hash, membership_from_doc
+from node.genesis import genesis_bytes, genesis_hash, membership_from_doc
 from node.identity import CertificateAuthority, Identity, cert_pem, derive_key
 from node.membership import Membership
 from node.state import empty_state_root
@@ -52,7 +51,8 @@ class Genesis:
             folder = out if ident.role != "client" else out / "clients"
             folder.mkdir(exist_ok=True)
             (folder / f"{ident.id}.pem").write_text(cert_pem(ident.cert))
-        (out / "genesis.json").write_text(json.dumps(self.doc, indent=2, sort_keys=True) + "\n")
+        # Canonical JSON and nothing else: the genesis hash is SHA-256 of these exact bytes.
+        (out / "genesis.json").write_bytes(genesis_bytes(self.doc))
 
 
 def build_genesis(scenario: Scenario) -> Genesis:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from node.metrics import percentile
 
-from .audit import AuditReport, audit_chains, compare_chains
+from .audit import RunAudit, audit_chains, compare_chains
 from .sim.run import SimRun
 
 BENIGN = {"stale", "duplicate", "duplicate-request", "old-view", "stale-view-change", "stale-new-view"}
 # (late or repeated copies, client retransmissions: expected in a healthy run)
 
 
-def audit_run(run: SimRun) -> AuditReport:
+def audit_run(run: SimRun) -> RunAudit:
     """Safety over every honest node (crashed ones included: a prefix is fine), and
     agreement over the honest nodes running at the end."""
     honest = run.honest
@@ -87,7 +87,7 @@ def node_status(run: SimRun) -> dict:
     return out
 
 
-def summarize(run: SimRun, scenario_name: str, report: AuditReport | None = None) -> dict:
+def summarize(run: SimRun, scenario_name: str, report: RunAudit | None = None) -> dict:
     report = report or audit_run(run)
     n = len(run.genesis.replicas)
     f = run.f

@@ -55,11 +55,17 @@ class ChainChecker:
         return problems
 
     def check_certificate(self, block: Block, cert: tuple[Signed, ...]) -> list[str]:
+        return self.check_commits(block.height, block.hash, cert)
+
+    def check_commits(self, height: int, digest: str, cert: tuple[Signed, ...]) -> list[str]:
+        """Is ``cert`` a commit certificate for the block ``digest`` at ``height``? (Only
+        its header is needed: an auditor holding a block whose transactions were altered
+        can still tell that a quorum committed the block the header names.)"""
         signers = set()
         views = set()
         for c in cert:
             m = c.message
-            if not isinstance(m, Commit) or m.seq != block.height or m.digest != block.hash:
+            if not isinstance(m, Commit) or m.seq != height or m.digest != digest:
                 return [f"certificate holds a message from {c.signer} that is not a COMMIT for this block"]
             reason = self.membership.authenticate(c)
             if reason is not None:

@@ -95,6 +95,9 @@ class Executor:
             if app is None:
                 receipts.append(Receipt(env.digest, False, f"unknown-app: {req.app}"))
                 continue
+            if req.op not in app.OPS:
+                receipts.append(Receipt(env.digest, False, f"unknown-op: {req.app}.{req.op}"))
+                continue
             tx = Tx(env.digest, env.signer, org, role, req.op, req.args, header.height, header.timestamp)
             view = _TxView(req.app + "/", self.state, block_writes)
             try:

@@ -1,27 +1,46 @@
 """Reading a genesis: chain id, root CA, members with their certificates, consensus parameters.
 
-``genesis_hash`` (SHA-256 of the canonical encoding of genesis.json) is the
+genesis.json is written as canonical JSON (docs/ledger.md) with nothing else in the
+file, and the **genesis hash** is SHA-256 of the file's exact bytes; so it is also
+SHA-256 of the canonical encoding of its content (``genesis_hash``). It is the
 ``prev_hash`` of block 1, so every block chains back to this membership.
-``membership_from_doc`` checks every member's certificate against the genesis CA.
+``membership_from_doc`` checks every member's certificate against the genesis CA;
+``genesis_problems`` does every check an auditor makes, and says what fails.
 Building a genesis from a scenario is the tool's job (``citychain.genesis``).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from consensus.encoding import canonical, sha256_hex
 
 from .identity import public_key_of, subject_fields
 from .membership import Membership
 
+MEMBER_ROLES = ("consensus", "observer")  # genesis "members"; "clients" hold role "client"
+
+
+def genesis_bytes(doc: dict) -> bytes:
+    """Exactly what genesis.json holds."""
+    return canonical(doc)
+
 
 def genesis_hash(doc: dict) -> str:
-    return sha256_hex(canonical(doc))
+    return sha256_hex(genesis_bytes(doc))
+
+
+def read_genesis(path: Path) -> tuple[dict, str]:
+    """(document, genesis hash) of a genesis.json; the hash is over the file's exact bytes."""
+    raw = Path(path).read_bytes()
+    return json.loads(raw), sha256_hex(raw)
 
 
 def membership_from_doc(doc: dict, cache_limit: int | None = None) -> Membership:
@@ -31,10 +50,8 @@ def membership_from_doc(doc: dict, cache_limit: int | None = None) -> Membership
     members = {}
     for entry in doc["members"] + doc["clients"]:
         cert = x509.load_pem_x509_certificate(entry["cert"].encode())
-        try:
-            cert.verify_directly_issued_by(ca)
-        except (InvalidSignature, ValueError, TypeError):
-            raise ValueError(f"genesis member {entry['id']}: certificate was not issued by this chain's CA") from None
+        if not _issued_by(cert, ca):
+            raise ValueError(f"genesis member {entry['id']}: certificate was not issued by this chain's CA")
         cn, org, role = subject_fields(cert)
         if (cn, org, role) != (entry["id"], entry["org"], entry["role"]):
             raise ValueError(f"genesis entry {entry['id']} does not match its certificate subject")
@@ -44,3 +61,99 @@ def membership_from_doc(doc: dict, cache_limit: int | None = None) -> Membership
 
 def load_genesis_doc(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def _raw_key(cert: x509.Certificate) -> bytes | None:
+    key = cert.public_key()
+    if not isinstance(key, Ed25519PublicKey):
+        return None
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _validity(cert: x509.Certificate, at: datetime.datetime) -> str | None:
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if not start <= at <= end:
+        return f"not valid on {at:%Y-%m-%d} (valid {start:%Y-%m-%d} to {end:%Y-%m-%d})"
+    return None
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def certificate_problems(cert: x509.Certificate, ca: x509.Certificate, member_id: str, org: str, role: str,
+                         at: datetime.datetime, key: bytes | None = None) -> list[str]:
+    """Why ``cert`` is not the certificate of member ``member_id`` (of ``org``, in
+    ``role``) issued by ``ca`` and valid at ``at``; with ``key``, also when its public
+    key is not that one (the genesis entry's). Empty if it is."""
+    problems = [] if _issued_by(cert, ca) else ["not issued by the chain's CA"]
+    cn, cert_org, cert_role = subject_fields(cert)
+    for what, got, want in (("common name", cn, member_id), ("organisation", cert_org, org), ("role", cert_role, role)):
+        if got != want:
+            problems.append(f"its {what} is {got!r}, the genesis says {want!r}")
+    raw = _raw_key(cert)
+    if raw is None:
+        problems.append("its key is not Ed25519")
+    elif key is not None and raw != key:
+        problems.append("its public key is not the one in genesis.json")
+    if _is_ca(cert):
+        problems.append("it is a CA certificate, not a member's")
+    late = _validity(cert, at)
+    return problems + [late] if late else problems
+
+
+def ca_problems(ca: x509.Certificate, at: datetime.datetime) -> list[str]:
+    problems = [] if _issued_by(ca, ca) else ["the CA certificate is not self-signed"]
+    if not _is_ca(ca):
+        problems.append("the CA certificate is not marked as a CA (basic constraints)")
+    late = _validity(ca, at)
+    return problems + [f"the CA certificate is {late}"] if late else problems
+
+
+def member_entries(doc: dict) -> dict[str, dict]:
+    """Every member and client entry of a genesis, by id."""
+    return {e["id"]: e for e in doc["members"] + doc["clients"]}
+
+
+def genesis_problems(doc: dict, at: datetime.datetime) -> list[str]:
+    """Every reason not to trust this genesis document: its CA, and each entry's
+    certificate (issued by that CA, naming the entry's id, organisation and role,
+    within its validity period at ``at``), ids unique, roles in the right list."""
+    try:
+        ca = x509.load_pem_x509_certificate(doc["ca"].encode())
+    except ValueError:
+        return ["genesis.json: 'ca' is not a PEM certificate"]
+    problems = [f"genesis.json: {p}" for p in ca_problems(ca, at)]
+    seen: set[str] = set()
+    for field, roles in (("members", MEMBER_ROLES), ("clients", ("client",))):
+        for entry in doc[field]:
+            who = f"genesis.json {field} {entry['id']}"
+            if entry["id"] in seen:
+                problems.append(f"{who}: the id appears twice")
+            seen.add(entry["id"])
+            if entry["role"] not in roles:
+                problems.append(f"{who}: role {entry['role']!r} does not belong in {field!r}")
+            try:
+                cert = x509.load_pem_x509_certificate(entry["cert"].encode())
+            except ValueError:
+                problems.append(f"{who}: 'cert' is not a PEM certificate")
+                continue
+            problems.extend(f"{who}: certificate {p}"
+                            for p in certificate_problems(cert, ca, entry["id"], entry["org"], entry["role"], at))
+    return problems
+
+
+def entry_key(entry: dict) -> bytes | None:
+    """The raw Ed25519 public key of a genesis entry's certificate."""
+    return _raw_key(x509.load_pem_x509_certificate(entry["cert"].encode()))

@@ -1,5 +1,6 @@
 """CA-issued identities: openssl accepts them, and they are a pure function of the seed."""
 
+import datetime
 import shutil
 import subprocess
 
@@ -64,3 +65,44 @@ def test_membership_refuses_a_genesis_whose_certificate_was_swapped(genesis, tai
     with pytest.raises(ValueError, match="genesis member node-00: certificate was not issued by this chain's CA"):
         membership_from_doc(doc)
     assert genesis_hash(doc) != genesis.hash
+
+
+NOW = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def test_genesis_problems_names_everything_an_auditor_must_not_trust(genesis, taihu_path):
+    import copy
+
+    from node.genesis import genesis_problems
+    from node.identity import cert_pem
+
+    assert genesis_problems(genesis.doc, NOW) == []
+    foreign = build_genesis(load_scenario(taihu_path).with_overrides(nodes=7, seed=5))
+    doc = copy.deepcopy(genesis.doc)
+    doc["members"][0]["cert"] = foreign.doc["members"][0]["cert"]  # another CA's
+    doc["members"][1]["org"] = "somebody-else"
+    doc["members"][2]["role"] = "client"  # a client among the members
+    doc["clients"].append(dict(doc["clients"][0]))  # an id twice
+    problems = genesis_problems(doc, NOW)
+    assert "genesis.json members node-00: certificate not issued by the chain's CA" in problems
+    assert any(p.startswith("genesis.json members node-01: certificate its organisation is") for p in problems)
+    assert "genesis.json members node-02: role 'client' does not belong in 'members'" in problems
+    assert f"genesis.json clients {doc['clients'][0]['id']}: the id appears twice" in problems
+    doc = copy.deepcopy(genesis.doc)
+    doc["ca"] = cert_pem(genesis.identities["node-00"].cert)  # a member's certificate as the CA
+    problems = genesis_problems(doc, NOW)
+    assert "genesis.json: the CA certificate is not self-signed" in problems
+    assert "genesis.json: the CA certificate is not marked as a CA (basic constraints)" in problems
+    late = genesis_problems(genesis.doc, datetime.datetime(2036, 1, 2, tzinfo=datetime.timezone.utc))
+    assert late[0] == "genesis.json: the CA certificate is not valid on 2036-01-02 (valid 2026-01-01 to 2036-01-01)"
+
+
+def test_the_genesis_hash_is_over_the_files_exact_bytes(genesis, tmp_path):
+    import hashlib
+
+    from node.genesis import read_genesis
+
+    genesis.write(tmp_path)
+    raw = (tmp_path / "genesis.json").read_bytes()
+    doc, digest = read_genesis(tmp_path / "genesis.json")
+    assert digest == hashlib.sha256(raw).hexdigest() == genesis.hash and doc == genesis.doc
