@@ -351,7 +351,8 @@ def audit_cluster(ctx, directory, out, as_json):
     """Collect every node's ledger (running or not) and run `citychain audit` on them.
 
     Exits with the codes of `citychain audit`: 0 all checks hold, 1 a safety
-    violation or invalid ledger, 2 unreadable stores.
+    violation (two certified blocks at one height), 2 unreadable stores or
+    nothing to audit, 4 a ledger that fails its checks.
     """
     from .collect import collect
     from .control import ClusterError

@@ -22,7 +22,7 @@ import psutil
 
 from node.assembly import chain_apps
 from node.codec import encode
-from node.genesis import genesis_hash
+from node.genesis import read_genesis
 from node.metrics import percentile
 from node.signing import Signer
 
@@ -122,8 +122,8 @@ def _cpu_seconds(pid: int) -> float:
 async def drive(cluster: Cluster, scenario: Scenario, progress=None) -> dict:
     """Run the workload against the cluster; the result row (bench columns) and resources."""
     genesis = build_genesis(scenario)
-    doc = cluster.genesis_doc()
-    if genesis.hash != genesis_hash(doc):
+    doc, running_hash = read_genesis(cluster.genesis_dir / "genesis.json")
+    if genesis.hash != running_hash:
         raise ClusterError("the scenario does not build this cluster's genesis (another scenario, seed or "
                            "node count); load the scenario the cluster was started with")
     f = (len(genesis.replicas) - 1) // 3

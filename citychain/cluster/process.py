@@ -37,7 +37,7 @@ from node.checker import ChainChecker
 from node.codec import MalformedMessage, decode
 from node.costs import NO_COSTS
 from node.execution import Executor
-from node.genesis import genesis_hash, load_genesis_doc, membership_from_doc
+from node.genesis import membership_from_doc, read_genesis
 from node.identity import public_key_of
 from node.metrics import Metrics
 from node.node import Node
@@ -194,7 +194,7 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
               loop: asyncio.AbstractEventLoop) -> RunningNode:
     """Build node ``node_id`` from the genesis and its data directory, restoring what it stored."""
     try:
-        doc = load_genesis_doc(Path(genesis_dir) / "genesis.json")
+        doc, ghash = read_genesis(Path(genesis_dir) / "genesis.json")  # the hash is over the exact bytes
         membership = membership_from_doc(doc, cache_limit=VERDICT_CACHE)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise NodeSetupError(f"{genesis_dir}/genesis.json: not a readable citychain genesis ({exc})") from None
@@ -203,7 +203,7 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
         raise NodeSetupError(f"{node_id} is not a consensus node or observer of chain {doc['chain_id']}")
     if behaviour is not None and behaviour not in BEHAVIOURS:
         raise NodeSetupError(f"unknown behaviour {behaviour!r}; one of {', '.join(sorted(BEHAVIOURS))}")
-    chain_id, ghash = doc["chain_id"], genesis_hash(doc)
+    chain_id = doc["chain_id"]
     key = load_private_key(data_dir / "key.pem")
     from cryptography import x509
     cert_key = public_key_of(x509.load_pem_x509_certificate(entry["cert"].encode()))
