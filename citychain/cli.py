@@ -13,20 +13,14 @@ from rich.table import Table
 
 from .exits import BAD_INPUT as EXIT_BAD_INPUT
 from .exits import verdict
-from .scenario import Scenario, ScenarioError, load_scenario, shipped_scenarios, summary_line
+from .scenario import Scenario, ScenarioError, load_scenario, load_with_overrides, shipped_scenarios, summary_line
 
 stderr = Console(stderr=True)
 
 
 def _load(path: str, nodes: int | None, seed: int | None) -> Scenario:
     try:
-        scenario = load_scenario(path)
-        if nodes is not None or seed is not None:
-            try:
-                scenario = scenario.with_overrides(nodes=nodes, seed=seed)
-            except ValueError as exc:
-                raise ScenarioError(f"{path}: with --nodes/--seed: {exc}") from None
-        return scenario
+        return load_with_overrides(path, nodes, seed)
     except ScenarioError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)

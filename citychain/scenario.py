@@ -415,3 +415,14 @@ def summary_line(path: Path) -> str:
     lines = itertools.takewhile(lambda line: line.startswith("#"), path.read_text(encoding="utf-8").splitlines())
     text = " ".join(" ".join(line.lstrip("#").split()) for line in lines)
     return re.split(r"(?<=\.)\s", text, maxsplit=1)[0]
+
+
+def load_with_overrides(ref: str | Path, nodes: int | None = None, seed: int | None = None) -> Scenario:
+    """``load_scenario``, then the command line's ``--nodes``/``--seed``; ScenarioError names both."""
+    scenario = load_scenario(ref)
+    if nodes is None and seed is None:
+        return scenario
+    try:
+        return scenario.with_overrides(nodes=nodes, seed=seed)
+    except ValueError as exc:
+        raise ScenarioError(f"{ref}: with --nodes/--seed: {exc}") from None

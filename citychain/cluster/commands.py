@@ -151,15 +151,10 @@ def _overrides(sets: tuple[str, ...]) -> dict:
 def scenario_for(source: str, nodes: int | None, seed: int | None, overrides: dict):
     """The scenario a cluster runs: the file, --nodes/--seed, then --set (as `up` was given them)."""
     from ..bench.sweep import apply
-    from ..scenario import ScenarioError, load_scenario
+    from ..scenario import ScenarioError, load_with_overrides
 
     try:
-        spec = load_scenario(source)
-        if nodes is not None or seed is not None:
-            try:
-                spec = spec.with_overrides(nodes=nodes, seed=seed)
-            except ValueError as exc:
-                raise ScenarioError(f"{source}: with --nodes/--seed: {exc}") from None
+        spec = load_with_overrides(source, nodes, seed)
         return apply(spec, overrides, source) if overrides else spec
     except ScenarioError as exc:
         _fail(str(exc))

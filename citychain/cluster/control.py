@@ -197,16 +197,20 @@ def stop_process(pid: int, started: float, timeout: float = 10.0) -> bool:
         return False
 
 
+def _send(pid: int, signum: int) -> None:
+    os.kill(pid, signum)
+    if signum == signal.SIGKILL:  # return once it is gone, so a `start` right after finds it dead
+        try:
+            psutil.Process(pid).wait(5)
+        except psutil.Error:
+            pass
+
+
 def signal_node(cluster: Cluster, node_id: str, signum: int) -> Proc:
     proc = cluster.process_of(node_id)
     if not proc.alive():
         raise ClusterError(f"{node_id}'s process (pid {proc.pid}) is not running")
-    os.kill(proc.pid, signum)
-    if signum == signal.SIGKILL:
-        try:
-            psutil.Process(proc.pid).wait(5)
-        except psutil.Error:
-            pass
+    _send(proc.pid, signum)
     return proc
 
 
@@ -228,12 +232,7 @@ def signal_broker(cluster: Cluster, broker: BrokerProc, signum: int) -> None:
         raise ClusterError(f"the broker at {broker.address} was not started by this cluster")
     if not _alive(broker.pid, broker.started):
         raise ClusterError(f"the broker at {broker.address} (pid {broker.pid}) is not running")
-    os.kill(broker.pid, signum)
-    if signum == signal.SIGKILL:
-        try:
-            psutil.Process(broker.pid).wait(5)
-        except psutil.Error:
-            pass
+    _send(broker.pid, signum)
 
 
 def start_broker(cluster: Cluster, broker: BrokerProc, timeout: float = 10.0) -> BrokerProc:
