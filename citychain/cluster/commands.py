@@ -44,10 +44,12 @@ def _address(text: str | None) -> tuple[str, int] | None:
               help="Data root: each node keeps key.pem, broker.json and its store in DATA/ID/.")
 @click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False),
               help="Connect with TLS, trusting this CA (the chain's ca.pem) for the broker's certificate.")
-@click.option("--behaviour", help="Run as a Byzantine node with this behaviour (as in scenarios).")
+@click.option("--behaviour", "behaviours", multiple=True, metavar="[ID=]BEHAVIOUR",
+              help="Run as a Byzantine node with this behaviour (as in scenarios); with several --id, "
+                   "ID=BEHAVIOUR names the node (repeatable).")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), help="Log verbosity (JSON lines on stderr).")
-def node_command(genesis_dir, ids, broker, data, tls_ca, behaviour, log_level):
+def node_command(genesis_dir, ids, broker, data, tls_ca, behaviours, log_level):
     """Run consensus node(s) of a chain as this process, talking through an MQTT broker.
 
     Reads its private key and broker credentials from DATA/ID/, restores its
@@ -60,10 +62,26 @@ def node_command(genesis_dir, ids, broker, data, tls_ca, behaviour, log_level):
     address = _address(broker)
     setup_logging(log_level)
     try:
-        code = asyncio.run(run_nodes(Path(genesis_dir), Path(data), list(ids), address, behaviour, tls_ca))
+        code = asyncio.run(run_nodes(Path(genesis_dir), Path(data), list(ids), address,
+                                     _behaviours(behaviours, ids), tls_ca))
     except NodeSetupError as exc:
         _fail(str(exc))
     sys.exit(code)
+
+
+def _behaviours(given: tuple[str, ...], ids: tuple[str, ...]) -> dict[str, str]:
+    """node id -> behaviour, from `B` (every --id) or `ID=B` (that one)."""
+    out: dict[str, str] = {}
+    for text in given:
+        node_id, sep, name = text.rpartition("=")
+        targets = [node_id] if sep else list(ids)
+        if sep and node_id not in ids:
+            raise click.BadParameter(f"{node_id} is not one of this process's --id", param_hint="--behaviour")
+        for target in targets:
+            if target in out:
+                raise click.BadParameter(f"{target} is given two behaviours", param_hint="--behaviour")
+            out[target] = name
+    return out
 
 
 @click.group("cluster")
@@ -262,7 +280,8 @@ _signal_command("resume", signal.SIGCONT, "SIGCONT NODE_ID's process after `paus
 
 @cluster.command()
 @click.argument("node_id")
-@click.option("--behaviour", help="Restart it with a Byzantine behaviour.")
+@click.option("--behaviour", help="Restart NODE_ID (only it, not the others sharing its process) with a "
+                                 "Byzantine behaviour.")
 @_dir_option
 def start(node_id, behaviour, directory):
     """Start NODE_ID's process again after `kill`: it restores from its store and catches up.

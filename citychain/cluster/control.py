@@ -159,7 +159,7 @@ def write_member_files(folder: Path, ident: Identity, username: str, password: s
         json.dump({"username": username, "password": password}, out)
 
 
-def spawn_node_process(cluster: Cluster, ids: list[str], behaviour: str | None = None) -> Proc:
+def spawn_node_process(cluster: Cluster, ids: list[str], behaviours: dict[str, str] | None = None) -> Proc:
     broker = cluster.broker_for(ids[0])
     log_path = cluster.node_root / f"{ids[0]}.log"
     # -P: never import from the working directory (a project there may have its own `apps`).
@@ -169,8 +169,8 @@ def spawn_node_process(cluster: Cluster, ids: list[str], behaviour: str | None =
         command += ["--id", node_id]
     if cluster.tls:
         command += ["--tls-ca", cluster.ca_file()]
-    if behaviour:
-        command += ["--behaviour", behaviour]
+    for node_id, name in sorted((behaviours or {}).items()):
+        command += ["--behaviour", f"{node_id}={name}"]
     command += ["--log-level", cluster.log_level]
     with open(log_path, "ab") as log:
         child = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
@@ -267,7 +267,7 @@ def start_node(cluster: Cluster, node_id: str, behaviour: str | None = None) -> 
     proc = cluster.process_of(node_id)
     if proc.alive():
         raise ClusterError(f"{node_id} is running already (pid {proc.pid})")
-    fresh = spawn_node_process(cluster, proc.ids, behaviour)
+    fresh = spawn_node_process(cluster, proc.ids, {node_id: behaviour} if behaviour else None)
     cluster.processes[cluster.processes.index(proc)] = fresh
     cluster.save()
     return fresh

@@ -333,20 +333,21 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 async def run_nodes(genesis_dir: Path, data_root: Path, ids: list[str], address: tuple[str, int],
-                    behaviour: str | None = None, ca_file: str | None = None) -> int:
+                    behaviours: dict[str, str] | None = None, ca_file: str | None = None) -> int:
     """Run the nodes until SIGTERM or SIGINT; returns the process's exit code."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    nodes = [open_node(genesis_dir, data_root / node_id, node_id, behaviour, loop) for node_id in ids]
+    behaviours = behaviours or {}
+    nodes = [open_node(genesis_dir, data_root / node_id, node_id, behaviours.get(node_id), loop) for node_id in ids]
     tasks = []
     for running in nodes:
         user, password = read_credentials(data_root / running.id / "broker.json")
         endpoint = Endpoint(address[0], address[1], user, password, ca_file)
         tasks.append(asyncio.create_task(serve(running, endpoint)))
         log.info(json.dumps({"node": running.id, "event": "started", "height": running.node.ledger.height,
-                             "pid": os.getpid(), "behaviour": behaviour}))
+                             "pid": os.getpid(), "behaviour": behaviours.get(running.id)}))
     loop.add_signal_handler(signal.SIGUSR1, lambda: [log.info(json.dumps(r.debug_state())) for r in nodes])
     await stop.wait()
     for task in tasks:

@@ -186,3 +186,24 @@ def test_node_command_refuses_a_wrong_key_and_stops_cleanly_on_sigterm(tmp_path,
         assert last["event"] == "stopped" and last["node"] == "node-03"
     finally:
         cli("cluster", "down", "--dir", directory, check=False)
+
+
+def test_a_byzantine_process_sharing_a_process_with_another_node_cannot_stop_the_chain(tmp_path, mosquitto):
+    """--per-process 2 puts two nodes in each process; the primary's process is restarted
+    as an equivocating primary (any simulator behaviour can be given to a process)."""
+    directory = tmp_path / "byz"
+    cli("cluster", "up", "taihu", "--nodes", 4, "--per-process", 2, "--dir", directory, "--set", TIMEOUT)
+    try:
+        state = json.loads((directory / "cluster.json").read_text())
+        assert [p["ids"] for p in state["processes"]] == [["node-00", "node-01"], ["node-02", "node-03"]]
+        cli("cluster", "kill", "node-00", "--dir", directory)
+        cli("cluster", "start", "node-00", "--behaviour", "equivocate", "--dir", directory)
+        started = [json.loads(line) for line in (directory / "nodes" / "node-00.log").read_text().splitlines()
+                   if '"started"' in line][-2:]
+        assert {(s["node"], s["behaviour"]) for s in started} == {("node-00", "equivocate"), ("node-01", None)}
+        row = json.loads(cli("cluster", "load", "--dir", directory, "--transactions", 80, "--rate", 40,
+                             "--json").stdout)
+        assert row["answered"] == row["submitted"] == 80
+        audit(directory, tmp_path / "export")
+    finally:
+        cli("cluster", "down", "--dir", directory, check=False)
