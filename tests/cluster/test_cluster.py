@@ -198,9 +198,14 @@ def test_a_byzantine_process_sharing_a_process_with_another_node_cannot_stop_the
         assert [p["ids"] for p in state["processes"]] == [["node-00", "node-01"], ["node-02", "node-03"]]
         cli("cluster", "kill", "node-00", "--dir", directory)
         cli("cluster", "start", "node-00", "--behaviour", "equivocate", "--dir", directory)
-        started = [json.loads(line) for line in (directory / "nodes" / "node-00.log").read_text().splitlines()
-                   if '"started"' in line][-2:]
-        assert {(s["node"], s["behaviour"]) for s in started} == {("node-00", "equivocate"), ("node-01", None)}
+        deadline = time.monotonic() + 60
+        while True:  # the restarted process logs how each of its nodes started
+            started = [json.loads(line) for line in (directory / "nodes" / "node-00.log").read_text().splitlines()
+                       if '"started"' in line]
+            if len(started) == 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert {(s["node"], s["behaviour"]) for s in started[2:]} == {("node-00", "equivocate"), ("node-01", None)}
         row = json.loads(cli("cluster", "load", "--dir", directory, "--transactions", 80, "--rate", 40,
                              "--json").stdout)
         assert row["answered"] == row["submitted"] == 80
