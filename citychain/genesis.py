@@ -1,14 +1,19 @@
 """Building a chain's genesis from a scenario: its CA, every member's key and
 certificate, where each runs, and genesis.json.
 
-Keys are derived from the scenario's seed, so a simulated run is reproducible.
-A node only reads a genesis and checks it (``node.genesis``).
+In a simulation every key is derived from the scenario's seed, so a run is
+reproducible (and its signatures prove nothing against anyone who knows the seed);
+a real chain (``citychain cluster``) asks for secret keys. A node only reads a
+genesis and checks it (``node.genesis``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from node.genesis import genesis_bytes, genesis_hash, membership_from_doc
 from node.identity import CertificateAuthority, Identity, cert_pem, derive_key
@@ -28,6 +33,7 @@ class Genesis:
     clients: list[ClientPlacement]
     observers: list[NodePlacement]
     identities: dict[str, Identity]
+    org_keys: dict[str, X25519PrivateKey]  # each department's key-agreement key (data sharing)
 
     @property
     def chain_id(self) -> str:
@@ -55,25 +61,37 @@ class Genesis:
         (out / "genesis.json").write_bytes(genesis_bytes(self.doc))
 
 
-def build_genesis(scenario: Scenario) -> Genesis:
+def build_genesis(scenario: Scenario, secret_keys: bool = False) -> Genesis:
+    """The chain's genesis. Keys derive from the scenario's seed (a simulated run is a
+    pure function of scenario and seed, and anyone who knows the seed can sign as any
+    member); with ``secret_keys`` every key is fresh from the operating system's random
+    source instead, as a real chain's must be (``citychain cluster``)."""
     chain = scenario.chain
     seed = scenario.seed
-    ca = CertificateAuthority(chain.id, chain.name, derive_key(seed, chain.id, "ca"))
+
+    def signing_key(name: str) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.generate() if secret_keys else derive_key(seed, chain.id, name)
+
+    def agreement_key(org: str) -> X25519PrivateKey:
+        return X25519PrivateKey.generate() if secret_keys else org_key(seed, chain.id, org)
+
+    ca = CertificateAuthority(chain.id, chain.name, signing_key("ca"))
     nodes = place_nodes(scenario)
     observers = place_observers(scenario)
     clients = place_clients(scenario, nodes)
     identities: dict[str, Identity] = {}
     for ident, org, role in ([(n.id, n.org, "consensus") for n in nodes] + [(o.id, o.org, "observer") for o in observers]
                              + [(c.id, c.org, "client") for c in clients]):
-        key = derive_key(seed, chain.id, ident)
+        key = signing_key(ident)
         identities[ident] = Identity(ident, org, role, key, ca.issue(ident, org, role, key.public_key()))
+    org_keys = {o.id: agreement_key(o.id) for o in scenario.organisations}
     c = scenario.consensus
     doc = {
         "chain_id": chain.id,
         "name": chain.name,
         "ca": cert_pem(ca.cert),
         # Each department's X25519 key, for the data-sharing app's key wrapping.
-        "organisations": [{"id": o.id, "name": o.name, "x25519": public_hex(org_key(seed, chain.id, o.id))}
+        "organisations": [{"id": o.id, "name": o.name, "x25519": public_hex(org_keys[o.id])}
                           for o in scenario.organisations],
         "members": [{"id": i.id, "org": i.org, "role": i.role, "cert": cert_pem(i.cert)}
                     for i in identities.values() if i.role != "client"],
@@ -87,4 +105,4 @@ def build_genesis(scenario: Scenario) -> Genesis:
         "state_root": empty_state_root(),
         "apps": scenario.apps,  # the applications' settings (policies) are part of the chain's rules
     }
-    return Genesis(doc, ca, nodes, clients, observers, identities)
+    return Genesis(doc, ca, nodes, clients, observers, identities, org_keys)

@@ -281,8 +281,11 @@ def prepare(scenario: Scenario, source: str, directory: Path, tls: bool) -> tupl
         if any(p.alive() for p in old.processes) or any(b.pid and _alive(b.pid, b.started) for b in old.brokers):
             raise ClusterError(f"a cluster is running in {directory}; `citychain cluster down --dir {directory}` first")
         raise ClusterError(f"{directory} holds a stopped cluster; remove it or choose another --dir")
-    genesis = build_genesis(scenario)
+    genesis = build_genesis(scenario, secret_keys=True)  # a real chain: no key derivable from the seed
     genesis.write(directory / "genesis")
+    write_private_key(directory / "ca-key.pem", genesis.ca.key)  # to issue certificates later (TLS for a host)
+    for org, key in genesis.org_keys.items():
+        write_private_key(directory / "orgs" / f"{org}.pem", key)
     sites = {p.id: p.site for p in genesis.nodes + genesis.observers}
     for client in genesis.clients:
         sites[client.id] = sites[client.gateway]

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from node.assembly import chain_apps
+from node.assembly import chain_apps, consensus_members
 from node.codec import encode
 from node.genesis import read_genesis
 from node.metrics import percentile
 from node.signing import Signer
 
-from ..genesis import build_genesis
+from ..layout import place_clients, place_nodes
 from ..scenario import Scenario
 from ..sim.run import rng_for
 from ..sim.workload import submissions
@@ -35,6 +35,7 @@ from .control import Cluster, ClusterError
 from .broker import Credentials
 from .endpoint import Endpoint
 from .link import ClientLink
+from .process import load_private_key
 from .launch import CREDENTIALS
 from .monitor import watch
 
@@ -121,21 +122,23 @@ def _cpu_seconds(pid: int) -> float:
 
 async def drive(cluster: Cluster, scenario: Scenario, progress=None) -> dict:
     """Run the workload against the cluster; the result row (bench columns) and resources."""
-    genesis = build_genesis(scenario)
-    doc, running_hash = read_genesis(cluster.genesis_dir / "genesis.json")
-    if genesis.hash != running_hash:
-        raise ClusterError("the scenario does not build this cluster's genesis (another scenario, seed or "
-                           "node count); load the scenario the cluster was started with")
-    f = (len(genesis.replicas) - 1) // 3
+    doc, _hash = read_genesis(cluster.genesis_dir / "genesis.json")
+    placed = place_clients(scenario, place_nodes(scenario))
+    if doc["chain_id"] != scenario.chain.id or [c.id for c in placed] != [c["id"] for c in doc["clients"]]:
+        raise ClusterError("the scenario does not match this cluster's genesis (another scenario or node count); "
+                           "load the scenario the cluster was started with")
+    replicas = consensus_members(doc)
+    f = (len(replicas) - 1) // 3
     tracker = Tracker(f)
-    chain = genesis.chain_id
+    chain = doc["chain_id"]
     spec = scenario.workload
     cluster.loads += 1
     cluster.save()
-    signers = {c.id: Signer(c.id, genesis.identities[c.id].key, chain) for c in genesis.clients}
+    # The clients' own keys, as `cluster up` wrote them (a cluster's keys are secret, not derived).
+    signers = {c.id: Signer(c.id, load_private_key(cluster.client_root / c.id / "key.pem"), chain) for c in placed}
     org_keys = {o["id"]: o["x25519"] for o in doc["organisations"]}
     start_ns = time.time_ns()  # request timestamps: distinct across loads
-    stream = list(submissions(spec, genesis.clients, signers, rng_for(scenario.seed, f"cluster-load/{cluster.loads}"),
+    stream = list(submissions(spec, placed, signers, rng_for(scenario.seed, f"cluster-load/{cluster.loads}"),
                               chain_apps(doc), org_keys, start=start_ns))
     loop = asyncio.get_running_loop()
     samples = [ProcessSample(p.pid, p.ids, _cpu_seconds(p.pid)) for p in cluster.processes if p.alive()]
@@ -158,7 +161,7 @@ async def drive(cluster: Cluster, scenario: Scenario, progress=None) -> dict:
 
     clients: dict[str, ClientLink] = {}
     try:
-        for c in genesis.clients:
+        for c in placed:
             clients[c.id] = ClientLink(cluster_endpoint(cluster, c.id, cluster.sites.get(c.id)), f"{chain}/{c.id}")
         await asyncio.wait_for(asyncio.gather(*(link.connected.wait() for link in clients.values())), 30)
 
@@ -211,15 +214,14 @@ async def drive(cluster: Cluster, scenario: Scenario, progress=None) -> dict:
         peak = _peak_rss(s.pid)
         if peak:
             s.peak_rss = max(s.peak_rss, peak)
-    return _report(cluster, genesis, tracker, len(stream), t0, last_submit, end, retries, samples)
+    return _report(cluster, len(replicas), tracker, len(stream), t0, last_submit, end, retries, samples)
 
 
-def _report(cluster, genesis, tracker: Tracker, total: int, t0: float, last_submit: float, end: float,
+def _report(cluster, n: int, tracker: Tracker, total: int, t0: float, last_submit: float, end: float,
             retries: int, samples: list[ProcessSample]) -> dict:
     lat = [(tracker.answered[tx] - tracker.submitted[tx]) * 1000 for tx in tracker.answered]
     answered_at = sorted(tracker.answered.values())
     window = (answered_at[-1] - t0) if answered_at else max(1e-9, end - t0)
-    n = len(genesis.replicas)
     sent = sum(tracker.last[nd].get("sent", 0) - tracker.first[nd].get("sent", 0) for nd in tracker.last)
     sent_bytes = sum(tracker.last[nd].get("bytes", 0) - tracker.first[nd].get("bytes", 0) for nd in tracker.last)
     blocks = max(1, len(tracker.heights))

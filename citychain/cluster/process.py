@@ -76,7 +76,8 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
+def write_private_key(path: Path, key) -> None:
+    """A private key (Ed25519 or X25519) as unencrypted PKCS#8 PEM, readable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
