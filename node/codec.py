@@ -237,9 +237,15 @@ def decode(raw: bytes, chain_id: str) -> Signed:
         raise MalformedMessage("oversized", f"{len(raw)} bytes")
     try:
         obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise MalformedMessage("malformed", "not JSON") from None
-    return decode_object(obj, chain_id)
+    try:
+        return decode_object(obj, chain_id)
+    except MalformedMessage:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+        # Whatever the shape of hostile bytes, the caller sees one kind of refusal.
+        raise MalformedMessage("malformed", f"{type(exc).__name__}: {exc}"[:200]) from None
 
 
 def decode_object(obj, chain_id: str) -> Signed:

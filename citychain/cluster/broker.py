@@ -51,6 +51,10 @@ LOOPBACK = "127.0.0.1"
 SERVICE_ACCOUNT = "mosquitto"
 
 
+MAX_INFLIGHT = 100  # unacknowledged QoS 1 messages per client
+MESSAGE_SIZE_LIMIT = 16 * 1024 * 1024  # bytes: a NEW-VIEW of 60 nodes' VIEW-CHANGEs is well below
+
+
 class BrokerError(RuntimeError):
     """The broker could not be configured, started or stopped; the message says why."""
 
@@ -373,8 +377,13 @@ class Broker:
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
             f"pid_file {self.pid_path}",
             "set_tcp_nodelay true",  # PBFT messages are small and latency-bound
+            # Bounded per client: at most MAX_INFLIGHT unacknowledged and max_queued_messages
+            # waiting behind them (then new ones are dropped), so a flooding member cannot
+            # exhaust the broker's memory; and no message larger than any legitimate one.
             f"max_queued_messages {self.max_queued_messages}",
-            "max_inflight_messages 0",
+            f"max_inflight_messages {MAX_INFLIGHT}",
+            f"message_size_limit {MESSAGE_SIZE_LIMIT}",
+            "retain_available false",  # a retained message would be replayed to every node that subscribes
         ]
         if self.run_as:
             lines.append(f"user {self.run_as}")

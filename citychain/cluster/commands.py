@@ -396,14 +396,10 @@ def down(directory, purge):
     """Stop every process `up` started (nodes, then brokers) and nothing else."""
     import shutil
 
-    from .control import stop_process
+    from .control import stop_processes
     cl = _cluster(directory)
-    stopped = 0
-    for proc in cl.processes:
-        stopped += stop_process(proc.pid, proc.started)
-    for broker in cl.brokers:
-        if broker.pid is not None:
-            stopped += stop_process(broker.pid, broker.started)
+    stopped = stop_processes([(p.pid, p.started) for p in cl.processes])
+    stopped += stop_processes([(b.pid, b.started) for b in cl.brokers if b.pid is not None])
     click.echo(f"down: stopped {stopped} process(es) of {cl.chain_id}")
     if purge:
         shutil.rmtree(cl.directory)

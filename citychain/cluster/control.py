@@ -179,22 +179,31 @@ def spawn_node_process(cluster: Cluster, ids: list[str], behaviours: dict[str, s
     return Proc(child.pid, started, list(ids), str(log_path), broker.address)
 
 
-def stop_process(pid: int, started: float, timeout: float = 10.0) -> bool:
-    """SIGTERM, then SIGKILL after ``timeout``; only if ``pid`` is still the process we started."""
-    try:
-        process = psutil.Process(pid)
-        if abs(process.create_time() - started) >= 0.01:
-            return False
-        process.send_signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
-        process.terminate()
+def stop_processes(targets: list[tuple[int, float]], timeout: float = 10.0) -> int:
+    """Stop the processes we started: SIGTERM to all (SIGCONT first, for a paused one),
+    then wait for all at once (a node takes a moment to close its connection and store;
+    twenty in a row would take a minute), SIGKILL whatever is left after ``timeout``.
+    A PID whose process start time is not the recorded one is someone else's: left alone.
+    Returns how many were ours and running."""
+    procs = []
+    for pid, started in targets:
         try:
-            process.wait(timeout)
-        except psutil.TimeoutExpired:
+            process = psutil.Process(pid)
+            if abs(process.create_time() - started) >= 0.01:
+                continue
+            process.send_signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
+            process.terminate()
+            procs.append(process)
+        except psutil.Error:
+            continue
+    _gone, alive = psutil.wait_procs(procs, timeout=timeout)
+    for process in alive:
+        try:
             process.kill()
-            process.wait(5)
-        return True
-    except psutil.Error:
-        return False
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+    return len(procs)
 
 
 def _send(pid: int, signum: int) -> None:
@@ -275,6 +284,11 @@ def start_node(cluster: Cluster, node_id: str, behaviour: str | None = None) -> 
 
 def prepare(scenario: Scenario, source: str, directory: Path, tls: bool) -> tuple[Cluster, Genesis]:
     """Write the genesis, every member's key, and the cluster's state file."""
+    if directory.exists() and not directory.is_dir():
+        raise ClusterError(f"{directory} is not a directory")
+    if directory.exists() and any(directory.iterdir()) and not (directory / STATE).exists():
+        # `down --purge` deletes the whole directory: it must hold nothing but the cluster.
+        raise ClusterError(f"{directory} is not empty; a cluster needs a directory of its own")
     directory.mkdir(parents=True, exist_ok=True)
     if (directory / STATE).exists():
         old = Cluster.load(directory)

@@ -42,39 +42,51 @@ from .monitor import watch
 
 @dataclass
 class Tracker:
-    """Which transactions are answered: f + 1 nodes executed one block holding them."""
+    """Which transactions are answered: f + 1 consensus nodes (by the genesis, not by what
+    a notice says of itself) reported executing the same block with the same contents.
+
+    A report is the triple (block hash, its transactions, those rejected): a faulty node
+    reporting a real block's hash with other transactions makes a different triple, which
+    no honest node matches, so it never reaches f + 1 (PBFT's matching replies)."""
 
     f: int
+    members: frozenset[str] = frozenset()  # the consensus nodes
     submitted: dict[str, float] = field(default_factory=dict)  # tx -> submit time (loop clock, s)
     answered: dict[str, float] = field(default_factory=dict)  # tx -> answer time
     rejected: set[str] = field(default_factory=set)
-    reporters: dict[str, set[str]] = field(default_factory=dict)  # block hash -> nodes that executed it
-    block_txs: dict[str, list[str]] = field(default_factory=dict)
-    block_rejected: dict[str, list[str]] = field(default_factory=dict)
+    reporters: dict[tuple, set[str]] = field(default_factory=dict)  # (hash, txs, rejected) -> nodes
     first: dict[str, dict] = field(default_factory=dict)  # node -> its first notice during the load
     last: dict[str, dict] = field(default_factory=dict)  # node -> its latest notice
     heights: set[int] = field(default_factory=set)
+    malformed: int = 0  # signed notices of the wrong shape (from a faulty node)
 
     def on_notice(self, body: dict, at: float) -> bool:
-        node = body["node"]
-        if body.get("role") != "consensus":
+        node = body.get("node")
+        if node not in self.members:
+            return False
+        blocks = body.get("blocks", [])
+        if not isinstance(blocks, list) or not all(_block_report(b) for b in blocks):
+            self.malformed += 1
             return False
         self.first.setdefault(node, body)
         self.last[node] = body
-        for block in body.get("blocks", []):
-            digest = block["hash"]
-            nodes = self.reporters.setdefault(digest, set())
+        for block in blocks:
+            report = (block["hash"], tuple(block["txs"]), tuple(block["rejected"]))
+            nodes = self.reporters.setdefault(report, set())
             nodes.add(node)
-            self.block_txs.setdefault(digest, block["txs"])
-            self.block_rejected.setdefault(digest, block.get("rejected", []))
             if len(nodes) == self.f + 1:
                 self.heights.add(block["height"])
-                for tx in self.block_txs[digest]:
+                for tx in report[1]:
                     if tx in self.submitted and tx not in self.answered:
                         self.answered[tx] = at
-                for tx in self.block_rejected[digest]:
-                    self.rejected.add(tx)
+                self.rejected.update(report[2])
         return False
+
+
+def _block_report(block) -> bool:
+    return (isinstance(block, dict) and isinstance(block.get("hash"), str) and isinstance(block.get("height"), int)
+            and all(isinstance(block.get(k), list) and all(isinstance(t, str) for t in block[k])
+                    for k in ("txs", "rejected")))
 
 
 @dataclass
@@ -129,7 +141,7 @@ async def drive(cluster: Cluster, scenario: Scenario, progress=None) -> dict:
                            "load the scenario the cluster was started with")
     replicas = consensus_members(doc)
     f = (len(replicas) - 1) // 3
-    tracker = Tracker(f)
+    tracker = Tracker(f, frozenset(replicas))
     chain = doc["chain_id"]
     spec = scenario.workload
     cluster.loads += 1
@@ -225,7 +237,9 @@ def _report(cluster, n: int, tracker: Tracker, total: int, t0: float, last_submi
     sent = sum(tracker.last[nd].get("sent", 0) - tracker.first[nd].get("sent", 0) for nd in tracker.last)
     sent_bytes = sum(tracker.last[nd].get("bytes", 0) - tracker.first[nd].get("bytes", 0) for nd in tracker.last)
     blocks = max(1, len(tracker.heights))
-    heads = {body["height"]: body["head"] for body in tracker.last.values()}
+    heads: dict[int, set[str]] = {}
+    for body in tracker.last.values():
+        heads.setdefault(body["height"], set()).add(body["head"])
     wall = max(1e-9, end - t0)
     row = {
         "name": cluster.chain_id, "nodes": n, "f": tracker.f,
@@ -241,7 +255,7 @@ def _report(cluster, n: int, tracker: Tracker, total: int, t0: float, last_submi
         "messages_per_block": round(sent / blocks, 2), "bytes_per_block": round(sent_bytes / blocks, 1),
         "bytes_per_node": round(sent_bytes / max(1, len(tracker.last)), 1),
         "heights": sorted({b["height"] for b in tracker.last.values()}),
-        "agreement": len(set(heads.values())) <= len(heads),
+        "agreement": all(len(h) == 1 for h in heads.values()),  # no two nodes at one height with two heads
         "wall_seconds": round(wall, 3),
     }
     row["answered_txs"] = sorted(tracker.answered)  # for checking that every node holds them

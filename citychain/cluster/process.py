@@ -21,6 +21,7 @@ import logging
 import os
 import random
 import signal
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,7 @@ from .transport import MqttTransport, now_ns
 QOS = 1  # docs/deployment.md: why at-least-once
 MAX_IN_FLIGHT = 256  # publishes awaiting their acknowledgement, per connection
 HEARTBEAT_S = 1.0
+MAX_INBOX = 20_000  # received messages waiting to be handled; beyond that the client library drops them
 VERDICT_CACHE = 100_000  # signature checks remembered (about 30 MB at most)
 PEER_SILENCE_S = 3.0  # a peer not heard from for this long is not listed as connected
 
@@ -64,6 +66,15 @@ MQTT_LOG.setLevel(logging.ERROR)  # aiomqtt warns about every burst of unacknowl
 
 class NodeSetupError(RuntimeError):
     """The node cannot start: a missing or mismatched key, genesis or data directory."""
+
+
+class StoreFailed(RuntimeError):
+    """A durable write failed (disk full, I/O error): the node stops (exit 1) and, once
+    the disk is fixed, restarts from its store, which holds every write that returned."""
+
+    def __init__(self, node_id: str, cause: BaseException):
+        super().__init__(f"{node_id}: its store failed: {cause}")
+        self.node_id = node_id
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
@@ -104,6 +115,8 @@ class RunningNode:
     peers_seen: dict[str, float] = field(default_factory=dict)
     errors: int = 0
     inbox: object = None  # the connection's queue of received messages (its length is the backlog)
+    failed: "StoreFailed | None" = None
+    on_failure: object = None  # called with StoreFailed: the process stops
 
     # ---- inbound -----------------------------------------------------------------
 
@@ -126,6 +139,10 @@ class RunningNode:
         except MalformedMessage as exc:
             self.metrics.drop(self.id, exc.reason)
             return
+        except Exception:  # noqa: BLE001 - decode promises MalformedMessage; a slip must not stop the node
+            self.metrics.drop(self.id, "malformed")
+            log.exception("node %s: undecodable message on %s", self.id, topic)
+            return
         self._guarded(self.node.on_message, env)
 
     def on_timer(self, name: str, now: int) -> None:
@@ -133,9 +150,19 @@ class RunningNode:
 
     def _guarded(self, handler, arg) -> None:
         """Hostile input must never stop a node: an unexpected error is logged and
-        counted, and the node goes on with the next message."""
+        counted, and the node goes on with the next message. A failed write to its
+        store is the exception: the node may not go on without durable state (it
+        could vote twice after a restart), so the process stops (``StoreFailed``)."""
+        if self.failed is not None:
+            return  # stopped: nothing more is handled, nothing more is sent
         try:
             handler(arg, now_ns(self.loop))
+        except (StorageError, sqlite3.Error) as exc:
+            self.failed = StoreFailed(self.id, exc)
+            self.transport.outbox.clear()
+            if self.on_failure is not None:
+                self.on_failure(self.failed)
+            return
         except Exception:  # noqa: BLE001 - the process must outlive any single input
             self.errors += 1
             self.metrics.drop(self.id, "internal-error")
@@ -243,7 +270,10 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
     transport.attach(running.on_timer, lambda: running.inbox.qsize() if running.inbox is not None else 0)
     now = now_ns(loop)
     if ledger.height > 0 or store.read() != DurableState():
-        node.recover(now)  # a restart: the replica is rebuilt from its store and catches up
+        try:
+            node.recover(now)  # a restart: the replica is rebuilt from its store and catches up
+        except (StorageError, sqlite3.Error) as exc:
+            raise NodeSetupError(f"{data_dir}: its store failed while restarting: {exc}") from None
         log.info(json.dumps({"node": node_id, "event": "restored", "height": ledger.height,
                              "view": node.replica.view}))
     else:
@@ -284,7 +314,8 @@ async def serve(running: RunningNode, endpoint: Endpoint) -> None:
         try:
             async with aiomqtt.Client(**endpoint.client_args(), identifier=f"{running.chain_id}/{running.id}",
                                       protocol=aiomqtt.ProtocolVersion.V5, keepalive=10,
-                                      max_inflight_messages=MAX_IN_FLIGHT, timeout=10, logger=MQTT_LOG) as client:
+                                      max_inflight_messages=MAX_IN_FLIGHT, timeout=10, logger=MQTT_LOG,
+                                      max_queued_incoming_messages=MAX_INBOX) as client:
                 for topic_filter in filters:
                     await client.subscribe(topic_filter, options=SubscribeOptions(qos=QOS, noLocal=True))
                 log.info(json.dumps({"node": running.id, "event": "connected",
@@ -299,9 +330,12 @@ async def serve(running: RunningNode, endpoint: Endpoint) -> None:
                 finally:
                     for task in tasks:
                         task.cancel()
-        except aiomqtt.MqttError as exc:
-            log.warning(json.dumps({"node": running.id, "event": "disconnected", "error": str(exc),
-                                    "retry_s": backoff}))
+                    running.inbox = None
+                    running.transport.inbox_lost()  # timers that waited on it fire now
+        except Exception as exc:  # noqa: BLE001 - a lost broker or anything else: reconnect, never die silently
+            level = logging.WARNING if isinstance(exc, aiomqtt.MqttError) else logging.ERROR
+            log.log(level, json.dumps({"node": running.id, "event": "disconnected", "error": repr(exc)[:300],
+                                       "retry_s": backoff}), exc_info=not isinstance(exc, aiomqtt.MqttError))
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
 
@@ -350,10 +384,22 @@ async def run_nodes(genesis_dir: Path, data_root: Path, ids: list[str], address:
         log.info(json.dumps({"node": running.id, "event": "started", "height": running.node.ledger.height,
                              "pid": os.getpid(), "behaviour": behaviours.get(running.id)}))
     loop.add_signal_handler(signal.SIGUSR1, lambda: [log.info(json.dumps(r.debug_state())) for r in nodes])
+    failed: list[StoreFailed] = []
+
+    def fail(exc: StoreFailed) -> None:
+        failed.append(exc)
+        stop.set()
+
+    for running in nodes:
+        running.on_failure = fail
     await stop.wait()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if failed:
+        for exc in failed:
+            log.critical(json.dumps({"node": exc.node_id, "event": "store-failed", "error": str(exc)}))
+        return 1
     for running in nodes:
         close = getattr(running.node.store, "close", None)
         if close is not None:

@@ -79,6 +79,13 @@ class MqttTransport:
     def send(self, src: str, dst: str, env: Signed, at: int) -> None:
         self._post(topics.direct(self.chain_id, dst, src), env)
 
+    def inbox_lost(self) -> None:
+        """The connection dropped, and with it the inbox the deferred timers waited on:
+        nothing they waited for will be handled, so they fire now."""
+        due, self.deferred = list(self.deferred), {}
+        for name in due:
+            self._run(name)
+
     def start_timer(self, node: str, name: str, at: int) -> None:
         self.deferred.pop(name, None)
         old = self.timers.pop(name, None)
