@@ -90,7 +90,9 @@ def run(scenario, nodes, seed, out, force, as_json, progress):
 
 def _print_summary(s: dict, report) -> None:
     console = Console()
-    table = Table(title=f"{s['scenario']}: {s['chain_id']}, {s['nodes']} nodes (f={s['f']}), seed {s['seed']}")
+    n, f, q = s["nodes"], s["f"], s["quorum"]
+    rule = f"2f+1 = {q}" if n == 3 * f + 1 else f"⌈(n+f+1)/2⌉ = {q}; 2f+1 = {2 * f + 1} would not do at n = {n}"
+    table = Table(title=f"{s['scenario']}: {s['chain_id']}, n = {n} nodes, f = {f}, quorum {rule}; seed {s['seed']}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     lat = s["latency_ms"]
@@ -109,6 +111,10 @@ def _print_summary(s: dict, report) -> None:
         ("liveness", f"{'ok' if s['liveness']['ok'] else 'FAILED'}: {s['liveness']['uncommitted']} unanswered; "
          f"longest wait {s['liveness']['recovery_ms']:.0f} ms from submission or the last fault "
          f"({s['liveness']['healed_at_ms']:.0f} ms), bound {s['liveness']['bound_ms']:.0f}"),
+        *([("recovery (from the fault)", "; ".join(
+            f"{r['fault']} at {r['at_ms']:.0f} ms: "
+            + (f"answered again {r['recovered_ms']:.0f} ms later" if r["recovered_ms"] is not None
+               else "nothing submitted after it was answered") for r in s["recovery"]))] if s["recovery"] else []),
         ("agreement", "yes" if s["agreement"] else "NO"),
         ("safety violations", str(s["safety_violations"])),
         ("head", f"#{s['head']['height']} {s['head']['hash'][:16]}"),
@@ -119,6 +125,8 @@ def _print_summary(s: dict, report) -> None:
     console.print(table)
     if s["faults"]:
         console.print("fault timeline: " + "; ".join(f"{e['at_ms']:.0f} ms {e['event']}" for e in s["faults"]))
+    if s["liveness"].get("reason"):
+        console.print(f"[red]liveness:[/] {s['liveness']['reason']}")
     lagging = {k: v for k, v in s["node_status"].items() if not v["caught_up"] or not v["up"]}
     for node, st in list(lagging.items())[:10]:
         console.print(f"{node}: {st['role']}, {'up' if st['up'] else 'down'}, height {st['height']}, view {st['view']}")
