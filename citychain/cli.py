@@ -39,9 +39,10 @@ def main():
 @click.option("--out", type=click.Path(file_okay=False),
               help="Export the run here: summary.json, genesis/, ledgers/, submitted.jsonl, faults.json.")
 @click.option("--force", is_flag=True, help="Replace --out if it holds an earlier export.")
+@click.option("--no-trace", is_flag=True, help="With --out: do not record trace.jsonl and replica-state.png.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a terminal).")
-def run(scenario, nodes, seed, out, force, as_json, progress):
+def run(scenario, nodes, seed, out, force, no_trace, as_json, progress):
     """Run SCENARIO in the deterministic simulator and summarise it.
 
     SCENARIO is a scenario file or a shipped scenario's name (`citychain scenarios`).
@@ -69,12 +70,13 @@ def run(scenario, nodes, seed, out, force, as_json, progress):
                       TextColumn("tx"), TimeElapsedColumn(), console=stderr, transient=True,
                       disable=not show) as bar:
             task = bar.add_task(f"{spec.chain.id} n={spec.nodes}", total=spec.workload.transactions)
-            result = simulate(spec, progress=lambda done, total: bar.update(task, completed=done))
+            result = simulate(spec, progress=lambda done, total: bar.update(task, completed=done),
+                              record=bool(target) and not no_trace)
             bar.update(task, completed=result.metrics.first_executions)
         report = audit_run(result)
         summary = summarize(result, scenario, report)
         if target:
-            target.commit(lambda directory: write_run(directory, result, summary))
+            target.commit(lambda directory: write_run(directory, result, summary, scenario))
     except OSError as exc:
         click.echo(f"error: {exc}" if isinstance(exc, OutputError) else f"error: writing --out {out}: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -132,6 +134,52 @@ def _print_summary(s: dict, report) -> None:
         console.print(f"{node}: {st['role']}, {'up' if st['up'] else 'down'}, height {st['height']}, view {st['view']}")
     for line in report.safety_violations[:10]:
         console.print(f"[red]safety:[/] {line}")
+
+
+@main.command()
+@click.argument("scenario")
+@click.option("--block", "height", type=click.IntRange(1), help="Draw the round of block H (default: block 1).")
+@click.option("--view-change", "view_change", type=click.IntRange(1), help="Draw the N-th view change instead.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write into.")
+@click.option("--narrate", is_flag=True, help="Print the instance step by step.")
+@click.option("--nodes", type=click.IntRange(4, 256), help="Override the scenario's consensus node count.")
+@click.option("--seed", type=click.IntRange(0), help="Override the scenario's seed.")
+def trace(scenario, height, view_change, out, narrate, nodes, seed):
+    """Run SCENARIO recorded and draw one consensus instance of it.
+
+    Writes to OUT: trace.jsonl (the whole run, docs/teaching.md), a sequence diagram
+    of the instance (block-H.svg/.png or view-change-N.svg/.png: a lane per node, an
+    arrow per message coloured by phase, each node's prepared and committed moments
+    with the quorum that did it) and replica-state.png (watermarks, stable checkpoint
+    and log size per node). --narrate prints the instance step by step.
+
+    Exits 2 if the block or view change is not in the run.
+    """
+    from .sim.run import simulate
+    from .teach.instance import NotInTrace, block_instance, view_change_instance
+    from .teach.narrate import lines
+    from .teach.plots import replica_state, sequence_diagram
+
+    if height and view_change:
+        raise click.UsageError("--block and --view-change are alternatives")
+    spec = _load(scenario, nodes, seed)
+    result = simulate(spec, record=True)
+    recorded = result.trace(scenario)
+    try:
+        inst = view_change_instance(recorded, view_change) if view_change else block_instance(recorded, height or 1)
+    except NotInTrace as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    directory = Path(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    recorded.write(directory / "trace.jsonl")
+    name = f"view-change-{view_change}" if view_change else f"block-{height or 1}"
+    written = sequence_diagram(inst, directory / name)
+    written.append(replica_state(recorded, directory / "replica-state.png"))
+    if narrate:
+        for line in lines(inst):
+            click.echo(line)
+    click.echo(f"wrote {directory / 'trace.jsonl'}, " + ", ".join(str(p) for p in written), err=narrate)
 
 
 @main.command()
