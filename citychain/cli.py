@@ -204,6 +204,40 @@ def genesis(scenario, out, nodes, seed):
 
 
 @main.command()
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("tx_id", required=False)
+@click.option("--height", type=click.IntRange(1), help="Ask about block H instead of a transaction.")
+@click.option("--node", help="Only this node (node-05, node-5 or 5; default: every honest node).")
+def why(out_dir, tx_id, height, node):
+    """Why was TX_ID (or a prefix of it) or block H not committed? OUT_DIR is from
+    `citychain run --out` (its trace.jsonl). Names the messages from which nodes never
+    arrived, and why: a crash, a partition, a Byzantine node, a view change in progress,
+    a copy lost or refused. Exits 2 on a bad question."""
+    from .sim.trace import Trace
+    from .teach.why import explain
+
+    if bool(tx_id) == bool(height):
+        raise click.UsageError("give a TX_ID or --height H")
+    path = Path(out_dir) / "trace.jsonl"
+    try:
+        recorded = Trace.read(path)
+    except (OSError, ValueError) as exc:
+        click.echo(f"error: {exc} (run `citychain run SCENARIO --out DIR` without --no-trace)", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if node and not node.startswith("node-"):
+        node = f"node-{node}"
+    if node and node not in recorded.header["nodes"]:
+        width = len(recorded.header["nodes"][0]) - len("node-")
+        node = f"node-{int(node.split('-')[1]):0{width}d}" if node.split("-")[1].isdigit() else node
+    try:
+        for line in explain(recorded, tx_id, height, node):
+            click.echo(line)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+@main.command()
 def scenarios():
     """List the scenarios that ship with citychain, one line each.
 
