@@ -180,7 +180,7 @@ def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
     """Run the scenario's workload to completion (or until the drain time runs out).
     ``record``: keep a trace of the run (``run.trace()``; citychain/sim/trace.py)."""
     started = time.perf_counter()
-    run = build(scenario, record)
+    run = build(scenario, record=True) if record else build(scenario)
     genesis, engine, metrics, network = run.genesis, run.engine, run.metrics, run.network
     signers = {c.id: Signer(c.id, genesis.identities[c.id].key, genesis.chain_id) for c in genesis.clients}
     org_keys = {o["id"]: o["x25519"] for o in genesis.doc["organisations"]}
