@@ -39,9 +39,10 @@ def main():
 @click.option("--out", type=click.Path(file_okay=False),
               help="Export the run here: summary.json, genesis/, ledgers/, submitted.jsonl, faults.json.")
 @click.option("--force", is_flag=True, help="Replace --out if it holds an earlier export.")
+@click.option("--no-trace", is_flag=True, help="With --out: do not record trace.jsonl and replica-state.png.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a terminal).")
-def run(scenario, nodes, seed, out, force, as_json, progress):
+def run(scenario, nodes, seed, out, force, no_trace, as_json, progress):
     """Run SCENARIO in the deterministic simulator and summarise it.
 
     SCENARIO is a scenario file or a shipped scenario's name (`citychain scenarios`).
@@ -69,12 +70,13 @@ def run(scenario, nodes, seed, out, force, as_json, progress):
                       TextColumn("tx"), TimeElapsedColumn(), console=stderr, transient=True,
                       disable=not show) as bar:
             task = bar.add_task(f"{spec.chain.id} n={spec.nodes}", total=spec.workload.transactions)
-            result = simulate(spec, progress=lambda done, total: bar.update(task, completed=done))
+            result = simulate(spec, progress=lambda done, total: bar.update(task, completed=done),
+                              record=bool(target) and not no_trace)
             bar.update(task, completed=result.metrics.first_executions)
         report = audit_run(result)
         summary = summarize(result, scenario, report)
         if target:
-            target.commit(lambda directory: write_run(directory, result, summary))
+            target.commit(lambda directory: write_run(directory, result, summary, scenario))
     except OSError as exc:
         click.echo(f"error: {exc}" if isinstance(exc, OutputError) else f"error: writing --out {out}: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -90,7 +92,9 @@ def run(scenario, nodes, seed, out, force, as_json, progress):
 
 def _print_summary(s: dict, report) -> None:
     console = Console()
-    table = Table(title=f"{s['scenario']}: {s['chain_id']}, {s['nodes']} nodes (f={s['f']}), seed {s['seed']}")
+    n, f, q = s["nodes"], s["f"], s["quorum"]
+    rule = f"2f+1 = {q}" if n == 3 * f + 1 else f"⌈(n+f+1)/2⌉ = {q}; 2f+1 = {2 * f + 1} would not do at n = {n}"
+    table = Table(title=f"{s['scenario']}: {s['chain_id']}, n = {n} nodes, f = {f}, quorum {rule}; seed {s['seed']}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     lat = s["latency_ms"]
@@ -109,6 +113,10 @@ def _print_summary(s: dict, report) -> None:
         ("liveness", f"{'ok' if s['liveness']['ok'] else 'FAILED'}: {s['liveness']['uncommitted']} unanswered; "
          f"longest wait {s['liveness']['recovery_ms']:.0f} ms from submission or the last fault "
          f"({s['liveness']['healed_at_ms']:.0f} ms), bound {s['liveness']['bound_ms']:.0f}"),
+        *([("recovery (from the fault)", "; ".join(
+            f"{r['fault']} at {r['at_ms']:.0f} ms: "
+            + (f"answered again {r['recovered_ms']:.0f} ms later" if r["recovered_ms"] is not None
+               else "nothing submitted after it was answered") for r in s["recovery"]))] if s["recovery"] else []),
         ("agreement", "yes" if s["agreement"] else "NO"),
         ("safety violations", str(s["safety_violations"])),
         ("head", f"#{s['head']['height']} {s['head']['hash'][:16]}"),
@@ -119,11 +127,59 @@ def _print_summary(s: dict, report) -> None:
     console.print(table)
     if s["faults"]:
         console.print("fault timeline: " + "; ".join(f"{e['at_ms']:.0f} ms {e['event']}" for e in s["faults"]))
+    if s["liveness"].get("reason"):
+        console.print(f"[red]liveness:[/] {s['liveness']['reason']}")
     lagging = {k: v for k, v in s["node_status"].items() if not v["caught_up"] or not v["up"]}
     for node, st in list(lagging.items())[:10]:
         console.print(f"{node}: {st['role']}, {'up' if st['up'] else 'down'}, height {st['height']}, view {st['view']}")
     for line in report.safety_violations[:10]:
         console.print(f"[red]safety:[/] {line}")
+
+
+@main.command()
+@click.argument("scenario")
+@click.option("--block", "height", type=click.IntRange(1), help="Draw the round of block H (default: block 1).")
+@click.option("--view-change", "view_change", type=click.IntRange(1), help="Draw the N-th view change instead.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write into.")
+@click.option("--narrate", is_flag=True, help="Print the instance step by step.")
+@click.option("--nodes", type=click.IntRange(4, 256), help="Override the scenario's consensus node count.")
+@click.option("--seed", type=click.IntRange(0), help="Override the scenario's seed.")
+def trace(scenario, height, view_change, out, narrate, nodes, seed):
+    """Run SCENARIO recorded and draw one consensus instance of it.
+
+    Writes to OUT: trace.jsonl (the whole run, docs/teaching.md), a sequence diagram
+    of the instance (block-H.svg/.png or view-change-N.svg/.png: a lane per node, an
+    arrow per message coloured by phase, each node's prepared and committed moments
+    with the quorum that did it) and replica-state.png (watermarks, stable checkpoint
+    and log size per node). --narrate prints the instance step by step.
+
+    Exits 2 if the block or view change is not in the run.
+    """
+    from .sim.run import simulate
+    from .teach.instance import NotInTrace, block_instance, view_change_instance
+    from .teach.narrate import lines
+    from .teach.plots import replica_state, sequence_diagram
+
+    if height and view_change:
+        raise click.UsageError("--block and --view-change are alternatives")
+    spec = _load(scenario, nodes, seed)
+    result = simulate(spec, record=True)
+    recorded = result.trace(scenario)
+    try:
+        inst = view_change_instance(recorded, view_change) if view_change else block_instance(recorded, height or 1)
+    except NotInTrace as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    directory = Path(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    recorded.write(directory / "trace.jsonl")
+    name = f"view-change-{view_change}" if view_change else f"block-{height or 1}"
+    written = sequence_diagram(inst, directory / name)
+    written.append(replica_state(recorded, directory / "replica-state.png"))
+    if narrate:
+        for line in lines(inst):
+            click.echo(line)
+    click.echo(f"wrote {directory / 'trace.jsonl'}, " + ", ".join(str(p) for p in written), err=narrate)
 
 
 @main.command()
@@ -145,6 +201,40 @@ def genesis(scenario, out, nodes, seed):
     g.write(Path(out))
     click.echo(f"wrote {out}/genesis.json, ca.pem, {len(g.nodes)} node and {len(g.clients)} client "
                f"certificates; genesis hash {g.hash}")
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("tx_id", required=False)
+@click.option("--height", type=click.IntRange(1), help="Ask about block H instead of a transaction.")
+@click.option("--node", help="Only this node (node-05, node-5 or 5; default: every honest node).")
+def why(out_dir, tx_id, height, node):
+    """Why was TX_ID (or a prefix of it) or block H not committed? OUT_DIR is from
+    `citychain run --out` (its trace.jsonl). Names the messages from which nodes never
+    arrived, and why: a crash, a partition, a Byzantine node, a view change in progress,
+    a copy lost or refused. Exits 2 on a bad question."""
+    from .sim.trace import Trace
+    from .teach.why import explain
+
+    if bool(tx_id) == bool(height):
+        raise click.UsageError("give a TX_ID or --height H")
+    path = Path(out_dir) / "trace.jsonl"
+    try:
+        recorded = Trace.read(path)
+    except (OSError, ValueError) as exc:
+        click.echo(f"error: {exc} (run `citychain run SCENARIO --out DIR` without --no-trace)", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if node and not node.startswith("node-"):
+        node = f"node-{node}"
+    if node and node not in recorded.header["nodes"]:
+        width = len(recorded.header["nodes"][0]) - len("node-")
+        node = f"node-{int(node.split('-')[1]):0{width}d}" if node.split("-")[1].isdigit() else node
+    try:
+        for line in explain(recorded, tx_id, height, node):
+            click.echo(line)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 @main.command()

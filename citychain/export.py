@@ -25,14 +25,15 @@ try:
 except ImportError:  # not POSIX: no lock
     fcntl = None
 
-EXPORT_ENTRIES = frozenset({"summary.json", "genesis", "ledgers", "submitted.jsonl", "faults.json"})
+EXPORT_ENTRIES = frozenset({"summary.json", "genesis", "ledgers", "submitted.jsonl", "faults.json", "trace.jsonl",
+                            "replica-state.png"})
 
 
 class OutputError(OSError):
     """The output directory cannot be used; the message says why (exit 2)."""
 
 
-def write_run(out: Path, run: SimRun, summary: dict) -> None:
+def write_run(out: Path, run: SimRun, summary: dict, name: str = "") -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     run.genesis.write(out / "genesis")
@@ -52,6 +53,12 @@ def write_run(out: Path, run: SimRun, summary: dict) -> None:
         "healed_at_ns": run.plan.last_heal,
         "liveness_bound_ns": int(run.scenario.run.liveness_bound_s * 1e9),
     }, indent=2) + "\n")
+    if run.recorder is not None:  # a recorded run: its trace (docs/teaching.md) and the replica state plot
+        from .teach.plots import replica_state
+
+        trace = run.trace(name or summary.get("scenario", ""))
+        trace.write(out / "trace.jsonl")
+        replica_state(trace, out / "replica-state.png")
 
 
 class ExportTarget:

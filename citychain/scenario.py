@@ -383,8 +383,9 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> Any:
 
 
 def shipped_scenarios() -> dict[str, Path]:
-    """The scenarios that ship with citychain by short name: the city chains, then the faults."""
-    files = sorted(SHIPPED.glob("*.yaml")) + sorted(SHIPPED.glob("faults/*.yaml"))
+    """The scenarios that ship with citychain by short name: the city chains, the faults, then the lessons."""
+    files = sorted(SHIPPED.glob("*.yaml")) + sorted(SHIPPED.glob("faults/*.yaml")) + sorted(
+        SHIPPED.glob("teaching/*.yaml"))
     return {p.stem: p for p in files}
 
 

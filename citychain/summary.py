@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from consensus.quorum import quorum
 from node.metrics import percentile
 
 from .audit import RunAudit, audit_chains, compare_chains
@@ -73,6 +74,50 @@ def liveness(run: SimRun, entries) -> dict:
             "ok": not uncommitted and recovery_ms <= bound_ms}
 
 
+DISRUPTIVE = ("crash", "pause", "partition", "cut")
+
+
+def recovery(run: SimRun) -> list[dict]:
+    """Per fault that can stop progress (a crash, pause, partition or cut): how long from
+    the fault itself until the chain answered (f + 1 matching replies) a transaction
+    submitted at or after it. ``recovered_ms`` is null if none was."""
+    replies = reply_times(run)
+    answered_at = {}
+    for tx, blocks in run.metrics.tx_blocks.items():
+        times = [replies[b] for b in blocks if b in replies]
+        if times:
+            answered_at[tx] = min(times)
+    out = []
+    for t, what in run.timeline:
+        if what.split(" ", 1)[0] not in DISRUPTIVE:
+            continue
+        after = [answered_at[tx] for tx, sub in run.metrics.submitted.items() if sub >= t and tx in answered_at]
+        out.append({"at_ms": round(t / 1e6, 3), "fault": what,
+                    "recovered_ms": round((min(after) - t) / 1e6, 3) if after else None})
+    return out
+
+
+def explain_liveness(run: SimRun, live: dict, status: dict) -> str | None:
+    """Why transactions went unanswered, in a sentence, or None if liveness holds."""
+    if live["ok"]:
+        return None
+    n, f = len(run.genesis.replicas), run.f
+    q = quorum(n)
+    silent = {nid: st["role"] if st["up"] else "down" for nid, st in status.items()
+              if nid in run.genesis.replicas and (not st["up"] or st["role"].startswith("byzantine"))}
+    working = n - len(silent)
+    if working < q:
+        return (f"{live['uncommitted']} transactions were never answered: only {working} of {n} nodes could be "
+                f"counted on ({', '.join(f'{k} {v}' for k, v in sorted(silent.items()))}), fewer than the quorum of {q} that must prepare "
+                f"and commit each block; PBFT tolerates f = {f} faulty nodes, so no block can commit "
+                f"(safe, but not live)")
+    if live["uncommitted"]:
+        return (f"{live['uncommitted']} transactions were never answered by f + 1 = {f + 1} matching replies "
+                f"before the run ended (`citychain run --out DIR` then `citychain why DIR TX` says what was missing)")
+    return (f"a transaction waited {live['recovery_ms']:.0f} ms after the later of its submission and the last "
+            f"fault, more than the liveness bound of {live['bound_ms']:.0f} ms")
+
+
 def node_status(run: SimRun) -> dict:
     top = max((run.nodes[n].ledger.height for n in run.honest), default=0)
     out = {}
@@ -110,11 +155,16 @@ def summarize(run: SimRun, scenario_name: str, report: RunAudit | None = None) -
     drops = metrics.drops_by_reason()
     live = liveness(run, entries)
     head_hash = entries[-1].block.hash if entries else run.genesis.hash
+    status = node_status(run)
+    live["reason"] = explain_liveness(run, live, status)
+    recoveries = recovery(run)
+    known = [r["recovered_ms"] for r in recoveries if r["recovered_ms"] is not None]
     return {
         "scenario": scenario_name,
         "chain_id": run.genesis.chain_id,
         "nodes": n,
         "f": f,
+        "quorum": quorum(n),
         "seed": run.scenario.seed,
         "submitted_tx": run.submitted,
         "committed_tx": committed,
@@ -143,9 +193,10 @@ def summarize(run: SimRun, scenario_name: str, report: RunAudit | None = None) -
         "safety_violations": len(report.safety_violations) + sum(len(p) for p in report.invalid.values()),
         "safety_detail": report.safety_violations[:20],
         "liveness": live,
-        "recovery_ms": live["recovery_ms"],
+        "recovery_ms": max(known) if known else None,
+        "recovery": recoveries,
         "head": {"height": len(entries), "hash": head_hash},
-        "node_status": node_status(run),
+        "node_status": status,
         "cpu_ms_per_node": {"mean": round(sum(metrics.cpu_ns.values()) / max(1, n) / 1e6, 3),
                             "max": round(max(metrics.cpu_ns.values(), default=0) / 1e6, 3)},
         "sim_seconds": round((max(run.end_ns, run.first_submit) - run.first_submit) / 1e9, 6),

@@ -48,7 +48,8 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_a_city_chain_from_anywher
         tmp_path)
     (wheel,) = (tmp_path / "dist").glob("citychain-*.whl")
     shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("citychain/scenarios/")}
-    assert {"citychain/scenarios/taihu.yaml", "citychain/scenarios/faults/primary-crash.yaml"} <= shipped
+    assert {"citychain/scenarios/taihu.yaml", "citychain/scenarios/faults/primary-crash.yaml",
+            "citychain/scenarios/teaching/normal-4.yaml"} <= shipped
 
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", venv], tmp_path)
@@ -65,7 +66,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_a_city_chain_from_anywher
     assert list(empty.iterdir()) == []
 
     listing = run([console_script(bindir), "scenarios"], empty).splitlines()
-    assert len(listing) == 13 and listing[0].startswith("chongqing")
+    assert len(listing) == 20 and listing[0].startswith("chongqing")  # 6 cities, 7 faults, 7 lessons
 
     # The same run from a project with apps/, node/ and consensus/ of its own.
     project = django_like_project(tmp_path / "project")

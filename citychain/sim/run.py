@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from consensus.quorum import quorum
 from node.assembly import chain_apps, client_directory, replica_config, replica_factory, sync_timings
 from node.byzantine import Context, syncer_for
 from node.checker import ChainChecker
@@ -26,6 +27,8 @@ from .cpu import CpuCosts
 from .engine import Engine
 from .faults import Action, FaultPlan, plan_faults
 from .network import SimNetwork
+from .trace import FORMAT as TRACE_FORMAT
+from .trace import Recorder, RecordingNetwork, Trace
 from .workload import Submission, submissions
 
 
@@ -51,6 +54,13 @@ class SimRun:
     apps: dict = field(default_factory=dict)  # app name -> instance (with the scenario's settings)
     timeline: list[tuple[int, str]] = field(default_factory=list)  # (ns, what happened)
     faulted: set[str] = field(default_factory=set)  # nodes crashed or paused at some point
+    recorder: Recorder | None = None  # with ``record=True``: every message, drop and phase change
+
+    def trace(self, name: str = "") -> Trace:
+        """The recorded run (``simulate(..., record=True)``) with its header."""
+        if self.recorder is None:
+            raise ValueError("this run was not recorded: simulate(..., record=True)")
+        return self.recorder.trace(trace_header(self, name))
 
     @property
     def end_ns(self) -> int:
@@ -71,13 +81,30 @@ class SimRun:
         return replicas[max(views, default=0) % len(replicas)]
 
 
-def build(scenario: Scenario) -> SimRun:
+def trace_header(run: SimRun, name: str) -> dict:
+    """The first line of a trace: the chain, its quorum arithmetic and its parameters."""
+    replicas = run.genesis.replicas
+    params = run.genesis.doc["consensus"]
+    n = len(replicas)
+    return {"format": TRACE_FORMAT, "scenario": name, "chain_id": run.genesis.chain_id, "seed": run.scenario.seed,
+            "nodes": list(replicas), "n": n, "f": run.f, "quorum": quorum(n),
+            "checkpoint_interval": params["checkpoint_interval"], "watermark_window": params["watermark_window"],
+            "block_size": params["block_size"], "byzantine": {k: v.behaviour for k, v in run.plan.byzantine.items()},
+            "end_ns": run.end_ns}
+
+
+def build(scenario: Scenario, record: bool = False) -> SimRun:
     genesis = build_genesis(scenario)
     membership = genesis.membership()
     metrics = Metrics()
     engine = Engine()
     sites = {p.id: p.site for p in genesis.nodes + genesis.observers}
-    network = SimNetwork(engine, scenario.network, sites, rng_for(scenario.seed, "network"), metrics)
+    recorder = Recorder(genesis.replicas, engine) if record else None
+    network_class = SimNetwork if recorder is None else RecordingNetwork
+    network = network_class(engine, scenario.network, sites, rng_for(scenario.seed, "network"), metrics)
+    if recorder is not None:
+        network.recorder = recorder
+        recorder.counting(metrics)
     plan = plan_faults(scenario, genesis)
     apps = chain_apps(genesis.doc)
     directory = client_directory(genesis.doc)
@@ -99,7 +126,10 @@ def build(scenario: Scenario) -> SimRun:
         ctx = Context(placement.id, replicas, signer, rng_for(scenario.seed, f"byzantine/{placement.id}"),
                       colluders, bad.delay, groups, bad.targets, bad.kinds) if bad else None
         syncer_class = syncer_for(behaviour)
-        node = Node(placement.id, replica_factory(config, behaviour, ctx), signer, membership, network,
+        make = replica_factory(config, behaviour, ctx)
+        if recorder is not None:
+            make = (lambda saved, m=make, nid=placement.id: recorder.watch(nid, m(saved)))
+        node = Node(placement.id, make, signer, membership, network,
                     Executor(apps, directory, WorldState(), memo), Ledger(genesis.hash), metrics, cpu,
                     syncer=lambda nd, cls=syncer_class: cls(nd, checker, sync_timeout, sync_interval))
         nodes[placement.id] = node
@@ -115,7 +145,7 @@ def build(scenario: Scenario) -> SimRun:
         network.attach(placement.id, node.on_message, node.on_timer, votes=False)
     for node in nodes.values():
         node.syncer.start(0)
-    return SimRun(scenario, genesis, membership, metrics, nodes, engine, network, plan, apps=apps)
+    return SimRun(scenario, genesis, membership, metrics, nodes, engine, network, plan, apps=apps, recorder=recorder)
 
 
 def _apply(run: SimRun, action: Action, now: int) -> None:
@@ -140,13 +170,17 @@ def _apply(run: SimRun, action: Action, now: int) -> None:
         link = action.link
         run.network.set_link(link.between[0], link.between[1], link.latency_ms, link.loss)
     what = action.describe() if action.target != "primary" else f"{action.kind} {target} (the primary)"
+    if run.recorder is not None:
+        run.recorder.fault(now, action, target)
     run.timeline.append((now, what))
 
 
-def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = None) -> SimRun:
-    """Run the scenario's workload to completion (or until the drain time runs out)."""
+def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = None,
+             record: bool = False) -> SimRun:
+    """Run the scenario's workload to completion (or until the drain time runs out).
+    ``record``: keep a trace of the run (``run.trace()``; citychain/sim/trace.py)."""
     started = time.perf_counter()
-    run = build(scenario)
+    run = build(scenario, record=True) if record else build(scenario)
     genesis, engine, metrics, network = run.genesis, run.engine, run.metrics, run.network
     signers = {c.id: Signer(c.id, genesis.identities[c.id].key, genesis.chain_id) for c in genesis.clients}
     org_keys = {o["id"]: o["x25519"] for o in genesis.doc["organisations"]}

@@ -67,7 +67,10 @@ class Ctx:
     org_keys: dict[str, str]  # org -> X25519 public key (hex)
 
     def invalid(self) -> bool:
-        return self.rng.random() < INVALID
+        """Whether to make this transaction deliberately wrong. Never the first: a run of
+        one transaction (a lesson's first run) must show a valid one commit. The draw is
+        made either way, so the rest of the workload stays as it was."""
+        return self.rng.random() < INVALID and self.i > 0
 
     def client_of(self, orgs) -> ClientPlacement:
         """A client of one of ``orgs`` (any client if none of them has one: it will be refused)."""

@@ -12,12 +12,13 @@ from tests.conftest import ROOT
 CITIES = {"taihu", "henan", "sichuan", "chongqing", "zhejiang", "guiyang"}
 FAULTS = {"primary-crash", "partition-heal", "equivocating-primary", "silent-f-of-60", "mixed-byzantine-20",
           "crash-catch-up", "fork-f-plus-1"}
+TEACHING = {"normal-4", "normal-7", "view-change-4", "view-change-7", "checkpoint-4", "checkpoint-7", "no-quorum-4"}
 
 
 def test_every_shipped_scenario_has_a_unique_short_name():
     files = sorted(SHIPPED.rglob("*.yaml"))
     shipped = shipped_scenarios()
-    assert set(shipped) == CITIES | FAULTS
+    assert set(shipped) == CITIES | FAULTS | TEACHING
     assert sorted(shipped.values()) == files  # no two files share a name, none is left out
 
 
@@ -29,7 +30,7 @@ def test_pyproject_ships_every_scenario_file():
     assert present <= declared
 
 
-@pytest.mark.parametrize("name", sorted(CITIES | FAULTS))
+@pytest.mark.parametrize("name", sorted(CITIES | FAULTS | TEACHING))
 def test_a_short_name_loads_the_shipped_file(name, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     assert load_scenario(name) == load_scenario(shipped_scenarios()[name])
