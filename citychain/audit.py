@@ -22,7 +22,11 @@ genesis's keys signed, nothing else:
   longest valid chain, proposed within the bound.
 
 faults.json's list of Byzantine nodes annotates the report; it never decides what is
-checked. Exit codes (citychain/exits.py): 0 all holds, 1 a safety violation,
+checked. Without ``genesis_pin`` (``--genesis-hash``) the audit proves only that the
+export is consistent with its own genesis; and a simulated run's keys derive from its
+seed, so the report says whether they do (``keys``, from summary.json's seed): then the
+signatures prove consistency, not authenticity. Every file is read as hostile input
+(``citychain.inputs``: regular files only, bounded sizes). Exit codes (citychain/exits.py): 0 all holds, 1 a safety violation,
 4 the export fails a check, 3 a liveness failure; ``ExportError`` (exit 2) when there
 is nothing to audit.
 """
@@ -30,21 +34,25 @@ is nothing to audit.
 from __future__ import annotations
 
 import datetime
-import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from consensus.block import Block
+from consensus.encoding import sha256_hex
 from consensus.messages import Signed
 from consensus.quorum import max_faulty, quorum
 from node.checker import ChainChecker
-from node.genesis import (certificate_problems, entry_key, genesis_hash, genesis_problems, member_entries,
-                          read_genesis)
+from node.genesis import certificate_problems, entry_key, genesis_hash, genesis_problems, member_entries
+from node.identity import derive_key
 from node.membership import Membership
 
 from . import exits
+from .inputs import MAX_LINE_BYTES, UnreadableFile, loads, read_regular
 from .ledgercheck import ChainRules, Fault, LedgerCheck
 
 GENESIS_FIELDS = ("chain_id", "name", "ca", "organisations", "members", "clients", "consensus", "state_root", "apps")
@@ -117,7 +125,12 @@ class AuditReport:
     head_hash: str = ""
     liveness: dict | None = None  # None: not judged (no submitted.jsonl)
     byzantine: list[str] = field(default_factory=list)  # faults.json's annotation
-    genesis_trusted: bool = True  # False: the genesis fails its checks, so no ledger was read
+    genesis_trusted: bool = True  # False: the genesis fails its checks (or the pin), so no ledger was read
+    genesis_pinned: bool = False  # --genesis-hash was given (and matched, unless genesis_trusted is False)
+    keys: str = "unknown"  # derived-from-seed, not-derived, unknown (key_origin)
+    seed: int | None = None  # the seed summary.json records
+    consensus_members: tuple[str, ...] = ()
+    pin_problem: str | None = None  # genesis.json is not the pinned genesis: nothing else was read
 
     @property
     def safe(self) -> bool:
@@ -125,7 +138,7 @@ class AuditReport:
 
     @property
     def valid(self) -> bool:
-        return not self.member_problems and all(r.status not in ("invalid", "out-of-order")
+        return not self.pin_problem and not self.member_problems and all(r.status not in ("invalid", "out-of-order")
                                                 for r in self.ledgers.values())
 
     @property
@@ -152,7 +165,8 @@ class AuditReport:
 
     def reasons(self) -> list[str]:
         """Every finding, most serious first, one line each."""
-        out = [f"safety: {c}" for c in self.conflicts]
+        out = [f"genesis: {self.pin_problem}"] if self.pin_problem else []
+        out += [f"safety: {c}" for c in self.conflicts]
         out += [f"member certificates: {p}" for p in self.member_problems]
         out += [f"{name} {r.status}: {r.fault}" for name, r in self.ledgers.items()
                 if r.status in ("invalid", "out-of-order")]
@@ -166,8 +180,22 @@ class AuditReport:
         reasons = self.reasons()
         if not reasons:
             return (f"{len(self.ledgers)} ledgers check out; the chain is at height {self.head_height}"
-                    + ("" if self.liveness is None else "; every submitted transaction is in it in time"))
+                    + ("" if self.liveness is None else "; every submitted transaction is in it in time")
+                    + (f"; but {self.completeness}" if self.completeness else ""))
         return reasons[0] + (f" (+{len(reasons) - 1} more findings)" if len(reasons) > 1 else "")
+
+    @property
+    def missing_consensus(self) -> list[str]:
+        return [m for m in self.missing if m in self.consensus_members]
+
+    @property
+    def completeness(self) -> str:
+        """'' when every consensus member's ledger is here; else what their absence leaves open."""
+        gone = self.missing_consensus
+        if not gone:
+            return ""
+        return (f"{len(gone)} of {self.n} consensus ledgers are missing ({', '.join(gone[:4])}"
+                f"{' …' if len(gone) > 4 else ''}): a fork among them cannot be excluded")
 
     @property
     def heights(self) -> dict[str, int]:
@@ -187,15 +215,35 @@ class AuditReport:
             "invalid_ledgers": self.invalid,
             "member_problems": self.member_problems,
             "missing_ledgers": self.missing,
+            "missing_consensus_ledgers": self.missing_consensus,
+            "genesis_pinned": self.genesis_pinned, "genesis_pin_problem": self.pin_problem,
+            "keys": self.keys, "seed": self.seed,
             "liveness": self.liveness,
             "listed_byzantine": self.byzantine,
         }
 
+    def trust_lines(self) -> list[str]:
+        """What the signatures prove: the genesis pin, and where the keys come from."""
+        pin = ("genesis: pinned by --genesis-hash" if self.genesis_pinned else
+               "genesis: not pinned (--genesis-hash): the audit proves only that the export is consistent with its "
+               "own genesis.json")
+        if self.keys == "derived-from-seed":
+            keys = "keys: DERIVED FROM THE SEED: " + KEYS_WARNING.format(seed=self.seed)
+        elif self.keys == "not-derived":
+            keys = f"keys: not derived from the seed {self.seed} that summary.json records"
+        else:
+            keys = "keys: unknown whether they derive from a seed (summary.json records none)"
+        return [pin, keys]
+
     def text(self) -> list[str]:
         """The report for people: the verdict first, then the evidence."""
-        out = [f"{self.verdict.upper()} (exit {self.exit_code}): {self.reason}",
-               f"chain {self.chain_id}: {self.n} consensus members (f = {self.f}, quorum {self.quorum}); "
-               f"genesis {self.genesis_hash[:16]}…"]
+        out = [f"{self.verdict.upper()} (exit {self.exit_code}): {self.reason}"]
+        if self.pin_problem:
+            return out + ["nothing else in the export was read: its genesis is not the one you trust"]
+        if self.chain_id:
+            out.append(f"chain {self.chain_id}: {self.n} consensus members (f = {self.f}, quorum {self.quorum}); "
+                       f"genesis {self.genesis_hash[:16]}…")
+        out += self.trust_lines()
         if not self.genesis_trusted:
             return out + ["the genesis fails its checks, so nothing it vouches for was read:"] + \
                 [f"  {p}" for p in self.member_problems[:20]]
@@ -209,6 +257,8 @@ class AuditReport:
             out.append("  " + r.describe(self.head_height))
         if self.missing:
             out.append(f"  no ledger from {', '.join(self.missing[:10])}" + (" …" if len(self.missing) > 10 else ""))
+        if self.completeness:
+            out.append(f"  {self.completeness}")
         for c in self.conflicts[:20]:
             out.append(f"  safety: {c}")
         out.append("member certificates: " + (f"{len(self.member_problems)} problems" if self.member_problems else
@@ -231,10 +281,13 @@ class AuditReport:
 
 # -- auditing an export directory ---------------------------------------------------------
 
-def audit_export(out_dir: Path, *, at: datetime.datetime | None = None) -> AuditReport:
+def audit_export(out_dir: Path, *, at: datetime.datetime | None = None,
+                 genesis_pin: str | None = None) -> AuditReport:
     """Audit an exported run in ``out_dir`` (layout: docs/audit.md).
 
-    ``at`` is when member certificates must be valid (default: now, as openssl does).
+    ``at`` is when member certificates must be valid (default: now, as openssl does);
+    ``genesis_pin`` the genesis hash the auditor trusts, obtained out of band (without
+    it the audit proves only that the export is consistent with its own genesis.json).
     Returns the report (``report.exit_code``, ``report.reason``, ``report.to_dict()``);
     raises ``ExportError`` if there is nothing to audit.
     """
@@ -242,8 +295,14 @@ def audit_export(out_dir: Path, *, at: datetime.datetime | None = None) -> Audit
     at = at or datetime.datetime.now(datetime.timezone.utc)
     if not out_dir.is_dir():
         raise ExportError(f"{out_dir} is not a directory")
-    doc, ghash = load_genesis(out_dir)
+    raw, ghash = read_genesis_bytes(out_dir)
+    mismatch = check_pin(ghash, genesis_pin)
+    if mismatch:  # not the genesis the auditor trusts: nothing in the export is read
+        return AuditReport(str(out_dir), "", ghash, 0, 0, 0, f"{at:%Y-%m-%d}", pin_problem=mismatch,
+                           genesis_trusted=False, genesis_pinned=True)
+    doc = parse_genesis(out_dir, raw)
     ledger_paths = ledger_files(out_dir)
+    keys, seed = key_origin(out_dir, doc)
     problems = genesis_problems(doc, at)
     if genesis_hash(doc) != ghash:
         problems.append("genesis.json is not canonical JSON: the genesis hash is SHA-256 of its exact bytes, "
@@ -252,16 +311,19 @@ def audit_export(out_dir: Path, *, at: datetime.datetime | None = None) -> Audit
     if not problems:
         try:
             rules = ChainRules(doc, ghash)
-        except (ValueError, TypeError) as exc:  # app settings the apps refuse, say
+        except Exception as exc:  # noqa: BLE001 -- settings the apps refuse, whatever they raise: say
             problems.append(f"genesis.json: {exc}")
+    pinned = genesis_pin is not None
     if rules is None:  # nothing the genesis vouches for can be trusted: the ledgers are not read
         n = sum(1 for m in doc["members"] if m["role"] == "consensus")
         return AuditReport(str(out_dir), doc["chain_id"], ghash, n, max_faulty(n) if n else 0, quorum(n) if n else 0,
-                           f"{at:%Y-%m-%d}", member_problems=problems, genesis_trusted=False)
+                           f"{at:%Y-%m-%d}", member_problems=problems, genesis_trusted=False, genesis_pinned=pinned,
+                           keys=keys, seed=seed)
     problems += exported_certificate_problems(out_dir / "genesis", doc, at)
     faults = _read_faults(out_dir / "faults.json")
     report = AuditReport(str(out_dir), rules.chain_id, ghash, rules.n, rules.f, rules.quorum, f"{at:%Y-%m-%d}",
-                         member_problems=problems, byzantine=sorted(faults.get("byzantine", [])) if faults else [])
+                         member_problems=problems, byzantine=sorted(faults.get("byzantine", [])) if faults else [],
+                         genesis_pinned=pinned, keys=keys, seed=seed)
     checks = {path.stem: rules.check_file(path) for path in ledger_paths}
     submitted = _read_submitted(out_dir / "submitted.jsonl")
     if not any(c.lines for c in checks.values()) and not submitted:
@@ -272,29 +334,78 @@ def audit_export(out_dir: Path, *, at: datetime.datetime | None = None) -> Audit
     return report
 
 
-def load_genesis(out_dir: Path) -> tuple[dict, str]:
-    """genesis/genesis.json and its hash (over its exact bytes), or ExportError."""
-    path = out_dir / "genesis" / "genesis.json"
+def genesis_path(out_dir: Path) -> Path:
+    return Path(out_dir) / "genesis" / "genesis.json"
+
+
+def read_genesis_bytes(out_dir: Path) -> tuple[bytes, str]:
+    """genesis/genesis.json's exact bytes and the genesis hash (their SHA-256), or ExportError."""
+    path = genesis_path(out_dir)
     try:
-        doc, ghash = read_genesis(path)
-    except OSError as exc:
-        raise ExportError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except ValueError:
-        raise ExportError(f"{path}: not JSON") from None
+        raw = read_regular(path, MAX_LINE_BYTES)
+    except UnreadableFile as exc:
+        raise ExportError(str(exc)) from None
+    return raw, sha256_hex(raw)
+
+
+def check_pin(ghash: str, pin: str | None) -> str | None:
+    """Why genesis.json is not the genesis the auditor pinned (``--genesis-hash``); None if it is."""
+    if pin is None or ghash == pin:
+        return None
+    return (f"genesis.json's hash {ghash} is not the pinned --genesis-hash {pin}: this export is of another "
+            "genesis than the one you trust")
+
+
+def parse_genesis(out_dir: Path, raw: bytes) -> dict:
+    """genesis.json's document with every field the audit reads of the right type, or ExportError."""
+    path = genesis_path(out_dir)
+    try:
+        doc = loads(raw)
+        genesis_hash(doc)  # it can be encoded again (not too deep for the encoder)
+    except (ValueError, RecursionError) as exc:
+        raise ExportError(f"{path}: not JSON ({exc or 'nested too deeply'})") from None
     missing = [k for k in GENESIS_FIELDS if not isinstance(doc, dict) or k not in doc]
     if missing:
         raise ExportError(f"{path}: not a genesis: lacks {', '.join(missing)}")
-    try:
-        entries = member_entries(doc)
-        for entry in entries.values():
-            for key in ("id", "org", "role", "cert"):
-                if not isinstance(entry[key], str):
-                    raise TypeError(key)
-        doc["consensus"]["block_size"]
-    except (KeyError, TypeError, AttributeError):
-        raise ExportError(f"{path}: not a genesis: members and clients need id, org, role and cert; "
-                          "consensus needs block_size") from None
-    return doc, ghash
+    problem = genesis_shape_problem(doc)
+    if problem:
+        raise ExportError(f"{path}: not a genesis: {problem}")
+    return doc
+
+
+def load_genesis(out_dir: Path) -> tuple[dict, str]:
+    """genesis/genesis.json and its hash (over its exact bytes), or ExportError."""
+    raw, ghash = read_genesis_bytes(out_dir)
+    return parse_genesis(out_dir, raw), ghash
+
+
+def genesis_shape_problem(doc: dict) -> str | None:
+    """Why ``doc`` does not have the shape of docs/ledger.md's genesis.json (the types of the
+    fields the audit reads); None if it does."""
+    for name in ("chain_id", "name", "ca", "state_root"):
+        if not isinstance(doc[name], str):
+            return f"{name} is not a string"
+    if not doc["chain_id"]:
+        return "chain_id is empty"
+    if not isinstance(doc["organisations"], list) or not all(
+            isinstance(o, dict) and all(isinstance(o.get(k), str) for k in ("id", "name", "x25519"))
+            for o in doc["organisations"]):
+        return "organisations is not a list of {id, name, x25519} strings"
+    for name in ("members", "clients"):
+        entries = doc[name]
+        if not isinstance(entries, list) or not all(
+                isinstance(e, dict) and all(isinstance(e.get(k), str) for k in ("id", "org", "role", "cert"))
+                for e in entries):
+            return f"{name} is not a list of {{id, org, role, cert}} strings"
+    consensus = doc["consensus"]
+    if not isinstance(consensus, dict) or type(consensus.get("block_size")) is not int \
+            or consensus["block_size"] < 1:
+        return "consensus.block_size is not an integer >= 1"
+    apps = doc["apps"]
+    if apps is not None and (not isinstance(apps, dict)
+                             or not all(v is None or isinstance(v, dict) for v in apps.values())):
+        return "apps is not an object of each app's settings (objects)"
+    return None
 
 
 def ledger_files(out_dir: Path) -> list[Path]:
@@ -309,10 +420,10 @@ def ledger_files(out_dir: Path) -> list[Path]:
 
 
 def _read_json(path: Path, name: str):
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
     try:
-        data = json.loads(path.read_bytes())
+        data = loads(read_regular(path, MAX_LINE_BYTES))
     except (OSError, ValueError) as exc:
         raise ExportError(f"{name}: cannot read: {exc}") from None
     if not isinstance(data, dict):
@@ -334,61 +445,120 @@ def _read_faults(path: Path) -> dict | None:
 
 
 def _read_submitted(path: Path) -> list[tuple[str, int]] | None:
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
     out = []
     try:
-        with open(path, "rb") as f:
-            for i, raw in enumerate(f, 1):
-                entry = json.loads(raw)
-                if not isinstance(entry, dict) or not isinstance(entry.get("tx"), str) \
-                        or type(entry.get("at_ns")) is not int:
-                    raise ValueError(f"line {i}: expected {{\"tx\": id, \"at_ns\": integer}}")
-                out.append((entry["tx"], entry["at_ns"]))
+        data = read_regular(path)
+        for i, raw in enumerate(data.splitlines(), 1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise ValueError(f"line {i}: longer than the limit of {MAX_LINE_BYTES} bytes")
+            try:
+                entry = loads(raw)
+            except ValueError as exc:
+                raise ValueError(f"line {i}: not JSON ({exc})") from None
+            if not isinstance(entry, dict) or not isinstance(entry.get("tx"), str) \
+                    or type(entry.get("at_ns")) is not int:
+                raise ValueError(f"line {i}: expected {{\"tx\": id, \"at_ns\": integer}}")
+            out.append((entry["tx"], entry["at_ns"]))
     except (OSError, ValueError) as exc:
         raise ExportError(f"submitted.jsonl: cannot read: {exc}") from None
     return out
 
 
-def exported_certificate_problems(folder: Path, doc: dict, at: datetime.datetime) -> list[str]:
-    """The PEM files beside genesis.json: ca.pem is the genesis CA; each member's file
-    (node-XX.pem, observer-XX.pem, clients/client-XX.pem) chains to that CA, names the
-    genesis entry's id, organisation and role, holds its key, and is valid at ``at``;
-    no member lacks one and no file names a stranger."""
-    problems = []
-    ca = x509.load_pem_x509_certificate(doc["ca"].encode())
+def key_origin(out_dir: Path, doc: dict) -> tuple[str, int | None]:
+    """Whether the genesis keys derive from the seed summary.json records, as a simulated
+    run's do (node/identity.py ``derive_key``): ("derived-from-seed", seed), ("not-derived",
+    seed), or ("unknown", None) when no seed is recorded. Anyone who knows such a seed can
+    sign as any member, so those signatures prove consistency, not authenticity."""
+    summary = _read_json(Path(out_dir) / "summary.json", "summary.json")
+    seed = summary.get("seed") if summary else None
+    if type(seed) is not int or seed < 0:
+        return "unknown", None
     try:
-        exported_ca = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
-        if exported_ca != ca:
-            problems.append("genesis/ca.pem is not the CA certificate in genesis.json")
-    except OSError:
-        problems.append("genesis/ca.pem is missing")
+        ca_key = x509.load_pem_x509_certificate(doc["ca"].encode()).public_key()
+        derived = derive_key(seed, doc["chain_id"], "ca").public_key()
+        raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        same = isinstance(ca_key, Ed25519PublicKey) and ca_key.public_bytes(*raw) == derived.public_bytes(*raw)
     except ValueError:
-        problems.append("genesis/ca.pem is not a PEM certificate")
+        same = False
+    return ("derived-from-seed" if same else "not-derived"), seed
+
+
+KEYS_WARNING = ("its keys derive from the seed {seed} (summary.json), as a simulated run's do: anyone who knows the "
+                "seed can sign as any member, so its signatures prove that the export is consistent, not who made it")
+
+
+def _pem_problem(data: bytes) -> tuple[x509.Certificate | None, str | None]:
+    """A PEM file holding exactly one certificate and nothing else (as ``openssl x509``
+    writes it): the certificate, or why the file is not that."""
+    blocks = data.count(b"-----BEGIN ")
+    if b"PRIVATE KEY-----" in data:
+        return None, "holds a private key; a certificate file holds exactly one CERTIFICATE block and nothing else"
+    if blocks != 1:
+        return None, (f"holds {blocks} PEM blocks; a certificate file holds exactly one CERTIFICATE block "
+                      "and nothing else")
+    try:
+        cert = x509.load_pem_x509_certificate(data)
+    except ValueError:
+        return None, "not a PEM certificate"
+    if cert.public_bytes(serialization.Encoding.PEM) != data:
+        return None, ("holds more than its CERTIFICATE block (text before or after it, or another encoding); "
+                      "a certificate file holds exactly one CERTIFICATE block and nothing else")
+    return cert, None
+
+
+def _pem_files(folder: Path) -> tuple[list[str], list[str]]:
+    """(every *.pem under ``folder``, as paths relative to it, sorted; problems with the tree)."""
+    found, problems = [], []
+    for top, dirs, files in os.walk(folder, followlinks=False):
+        here = Path(top)
+        for d in sorted(dirs):
+            if (here / d).is_symlink():
+                problems.append(f"genesis/{(here / d).relative_to(folder)}: a symbolic link to a directory; "
+                                "the export's certificates are files under genesis/")
+        found += [(here / f).relative_to(folder).as_posix() for f in files + dirs if f.endswith(".pem")]
+    return sorted(found), problems
+
+
+def exported_certificate_problems(folder: Path, doc: dict, at: datetime.datetime) -> list[str]:
+    """Every *.pem under genesis/, by its path: ca.pem is the genesis CA; each member's file
+    (node-XX.pem, observer-XX.pem, clients/client-XX.pem: the path its role implies) chains
+    to that CA, names the genesis entry's id, organisation and role, holds its key, and is
+    valid at ``at``; each file holds exactly one CERTIFICATE block and nothing else; no
+    member lacks one and no other *.pem exists."""
+    ca = x509.load_pem_x509_certificate(doc["ca"].encode())
     entries = member_entries(doc)
-    files = {p.stem: p for p in folder.glob("*.pem") if p.name != "ca.pem"}
-    files.update({p.stem: p for p in (folder / "clients").glob("*.pem")})
-    for member_id in sorted(set(entries) | set(files)):
-        path = files.get(member_id)
-        where = "genesis/" + (f"clients/{member_id}.pem" if entries.get(member_id, {}).get("role") == "client"
-                              else f"{member_id}.pem")
-        if path is None:
-            problems.append(f"{where} is missing")
+    expected = {(f"clients/{m}.pem" if e["role"] == "client" else f"{m}.pem"): m for m, e in entries.items()}
+    found, problems = _pem_files(folder)
+    for rel in sorted((set(expected) | {"ca.pem"}) - set(found)):
+        problems.append(f"genesis/{rel} is missing")
+    for rel in found:
+        where = f"genesis/{rel}"
+        member_id = expected.get(rel)
+        if rel != "ca.pem" and member_id is None:
+            stem = Path(rel).stem
+            entry = entries.get(stem)
+            if entry is None:
+                problems.append(f"{where}: {stem} is not a member of the genesis")
+            else:
+                home = next(p for p, m in expected.items() if m == stem)
+                problems.append(f"{where}: a {entry['role']} certificate belongs at genesis/{home}, and only there")
             continue
-        where = f"genesis/{path.relative_to(folder)}"
-        entry = entries.get(member_id)
-        if entry is None:
-            problems.append(f"{where}: {member_id} is not a member of the genesis")
-            continue
-        expected_dir = folder / "clients" if entry["role"] == "client" else folder
-        if path.parent != expected_dir:
-            problems.append(f"{where}: a {entry['role']} certificate belongs in genesis/"
-                            + ("clients/" if entry["role"] == "client" else ""))
         try:
-            cert = x509.load_pem_x509_certificate(path.read_bytes())
-        except (OSError, ValueError):
-            problems.append(f"{where}: not a PEM certificate")
+            data = read_regular(folder / rel, MAX_LINE_BYTES)
+        except UnreadableFile as exc:
+            problems.append(f"{where}: {str(exc).removeprefix(str(folder / rel) + ': ')}")
             continue
+        cert, problem = _pem_problem(data)
+        if problem:
+            problems.append(f"{where}: {problem}")
+            continue
+        if rel == "ca.pem":
+            if cert != ca:
+                problems.append("genesis/ca.pem is not the CA certificate in genesis.json")
+            continue
+        entry = entries[member_id]
         problems.extend(f"{where}: {p}" for p in certificate_problems(
             cert, ca, member_id, entry["org"], entry["role"], at, key=entry_key(entry)))
     return problems
@@ -422,6 +592,7 @@ def judge(report: AuditReport, rules: ChainRules, checks: dict[str, LedgerCheck]
                                             check.hashes[-1] if check.hashes else rules.genesis_hash, check.fault,
                                             name in report.byzantine)
     report.missing = [m for m in rules.roles if m not in checks]
+    report.consensus_members = rules.replicas
 
 
 def _longest(checks: dict[str, LedgerCheck]) -> LedgerCheck | None:

@@ -250,12 +250,34 @@ def scenarios():
         click.echo(f"{name:<{width}}  {load_scenario(path).nodes:>3} nodes  {summary_line(path)}")
 
 
+def _genesis_hash_option(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) != 64 or not all(c in "0123456789abcdefABCDEF" for c in value):
+        raise click.BadParameter("a genesis hash is 64 hex digits (sha256sum genesis/genesis.json)")
+    return value.lower()
+
+
+GENESIS_HASH_HELP = ("The genesis hash you trust, obtained out of band (sha256sum of the genesis.json you were "
+                     "given): exit 4 if the export's genesis.json differs. Without it, the signatures prove only "
+                     "that the export is consistent with its own genesis.")
+
+
+def _unexpected(what: str, exc: BaseException) -> None:
+    """No input may end in a traceback (whose exit code 1 would read as "unsafe")."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    click.echo(f"error: {what}: unexpected {type(exc).__name__}{': ' + first[:300] if first else ''} "
+               "(a bug in citychain: please report it)", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
 @main.command()
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--at", "at", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
               help="Check that member certificates are valid at this UTC date (default: now).")
-def audit(out_dir, as_json, at):
+@click.option("--genesis-hash", "genesis_pin", metavar="HASH", help=GENESIS_HASH_HELP)
+def audit(out_dir, as_json, at, genesis_pin):
     """Audit the export in OUT_DIR (`citychain run --out`) on its signed evidence alone.
 
     Checks the genesis and every member certificate against the chain's CA; each
@@ -265,20 +287,28 @@ def audit(out_dir, as_json, at):
     valid commit certificates; and that every submitted transaction is in the chain
     in time. faults.json only annotates. docs/audit.md says exactly what is checked.
 
+    A simulated run's keys derive from its seed: the report says so ("keys"), as
+    its signatures then prove consistency, not authenticity. Pin the genesis you
+    trust with --genesis-hash.
+
     Exits 0 if all holds, 1 on a safety violation, 4 if the export fails a check (an
-    invalid or out-of-order ledger, a bad member certificate), 3 on a liveness
-    failure, 2 if there is nothing to audit (the codes of `citychain run`).
+    invalid or out-of-order ledger, a bad member certificate, a genesis other than
+    --genesis-hash), 3 on a liveness failure, 2 if there is nothing to audit or an
+    input is unreadable (the codes of `citychain run`).
     """
     import datetime
 
     from .audit import ExportError, audit_export
 
     when = at.replace(tzinfo=datetime.timezone.utc) if at else None
+    pin = _genesis_hash_option(genesis_pin)
     try:
-        report = audit_export(Path(out_dir), at=when)
+        report = audit_export(Path(out_dir), at=when, genesis_pin=pin)
     except ExportError as exc:
         click.echo(f"error: cannot audit {out_dir}: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
+    except Exception as exc:  # noqa: BLE001
+        _unexpected(f"cannot audit {out_dir}", exc)
     if as_json:
         click.echo(json.dumps(report.to_dict()))
     else:
@@ -339,7 +369,8 @@ def bench(scenario, nodes_text, seeds, sets, out, as_json):
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("app")
 @click.argument("key", required=False)
-@click.option("--node", help="Whose ledger to replay: node-05, node-5 or 5; observer-01 (default: the first).")
+@click.option("--node", help="Whose ledger to replay: node-05, node-5 or 5; observer-01 (default: the first "
+                             "member's ledger, in genesis order).")
 @click.option("--file", "document", type=click.Path(exists=True, dir_okay=False),
               help="evidence: verify this document against the chain (by its SHA-256).")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(0),
@@ -347,7 +378,8 @@ def bench(scenario, nodes_text, seeds, sets, out, as_json):
 @click.option("--unchecked", is_flag=True,
               help="Skip the genesis's certificates, transaction signatures and commit certificates (faster; the "
                    "answer then says \"checked\": false). Hash links, state roots and receipts are still checked.")
-def query(out_dir, app, key, node, document, limit, unchecked):
+@click.option("--genesis-hash", "genesis_pin", metavar="HASH", help=GENESIS_HASH_HELP)
+def query(out_dir, app, key, node, document, limit, unchecked, genesis_pin):
     """Read APP's state at KEY from a node of an exported run (by `citychain run --out`).
 
     The node's ledger is first checked as `citychain audit` checks one ledger (the
@@ -361,21 +393,30 @@ def query(out_dir, app, key, node, document, limit, unchecked):
       citychain query OUT provident_fund access/CQ00042  who accessed a fund record
       citychain query OUT licences licence/              list licences
 
+    Only a member's ledger is served (a file named after a consensus member or an
+    observer of the genesis). "keys" in the answer says whether the genesis keys
+    derive from the run's seed (a simulated run's do: then "checked" proves
+    consistency, not authenticity); pin the genesis you trust with --genesis-hash.
+
     Exits 0 with an answer, 2 on a bad question (unknown app or node), 4 if the
-    genesis or the ledger fails its checks (the codes of `citychain audit`).
+    genesis or the ledger fails its checks, or the ledger is not a member's, or the
+    genesis is not --genesis-hash (the codes of `citychain audit`).
     """
     from .exits import INVALID
     from .query import QueryError, UntrustedLedger, query as run_query
 
+    pin = _genesis_hash_option(genesis_pin)
     try:
         answer = run_query(Path(out_dir), app, key, node, Path(document) if document else None, limit,
-                           checked=not unchecked)
+                           checked=not unchecked, genesis_pin=pin)
     except UntrustedLedger as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(INVALID)
     except (QueryError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
+    except Exception as exc:  # noqa: BLE001
+        _unexpected(f"cannot query {out_dir}", exc)
     if unchecked:
         click.echo("warning: --unchecked: signatures and commit certificates were not checked", err=True)
     click.echo(json.dumps(answer, indent=2))

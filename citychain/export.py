@@ -2,7 +2,8 @@
 submitted.jsonl and faults.json (the layout: docs/audit.md).
 
 ``ExportTarget`` guards the directory: a non-empty one is refused unless ``force``
-(and even then only if it holds nothing but an earlier export); a lock beside it
+(and even then only if it holds nothing but an earlier export, checked at every depth:
+``not_an_export``); a lock beside it
 keeps two runs from writing it at once; the parent is checked writable before the
 simulation starts; and the export is written to a temporary directory beside it and
 renamed into place, so a crash leaves the old export or the new one, never half of one.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,8 +27,37 @@ try:
 except ImportError:  # not POSIX: no lock
     fcntl = None
 
-EXPORT_ENTRIES = frozenset({"summary.json", "genesis", "ledgers", "submitted.jsonl", "faults.json", "trace.jsonl",
-                            "replica-state.png"})
+
+
+# What an export writes, by path relative to it (write_run and Genesis.write): nothing else,
+# at any depth, may be in a directory that --force replaces.
+_EXPORT_FILES = frozenset({"summary.json", "submitted.jsonl", "faults.json", "genesis/genesis.json", "genesis/ca.pem",
+                           "trace.jsonl", "replica-state.png"})
+_EXPORT_DIRS = frozenset({"genesis", "genesis/clients", "ledgers"})
+_EXPORT_PATTERNS = (re.compile(r"genesis/[a-z]+-[0-9]+\.pem"), re.compile(r"genesis/clients/client-[0-9]+\.pem"),
+                    re.compile(r"ledgers/[a-z]+-[0-9]+\.jsonl"))
+
+
+def not_an_export(out: Path) -> list[str]:
+    """Every path under ``out`` (relative, sorted) that an export does not write: a file of
+    another name, a symbolic link, a FIFO or device, a directory of another name."""
+    strangers = []
+    for top, dirs, files in os.walk(out, followlinks=False):
+        for name in sorted(dirs) + sorted(files):
+            path = Path(top) / name
+            rel = path.relative_to(out).as_posix()
+            if path.is_symlink():
+                strangers.append(f"{rel} (a symbolic link)")
+            elif name in dirs:
+                if rel not in _EXPORT_DIRS:
+                    strangers.append(f"{rel}/")
+            elif not path.is_file():
+                strangers.append(f"{rel} (not a regular file)")
+            elif rel not in _EXPORT_FILES and not any(p.fullmatch(rel) for p in _EXPORT_PATTERNS):
+                strangers.append(rel)
+        dirs[:] = [d for d in dirs if not (Path(top) / d).is_symlink()
+                   and (Path(top) / d).relative_to(out).as_posix() in _EXPORT_DIRS]
+    return strangers
 
 
 class OutputError(OSError):
@@ -108,10 +139,11 @@ class ExportTarget:
         if not self.force:
             raise OutputError(f"--out {self.out}: not empty; add --force to replace it (an earlier export's stale "
                               "ledgers would otherwise mix with this run's)")
-        strangers = [e for e in entries if e not in EXPORT_ENTRIES]
+        strangers = not_an_export(self.out)
         if strangers:
-            raise OutputError(f"--out {self.out}: holds what a citychain export does not ({', '.join(strangers[:5])}); "
-                              "--force replaces only an earlier export: move those away or choose another --out")
+            raise OutputError(f"--out {self.out}: holds what a citychain export does not ({', '.join(strangers[:5])}"
+                              f"{' …' if len(strangers) > 5 else ''}); --force replaces only an earlier export: "
+                              "move those away or choose another --out")
 
     def _lock(self) -> None:
         if fcntl is None:

@@ -16,7 +16,6 @@ wrong with the line: the auditor compares that evidence across ledgers (safety).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,8 @@ from node.codec import MalformedMessage, decode_envelope
 from node.execution import Executor
 from node.genesis import membership_from_doc
 from node.state import WorldState
+
+from .inputs import MAX_LINE_BYTES, UnreadableFile, loads, read_regular
 
 LINE_FIELDS = ("certificate", "hash", "header", "receipts", "txs")
 HEADER_FIELDS = ("chain_id", "height", "prev_hash", "tx_root", "state_root", "view", "proposer", "timestamp")
@@ -165,10 +166,15 @@ class ChainRules:
         if not isinstance(entries, list) or not entries:
             return "the certificate is empty"
         envs = []
+        signers: dict[str, int] = {}
         for i, entry in enumerate(entries, 1):
             env = self.envelope(entry)
             if isinstance(env, str):
                 return f"certificate entry {i}: {env}"
+            if env.signer in signers:
+                return (f"certificate entries {signers[env.signer]} and {i} are both by {env.signer}: a certificate "
+                        "is a set of distinct signers")
+            signers[env.signer] = i
             envs.append(env)
         if not self.verify:
             return None
@@ -176,10 +182,17 @@ class ChainRules:
         return problems[0] if problems else None
 
     def parse(self, number: int, text: bytes, complete: bool = True) -> Line:
-        """A line's bytes to a header and hash, with its certificate checked; or its problem."""
+        """A line's bytes to a header and hash, with its certificate checked; or its problem.
+
+        A line that parses as JSON is evidence of a commit when its header and certificate
+        hold, whatever else is wrong with it (not canonical, a field too many): its
+        ``problem`` makes it the ledger's fault, but ``certified`` still says what it proves."""
         line = Line(number)
         if not complete:
             line.problem = "cut short: the file ends in the middle of this line (no newline)"
+            return line
+        if len(text) > MAX_LINE_BYTES:
+            line.problem = f"{len(text)} bytes, more than the limit of {MAX_LINE_BYTES} bytes for a line"
             return line
         try:
             string = text.decode("ascii")
@@ -190,30 +203,44 @@ class ChainRules:
             line.problem = "an empty line: a ledger holds one block per line"
             return line
         try:
-            obj = json.loads(string, parse_float=_no_float, parse_constant=_no_float)
-        except _Float as exc:
-            line.problem = f"not canonical JSON: {exc} (integers only)"
-            return line
-        except ValueError:
-            line.problem = "not JSON"
-            return line
-        if not isinstance(obj, dict) or sorted(obj) != list(LINE_FIELDS):
-            fields = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
-            line.problem = f"a ledger line is an object of {', '.join(LINE_FIELDS)}; this one has {fields}"
-            return line
-        if canonical(obj) != text:
-            line.problem = ("not canonical JSON (keys sorted, no white space, ASCII with \\u escapes, "
-                            "integers only: docs/ledger.md)")
-            return line
-        line.obj = obj
-        line.problem = self._header(line, obj)
-        if line.problem is None:
-            line.certificate_problem = self.certificate_problem(obj["certificate"], line.header.height, line.hash)
-            line.certified = line.certificate_problem is None
+            self._parse(line, text, string)
+        except RecursionError:  # deeper than the encoder goes, though the parser took it
+            line.problem, line.header, line.certified = "not JSON: nested too deeply", None, False
         return line
 
-    def _header(self, line: Line, obj: dict) -> str | None:
-        h = obj["header"]
+    def _parse(self, line: Line, text: bytes, string: str) -> None:
+        encoding = None
+        try:
+            obj = loads(string, parse_float=_no_float, parse_constant=_no_float)
+        except _Float as exc:
+            encoding = f"not canonical JSON: {exc} (integers only)"
+            try:
+                obj = loads(string, parse_constant=_no_float)  # with its floats, for the evidence it holds
+            except ValueError:
+                line.problem = encoding
+                return
+        except ValueError as exc:
+            line.problem = "not JSON" + (": nested too deeply" if "nested too deeply" in str(exc) else "")
+            return
+        if not isinstance(obj, dict):
+            line.problem = f"a ledger line is an object of {', '.join(LINE_FIELDS)}; this one is a {type(obj).__name__}"
+            return
+        shape = None
+        if sorted(obj) != list(LINE_FIELDS):
+            shape = f"a ledger line is an object of {', '.join(LINE_FIELDS)}; this one has {sorted(obj)}"
+        elif encoding is None and canonical(obj) != text:
+            encoding = ("not canonical JSON (keys sorted, no white space, ASCII with \\u escapes, "
+                        "integers only: docs/ledger.md)")
+        header = self._header(line, obj.get("header"))
+        if header is None and "certificate" in obj:  # evidence, whatever else is wrong with the line
+            line.certificate_problem = self.certificate_problem(obj["certificate"], line.header.height, line.hash)
+            line.certified = line.certificate_problem is None
+        line.problem = encoding or shape or header or self._body(line, obj)
+        if line.problem is None:
+            line.obj = obj
+
+    def _header(self, line: Line, h) -> str | None:
+        """The header on its own; sets ``line.header`` and ``line.hash`` if it holds."""
         if not isinstance(h, dict):
             return "header is not an object"
         missing = [k for k in HEADER_FIELDS if k not in h]
@@ -231,16 +258,20 @@ class ChainRules:
         for name in ("chain_id", "proposer"):
             if not isinstance(h[name], str):
                 return f"header {name} is not a string"
-        for name in ("txs", "certificate", "receipts"):
-            if not isinstance(obj[name], list):
-                return f"{name} is not a list"
-        digest = sha256_hex(canonical(h))
-        if obj["hash"] != digest:
-            return f"hash {str(obj['hash'])[:12]}… is not SHA-256 of the header's canonical JSON ({digest[:12]}…)"
         if h["chain_id"] != self.chain_id:
             return f"chain_id {h['chain_id']!r} is not the genesis chain {self.chain_id!r}"
         line.header = BlockHeader(**h)
-        line.hash = digest
+        line.hash = sha256_hex(canonical(h))
+        return None
+
+    @staticmethod
+    def _body(line: Line, obj: dict) -> str | None:
+        for name in ("txs", "certificate", "receipts"):
+            if not isinstance(obj[name], list):
+                return f"{name} is not a list"
+        if obj["hash"] != line.hash:
+            return (f"hash {str(obj['hash'])[:12]}… is not SHA-256 of the header's canonical JSON "
+                    f"({line.hash[:12]}…)")
         return None
 
     def check_block(self, line: Line) -> str | None:
@@ -293,9 +324,10 @@ class ChainRules:
     def check_file(self, path: Path) -> LedgerCheck:
         holder = Path(path).stem
         try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            return LedgerCheck(holder, 0, 0, [], [], Fault(None, f"cannot read the file: {exc.strerror or exc}"))
+            data = read_regular(Path(path))
+        except UnreadableFile as exc:
+            reason = str(exc).removeprefix(f"{path}: ")
+            return LedgerCheck(holder, 0, 0, [], [], Fault(None, f"cannot read the file: {reason}"))
         return self.check_bytes(holder, data)
 
     def check_bytes(self, holder: str, data: bytes) -> LedgerCheck:

@@ -11,6 +11,7 @@ auditor with openssl) verifies exactly what was signed, with no re-encoding step
 from __future__ import annotations
 
 import json
+import re
 
 from consensus.block import Block, BlockHeader
 from consensus.encoding import canonical, sha256_hex
@@ -22,6 +23,7 @@ from .sync_messages import Blocks, Fetch
 KINDS = {cls.KIND: cls for cls in (Request, PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView,
                                    NewViewRequest, Fetch, Blocks)}
 MAX_WIRE_BYTES = 64 * 1024 * 1024
+_SIG = re.compile(r"[0-9a-f]{128}")  # fullmatch: exactly the hex of 64 bytes, lower case
 
 
 class MalformedMessage(ValueError):
@@ -148,15 +150,16 @@ class _Decoder:
     def envelope(self, obj) -> Signed:
         data_text = _require(obj, "data", str)
         sig_hex = _require(obj, "sig", str)
+        if not _SIG.fullmatch(sig_hex):  # one spelling per signature: no upper case, no white space
+            raise MalformedMessage("malformed", "sig is not 128 lower-case hex digits (an Ed25519 signature)")
+        signature = bytes.fromhex(sig_hex)
         try:
-            signature = bytes.fromhex(sig_hex)
             data = data_text.encode("ascii")
             body = json.loads(data)
-        except (ValueError, UnicodeEncodeError):
-            raise MalformedMessage("malformed", "data is not canonical JSON or sig is not hex") from None
-        if len(signature) != 64:
-            raise MalformedMessage("malformed", "an Ed25519 signature has 64 bytes")
-        if not isinstance(body, dict) or canonical(body) != data:
+            canonical_data = canonical(body) if isinstance(body, dict) else None
+        except (ValueError, UnicodeEncodeError, RecursionError):
+            raise MalformedMessage("malformed", "data is not canonical JSON") from None
+        if canonical_data != data:
             raise MalformedMessage("not-canonical", "signed data must be canonical JSON")
         if body.get("chain") != self.chain_id:
             raise MalformedMessage("wrong-chain", repr(body.get("chain")))

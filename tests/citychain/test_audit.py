@@ -249,7 +249,7 @@ def test_a_ledger_that_is_only_shorter_is_behind(copy):
 # -- query ------------------------------------------------------------------------------
 
 def query(out, *args):
-    return CliRunner().invoke(main, ["query", str(out), "licences", "licence/", *args])
+    return CliRunner().invoke(main, ["query", str(out), "licences", "licence/", *args])  # .stdout: the answer
 
 
 def test_query_refuses_a_ledger_whose_certificates_are_invalid(copy):
@@ -279,8 +279,8 @@ def test_query_names_nodes_by_number_and_rejects_a_negative_limit(export):
     for name in ("5", "node-5", "node-05"):
         result = query(export, "--node", name, "--limit", "1")
         assert result.exit_code == OK and json.loads(result.output)["node"] == "node-05"
-    assert json.loads(query(export, "--node", "observer-0").output)["node"] == "observer-00"
-    assert json.loads(query(export).output)["checked"] is True
+    assert json.loads(query(export, "--node", "observer-0").stdout)["node"] == "observer-00"
+    assert json.loads(query(export).stdout)["checked"] is True
     result = query(export, "--limit", "-1")
     assert result.exit_code == BAD_INPUT and "-1 is not in the range" in result.output
     result = query(export, "--node", "9")
@@ -340,7 +340,8 @@ def test_a_changed_header_is_invalid_not_a_fork(copy):
 @pytest.mark.parametrize("case, reason", [
     ("rewritten-tx", "node-02 invalid: line 2: transaction 1 "),
     ("hash-not-updated", "node-02 invalid: line 1: hash "),
-    ("duplicate-signer", "distinct signers, a quorum is 6"),
+    ("duplicate-signer", "certificate entries 1 and 6 are both by node-0"),
+    ("duplicate-entry-beside-a-quorum", "certificate entries 1 and 7 are both by node-0"),
     ("observer-signs", "certificate signature by observer-00: unauthorised-role"),
     ("mixed-views", "certificate mixes COMMITs of different views"),
     ("state-root", "node-02 invalid: line 1: commit certificate"),
@@ -365,6 +366,8 @@ def test_tampered_ledger(copy, case, reason):
         first["header"]["timestamp"] += 1
     elif case == "duplicate-signer":
         first["certificate"] = first["certificate"][:5] + [first["certificate"][0]]
+    elif case == "duplicate-entry-beside-a-quorum":  # a quorum of distinct signers, and one of them again: not a set
+        first["certificate"] = first["certificate"][:6] + [first["certificate"][0]]
     elif case == "observer-signs":
         first["certificate"] = first["certificate"][:-1] + [
             Signer("observer-00", derive_key(SEED, "taihu", "observer-00"), "taihu")
@@ -440,8 +443,13 @@ def test_a_ledger_of_a_stranger(copy):
 
 def test_missing_ledgers_are_noted_not_failed(copy):
     ledger(copy, "node-06").unlink()
-    report = assert_verdict(copy, OK, "ok", f"{NODES} ledgers check out")
-    assert report["missing_ledgers"] == ["node-06"]
+    ledger(copy, "observer-00").unlink()
+    report = assert_verdict(copy, OK, "ok", f"{NODES - 1} ledgers check out")
+    assert report["missing_ledgers"] == ["node-06", "observer-00"]
+    # ... but the one-line verdict says what their absence leaves open
+    assert report["reason"].endswith(f"but 1 of {NODES} consensus ledgers are missing (node-06): a fork among them "
+                                     "cannot be excluded")
+    assert report["missing_consensus_ledgers"] == ["node-06"]
 
 
 def test_liveness_is_judged_on_valid_evidence_only(copy):
@@ -532,3 +540,242 @@ def test_a_certified_block_that_breaks_the_chain_is_invalid_and_a_fork(copy, cas
     assert entry["status"] == "invalid" and reason in entry["fault"]["reason"]
     if case == "replay":
         assert "is already in block 1 (a replay)" in entry["fault"]["reason"]
+
+
+# -- what the signatures prove: keys derived from the seed, and the genesis pin ------------
+
+def test_a_simulated_exports_keys_are_reported_as_derived_from_its_seed(copy):
+    """Anyone who knows the seed can forge blocks that check out: the report says so."""
+    code, report, _ = audit(copy)
+    assert code == OK and report["keys"] == "derived-from-seed" and report["seed"] == SEED
+    text = CliRunner().invoke(main, ["audit", str(copy)]).output
+    assert "keys: DERIVED FROM THE SEED: its keys derive from the seed 2026" in text
+    assert "anyone who knows the seed can sign as any member" in text
+    assert "genesis: not pinned (--genesis-hash)" in text
+    answer = json.loads(query(copy).stdout)
+    assert answer["keys"] == "derived-from-seed" and "anyone who knows the seed" in answer["keys_note"]
+    summary = json.loads((copy / "summary.json").read_text())
+    (copy / "summary.json").write_text(json.dumps(dict(summary, seed=SEED + 1)))
+    assert audit(copy)[1]["keys"] == "not-derived"
+    (copy / "summary.json").unlink()
+    assert audit(copy)[1]["keys"] == "unknown"
+
+
+def test_the_genesis_can_be_pinned(copy, taihu_path, tmp_path):
+    ghash = hashlib.sha256((copy / "genesis" / "genesis.json").read_bytes()).hexdigest()
+    code, report, _ = audit(copy, "--genesis-hash", ghash)
+    assert code == OK and report["genesis_pinned"] is True
+    assert audit(copy, "--genesis-hash", ghash.upper())[0] == OK
+    assert query(copy, "--genesis-hash", ghash).exit_code == OK
+    # Another run's genesis, with its ledgers: consistent with itself, and not the pinned one.
+    other = tmp_path / "other"
+    assert CliRunner().invoke(main, ["run", "taihu", "--nodes", "4", "--seed", "3", "--out", str(other)]).exit_code == OK
+    report = assert_verdict(other, INVALID, "invalid", f"genesis: genesis.json's hash ", "--genesis-hash", ghash)
+    assert f"is not the pinned --genesis-hash {ghash}" in report["reason"] and report["genesis_pinned"]
+    assert audit(other)[0] == OK  # unpinned, it proves only its own consistency
+    result = query(other, "--genesis-hash", ghash)
+    assert result.exit_code == INVALID and "is not the pinned --genesis-hash" in result.output
+    result = CliRunner().invoke(main, ["audit", str(copy), "--genesis-hash", "abc"])
+    assert result.exit_code == BAD_INPUT and "64 hex digits" in result.output
+
+
+# -- the exported PEM files, every one by its path ------------------------------------------
+
+def other_pem(tmp_path, taihu_path, name):
+    other = tmp_path / "other"
+    if not other.exists():
+        CliRunner().invoke(main, ["genesis", str(taihu_path), "--out", str(other), "--seed", "2"])
+    return (other / name).read_bytes()
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("client-pem-at-the-top", "genesis/client-00.pem: a client certificate belongs at genesis/clients/client-00.pem"),
+    ("in-a-subfolder", "genesis/extra/node-03.pem: a consensus certificate belongs at genesis/node-03.pem"),
+    ("a-stranger-in-a-subfolder", "genesis/extra/deep/mallory.pem: mallory is not a member of the genesis"),
+    ("junk-before", "genesis/node-03.pem: holds more than its CERTIFICATE block"),
+    ("a-second-certificate-after", "genesis/node-03.pem: holds 2 PEM blocks"),
+    ("a-private-key", "genesis/node-03.pem: holds a private key"),
+    ("ca-with-junk-after", "genesis/ca.pem: holds more than its CERTIFICATE block"),
+])
+def test_every_pem_file_is_checked_by_its_path(copy, taihu_path, tmp_path, case, reason):
+    from cryptography.hazmat.primitives import serialization
+
+    g = copy / "genesis"
+    real = (g / "node-03.pem").read_bytes()
+    if case == "client-pem-at-the-top":  # once hidden: keyed by stem, clients/client-00.pem overwrote it
+        (g / "client-00.pem").write_bytes(other_pem(tmp_path, taihu_path, "clients/client-00.pem"))
+    elif case == "in-a-subfolder":
+        (g / "extra").mkdir()
+        (g / "extra" / "node-03.pem").write_bytes(other_pem(tmp_path, taihu_path, "node-03.pem"))
+    elif case == "a-stranger-in-a-subfolder":
+        (g / "extra" / "deep").mkdir(parents=True)
+        (g / "extra" / "deep" / "mallory.pem").write_bytes(real)
+    elif case == "junk-before":
+        (g / "node-03.pem").write_bytes(b"trust me\n" + real)
+    elif case == "a-second-certificate-after":
+        (g / "node-03.pem").write_bytes(real + other_pem(tmp_path, taihu_path, "node-03.pem"))
+    elif case == "a-private-key":
+        key = derive_key(SEED, "taihu", "node-03").private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        (g / "node-03.pem").write_bytes(real + key)
+    elif case == "ca-with-junk-after":
+        (g / "ca.pem").write_bytes((g / "ca.pem").read_bytes() + b"# comment\n")
+    assert_verdict(copy, INVALID, "invalid", f"member certificates: {reason}")
+
+
+# -- a fork is evidence, canonical line or not ----------------------------------------------
+
+@pytest.mark.parametrize("respell", ["space", "float", "extra-field"])
+def test_a_fork_does_not_hide_behind_a_non_canonical_line(copy, respell):
+    q = quorum(NODES)
+    edit(copy, lambda lines: conflicting_last_block(lines, [f"node-{i:02d}" for i in range(q)]), "observer-00")
+    text = ledger(copy, "observer-00").read_text().splitlines()
+    if respell == "space":
+        text[-1] = text[-1].replace('{"certificate":', '{"certificate": ', 1)
+    elif respell == "float":
+        text[-1] = text[-1].replace('"receipts":[]', '"receipts":[1.5]', 1)
+    else:
+        text[-1] = text[-1][:-1] + ',"zz":1}'
+    ledger(copy, "observer-00").write_text("\n".join(text) + "\n")
+    report = assert_verdict(copy, UNSAFE, "unsafe", "different blocks hold valid commit certificates")
+    assert report["ledgers"]["observer-00"]["status"] == "invalid"
+    assert any(f"observer-00 line {len(text)}" in v for v in report["safety_violations"])
+
+
+# -- signatures have one spelling -------------------------------------------------------------
+
+@pytest.mark.parametrize("where, respell, reason", [
+    ("tx", str.upper, "line 1: transaction 1: malformed: sig is not 128 lower-case hex digits"),
+    ("tx", lambda s: s[:10] + " " + s[10:], "line 1: transaction 1: malformed: sig is not 128 lower-case hex"),
+    ("certificate", str.upper, "line 1: commit certificate: certificate entry 1: malformed: sig is not 128"),
+])
+def test_a_signature_spelled_another_way_is_refused(copy, where, respell, reason):
+    def respelled(lines):
+        entry = lines[0]["txs" if where == "tx" else "certificate"][0]
+        entry["sig"] = respell(entry["sig"])
+
+    edit(copy, respelled)
+    assert_verdict(copy, INVALID, "invalid", f"node-02 invalid: {reason}")
+
+
+# -- query serves members' ledgers only --------------------------------------------------------
+
+def test_query_serves_only_a_members_ledger(copy):
+    edit(copy, set_receipt_result, "node-01")
+    shutil.copy(ledger(copy, "node-01"), copy / "ledgers" / "0-mirror.jsonl")  # first in sorted order
+    answer = json.loads(query(copy).stdout)
+    assert answer["node"] == "node-00"  # the first member in genesis order, not the first file
+    result = query(copy, "--node", "0-mirror")
+    assert result.exit_code == INVALID and "0-mirror is not a consensus or observer member" in result.output
+    for path in (copy / "ledgers").glob("node-*.jsonl"):
+        path.unlink()
+    ledger(copy, "observer-00").unlink()
+    result = query(copy)
+    assert result.exit_code == INVALID and "no ledger of a member of the genesis" in result.output
+
+
+# -- hostile inputs: never a hang or a traceback, always exit 2 or 4 with one line ------------
+
+def _deep(n=200_000) -> str:
+    return "[" * n + "]" * n
+
+
+def _genesis(out, fn):
+    path = out / "genesis" / "genesis.json"
+    doc = json.loads(path.read_bytes())
+    fn(doc)
+    path.write_text(canon(doc))
+
+
+def _replace(path, make):
+    path.unlink()
+    make(path)
+
+
+def _fifo(path):
+    import os
+    os.mkfifo(path)
+
+
+def _deep_tx_line(out):
+    lines = read_lines(out)
+    lines[0]["txs"][0]["data"] = _deep()
+    write_lines(out, lines)
+
+
+HOSTILE = {
+    "ledger-fifo": lambda o: _replace(ledger(o), _fifo),
+    "ledger-dev-zero": lambda o: _replace(ledger(o), lambda p: p.symlink_to("/dev/zero")),
+    "ledger-symlink-loop": lambda o: _replace(ledger(o), lambda p: p.symlink_to(p)),
+    "ledger-directory": lambda o: _replace(ledger(o), lambda p: p.mkdir()),
+    "ledger-deep-line": lambda o: ledger(o).write_text(_deep() + "\n"),
+    "ledger-deep-tx-data": _deep_tx_line,
+    "genesis-fifo": lambda o: _replace(o / "genesis" / "genesis.json", _fifo),
+    "genesis-dev-zero": lambda o: _replace(o / "genesis" / "genesis.json", lambda p: p.symlink_to("/dev/zero")),
+    "genesis-deep": lambda o: (o / "genesis" / "genesis.json").write_text(_deep()),
+    "genesis-deep-in-apps": lambda o: (o / "genesis" / "genesis.json").write_text(
+        (o / "genesis" / "genesis.json").read_text().replace('"apps":{', '"apps":{"x":' + "[" * 5000
+                                                             + "]" * 5000 + ",", 1)),
+    "genesis-a-list": lambda o: (o / "genesis" / "genesis.json").write_text("[]"),
+    "genesis-ca-a-number": lambda o: _genesis(o, lambda d: d.update(ca=5)),
+    "genesis-block-size-a-string": lambda o: _genesis(o, lambda d: d["consensus"].update(block_size="x")),
+    "genesis-consensus-a-list": lambda o: _genesis(o, lambda d: d.update(consensus=[])),
+    "genesis-members-a-string": lambda o: _genesis(o, lambda d: d.update(members="x")),
+    "genesis-cert-a-number": lambda o: _genesis(o, lambda d: d["members"][0].update(cert=5)),
+    "genesis-organisations-a-number": lambda o: _genesis(o, lambda d: d.update(organisations=5)),
+    "genesis-apps-a-number": lambda o: _genesis(o, lambda d: d.update(apps=5)),
+    "genesis-app-settings-wrong": lambda o: _genesis(o, lambda d: d["apps"].update(licences={"issuers": 5})),
+    "genesis-state-root-a-list": lambda o: _genesis(o, lambda d: d.update(state_root=[])),
+    "submitted-fifo": lambda o: _replace(o / "submitted.jsonl", _fifo),
+    "submitted-dev-zero": lambda o: _replace(o / "submitted.jsonl", lambda p: p.symlink_to("/dev/zero")),
+    "submitted-deep": lambda o: (o / "submitted.jsonl").write_text(_deep() + "\n"),
+    "faults-fifo": lambda o: _replace(o / "faults.json", _fifo),
+    "faults-deep": lambda o: (o / "faults.json").write_text(_deep()),
+    "summary-fifo": lambda o: _replace(o / "summary.json", _fifo),
+    "summary-deep": lambda o: (o / "summary.json").write_text(_deep()),
+    "ca-pem-fifo": lambda o: _replace(o / "genesis" / "ca.pem", _fifo),
+    "node-pem-dev-zero": lambda o: _replace(o / "genesis" / "node-01.pem", lambda p: p.symlink_to("/dev/zero")),
+    "pem-directory": lambda o: (o / "genesis" / "x.pem").mkdir(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_inputs_end_in_exit_2_or_4_with_one_line(copy, case):
+    import subprocess
+    import sys
+
+    HOSTILE[case](copy)
+    # query reads the genesis, summary.json and the one ledger it serves (node-02's here), nothing else
+    reads = case.startswith(("ledger", "genesis", "summary"))
+    for args in (["audit", str(copy)], ["query", str(copy), "licences", "licence/", "--node", "2"]):
+        try:
+            result = subprocess.run([sys.executable, "-m", "citychain.cli", *args], capture_output=True, text=True,
+                                    timeout=120, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{args[0]} hangs on {case}")
+        assert "Traceback" not in result.stderr, result.stderr[-2000:]
+        allowed = (BAD_INPUT, INVALID) if args[0] == "audit" or reads else (OK, BAD_INPUT, INVALID)
+        assert result.returncode in allowed, (args[0], result.returncode, result.stderr[-500:])
+        if result.returncode == BAD_INPUT:
+            assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
+        elif result.returncode == OK:
+            assert json.loads(result.stdout)["node"] == "node-02"
+        elif args[0] == "audit":
+            assert result.stdout.startswith("INVALID (exit 4): ")
+        else:
+            assert result.stderr.startswith("error: ")
+
+
+def test_files_and_lines_are_read_up_to_a_limit(copy, monkeypatch, tmp_path):
+    from citychain import inputs, ledgercheck
+
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 11)
+    assert inputs.read_regular(big, 11) == b"x" * 11
+    with pytest.raises(inputs.UnreadableFile, match="11 bytes, more than the limit of 10 bytes"):
+        inputs.read_regular(big, 10)
+    longest = max(len(x) for x in ledger(copy).read_bytes().splitlines())
+    monkeypatch.setattr(ledgercheck, "MAX_LINE_BYTES", longest - 1)
+    report = audit_export(copy)
+    assert report.exit_code == INVALID
+    assert f"more than the limit of {longest - 1} bytes for a line" in report.reason

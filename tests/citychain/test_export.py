@@ -133,3 +133,32 @@ def test_a_failed_rename_puts_the_earlier_export_back(tmp_path, monkeypatch):
     assert run(out, "--force").exit_code == BAD_INPUT
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("stranger, named", [
+    ("ledgers/notes.txt", "ledgers/notes.txt"), ("genesis/mykeys/ca.key", "genesis/mykeys/"),
+    ("genesis/clients/client-00.key", "genesis/clients/client-00.key"), ("ledgers/old/node-00.jsonl", "ledgers/old/"),
+    ("genesis/node-00.pem.bak", "genesis/node-00.pem.bak")])
+def test_force_refuses_what_an_export_does_not_write_at_any_depth(tmp_path, stranger, named):
+    """--force once looked only at the top level: files in subfolders were deleted."""
+    out = tmp_path / "out"
+    assert run(out).exit_code == OK
+    (out / stranger).parent.mkdir(parents=True, exist_ok=True)
+    (out / stranger).write_text("mine")
+    result = run(out, "--force")
+    assert result.exit_code == BAD_INPUT, result.output
+    assert "holds what a citychain export does not" in result.output and named in result.output
+    assert (out / stranger).read_text() == "mine"
+    (out / stranger).unlink()
+    if named.endswith("/"):
+        (out / named).rmdir()
+    assert run(out, "--force").exit_code == OK  # an export and nothing else is replaced
+
+
+def test_force_refuses_a_symbolic_link_inside_the_export(tmp_path):
+    out = tmp_path / "out"
+    assert run(out).exit_code == OK
+    (tmp_path / "elsewhere").mkdir()
+    (out / "ledgers" / "node-09.jsonl").symlink_to(tmp_path / "elsewhere")
+    result = run(out, "--force")
+    assert result.exit_code == BAD_INPUT and "ledgers/node-09.jsonl (a symbolic link)" in result.output

@@ -75,6 +75,26 @@ def test_malformed_bytes_are_refused_with_a_reason(raw, reason):
     assert err.value.reason == reason
 
 
+@pytest.mark.parametrize("respell", [str.upper, lambda s: s[:64] + " " + s[64:], lambda s: " " + s,
+                                     lambda s: s + "\n", lambda s: s[:-2], lambda s: s + "00"])
+def test_a_signature_has_one_spelling(world, respell):
+    """bytes.fromhex once took upper case and white space: one signature, many envelopes."""
+    membership, signers = world
+    obj = json.loads(encode(signers["node-01"].sign(Prepare(0, 1, D))))
+    obj["sig"] = respell(obj["sig"])
+    with pytest.raises(MalformedMessage, match="sig is not 128 lower-case hex digits") as err:
+        decode(json.dumps(obj).encode(), CHAIN)
+    assert err.value.reason == "malformed"
+
+
+def test_nesting_too_deep_for_the_parser_is_malformed_not_a_crash():
+    with pytest.raises(MalformedMessage):
+        decode(b"[" * 200_000 + b"]" * 200_000, CHAIN)
+    data = json.dumps("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(MalformedMessage):
+        decode(('{"data":' + data + ',"sig":"' + "00" * 64 + '"}').encode(), CHAIN)
+
+
 def test_a_block_whose_transactions_were_swapped_is_refused(world):
     _, signers = world
     pre = signers["node-00"].sign(PrePrepare(0, 1, a_block(signers).hash, a_block(signers)))
