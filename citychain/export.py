@@ -26,14 +26,14 @@ except ImportError:  # not POSIX: no lock
     fcntl = None
 
 EXPORT_ENTRIES = frozenset({"summary.json", "genesis", "ledgers", "submitted.jsonl", "faults.json", "trace.jsonl",
-                            "replica-state.png"})
+                            "replica-state.png", "report.html"})
 
 
 class OutputError(OSError):
     """The output directory cannot be used; the message says why (exit 2)."""
 
 
-def write_run(out: Path, run: SimRun, summary: dict, name: str = "") -> None:
+def write_run(out: Path, run: SimRun, summary: dict, name: str = "", report_window=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     run.genesis.write(out / "genesis")
@@ -59,6 +59,9 @@ def write_run(out: Path, run: SimRun, summary: dict, name: str = "") -> None:
         trace = run.trace(name or summary.get("scenario", ""))
         trace.write(out / "trace.jsonl")
         replica_state(trace, out / "replica-state.png")
+    from .teach.report import write_report  # report.html: the step-through page (docs/teaching.md)
+
+    write_report(out / "report.html", summary, trace if run.recorder is not None else None, window=report_window)
 
 
 class ExportTarget:
