@@ -117,9 +117,15 @@ def _print_summary(s: dict, report) -> None:
         ("blocks", str(s["blocks"])),
         ("throughput (tx/s, virtual)", f"{s['tps']:.1f}"),
         ("latency p50 / p95 / p99 / max (ms)", f"{lat['p50']:.2f} / {lat['p95']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f}"),
-        ("messages", f"{s['messages']['total']:,}"),
+        ("messages (consensus / background state transfer / client)",
+         f"{s['messages']['total']:,} ({s['messages']['consensus']:,} / {s['messages']['background']:,} / "
+         f"{s['messages']['client']:,})"),
         ("bytes", f"{s['bytes']:,}"),
         ("messages dropped (by reason)", ", ".join(f"{k} {v}" for k, v in s["dropped"].items()) or "none"),
+        *([("EQUIVOCATION (two blocks for one view and seq)",
+            f"{s['equivocation']['conflicting_pre_prepares']} by {', '.join(s['equivocation']['equivocators']) or '?'}; "
+            f"{s['equivocation']['refused_as_conflicting']} refused as conflicting")]
+          if s["equivocation"]["conflicting_pre_prepares"] or s["equivocation"]["refused_as_conflicting"] else []),
         ("client retransmissions", str(s["client_retries"])),
         ("view changes", str(s["view_changes"])),
         ("faulty nodes", ", ".join(s["faulty_nodes"]) or "none"),

@@ -182,15 +182,17 @@ SUMMARY_ROWS = [
 def _messages(m: dict) -> str:
     text = f"{m['total']:,} in all"
     if "consensus" in m:
-        text += f"; consensus {m['consensus']:,}, background (state transfer: fetch/blocks) {m['background']:,}"
+        text += (f"; consensus {m['consensus']:,}, background (state transfer: fetch/blocks) {m['background']:,}, "
+                 f"client requests {m.get('client', 0):,}")
     return text + " (" + ", ".join(f"{k} {v}" for k, v in m["by_type"].items()) + ")"
 
 
 def _equivocation(eq: dict | None) -> str:
-    if not eq:
+    if not eq or not (eq["conflicting_pre_prepares"] or eq["refused_as_conflicting"]):
         return "none"
-    return (f"{eq['conflicting_pre_prepares']} conflicting PRE-PREPAREs refused"
-            + (f"; by {', '.join(eq['equivocators'])}" if eq.get("equivocators") else ""))
+    return (f"{eq['conflicting_pre_prepares']} (view, seq) with two or more blocks from one primary"
+            + (f" ({', '.join(eq['equivocators'])})" if eq.get("equivocators") else "")
+            + f"; {eq['refused_as_conflicting']} conflicting PRE-PREPAREs refused by the nodes")
 
 
 def _summary_html(summary: dict | None) -> str:
