@@ -132,7 +132,7 @@ def apply(state: dict, e: dict) -> None:
     elif ev == "view-change-started":
         node["vc"] = e["view"]
     elif ev == "view-installed":
-        node["view"], node["vc"] = e["view"], None
+        node["view"], node["vc"], node["active"] = e["view"], None, True
     elif ev == "checkpoint-stable":
         node["stable"] = max(node["stable"], e["seq"])
 
@@ -373,7 +373,7 @@ function apply(st,e){
   if(ev==="executed") node.executed=Math.max(node.executed,seq);
   if(node.seq===null||seq>node.seq||(seq===node.seq&&RANK[ph]>(RANK[node.phase]||0))){node.seq=seq;node.phase=ph;}}
  else if(ev==="view-change-started") node.vc=e.view;
- else if(ev==="view-installed"){node.view=e.view;node.vc=null;}
+ else if(ev==="view-installed"){node.view=e.view;node.vc=null;node.active=true;}
  else if(ev==="checkpoint-stable") node.stable=Math.max(node.stable,e.seq);
 }
 // snapshots every 200 steps keep scrubbing fast on long windows
