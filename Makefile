@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # A shipped scenario's name (`citychain scenarios` lists them) or a path to a file.
 SCENARIO ?= taihu
 
-.PHONY: run test bench clean mosquitto
+.PHONY: run test bench clean mosquitto chromium
 # apt needs root: sudo when we are not.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -23,7 +23,12 @@ mosquitto:  ## the MQTT broker the cluster tests run against (Debian's package; 
 		($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -qq mosquitto mosquitto-clients >/dev/null)
 
-test: $(BIN)/.installed mosquitto  ## the whole test suite, on both cores
+chromium:  ## the headless browser the report.html test opens the page in (Debian's package)
+	@command -v chromium >/dev/null || test -x /usr/bin/chromium || \
+		($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq chromium >/dev/null)
+
+test: $(BIN)/.installed mosquitto chromium  ## the whole test suite, on both cores
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 bench: $(BIN)/.installed  ## simulator-speed benchmark (docs/benchmarking.md)

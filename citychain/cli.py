@@ -40,9 +40,12 @@ def main():
               help="Export the run here: summary.json, genesis/, ledgers/, submitted.jsonl, faults.json.")
 @click.option("--force", is_flag=True, help="Replace --out if it holds an earlier export.")
 @click.option("--no-trace", is_flag=True, help="With --out: do not record trace.jsonl and replica-state.png.")
+@click.option("--report-window", "report_window", metavar="START_MS:END_MS",
+              help="The part of the run report.html steps through (default: the whole run, or for a large run "
+                   "4000 events around the first view change or else the first blocks).")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a terminal).")
-def run(scenario, nodes, seed, out, force, no_trace, as_json, progress):
+def run(scenario, nodes, seed, out, force, no_trace, report_window, as_json, progress):
     """Run SCENARIO in the deterministic simulator and summarise it.
 
     SCENARIO is a scenario file or a shipped scenario's name (`citychain scenarios`).
@@ -61,6 +64,7 @@ def run(scenario, nodes, seed, out, force, no_trace, as_json, progress):
     spec = _load(scenario, nodes, seed)
     if force and not out:
         raise click.UsageError("--force goes with --out")
+    window = _window(report_window)
     target = ExportTarget(Path(out), force) if out else None
     try:
         if target:
@@ -76,7 +80,7 @@ def run(scenario, nodes, seed, out, force, no_trace, as_json, progress):
         report = audit_run(result)
         summary = summarize(result, scenario, report)
         if target:
-            target.commit(lambda directory: write_run(directory, result, summary, scenario))
+            target.commit(lambda directory: write_run(directory, result, summary, scenario, window))
     except OSError as exc:
         click.echo(f"error: {exc}" if isinstance(exc, OutputError) else f"error: writing --out {out}: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -88,6 +92,15 @@ def run(scenario, nodes, seed, out, force, no_trace, as_json, progress):
     else:
         _print_summary(summary, report)
     sys.exit(verdict(not summary["safety_violations"], summary["liveness"]["ok"]))
+
+
+def _window(text):
+    from .teach.report import WindowError, parse_window
+
+    try:
+        return parse_window(text)
+    except WindowError as exc:
+        raise click.BadParameter(str(exc), param_hint="--report-window") from None
 
 
 def _print_summary(s: dict, report) -> None:
@@ -104,9 +117,15 @@ def _print_summary(s: dict, report) -> None:
         ("blocks", str(s["blocks"])),
         ("throughput (tx/s, virtual)", f"{s['tps']:.1f}"),
         ("latency p50 / p95 / p99 / max (ms)", f"{lat['p50']:.2f} / {lat['p95']:.2f} / {lat['p99']:.2f} / {lat['max']:.2f}"),
-        ("messages", f"{s['messages']['total']:,}"),
+        ("messages (consensus / background state transfer / client)",
+         f"{s['messages']['total']:,} ({s['messages']['consensus']:,} / {s['messages']['background']:,} / "
+         f"{s['messages']['client']:,})"),
         ("bytes", f"{s['bytes']:,}"),
         ("messages dropped (by reason)", ", ".join(f"{k} {v}" for k, v in s["dropped"].items()) or "none"),
+        *([("EQUIVOCATION (two blocks for one view and seq)",
+            f"{s['equivocation']['conflicting_pre_prepares']} by {', '.join(s['equivocation']['equivocators']) or '?'}; "
+            f"{s['equivocation']['refused_as_conflicting']} refused as conflicting")]
+          if s["equivocation"]["conflicting_pre_prepares"] or s["equivocation"]["refused_as_conflicting"] else []),
         ("client retransmissions", str(s["client_retries"])),
         ("view changes", str(s["view_changes"])),
         ("faulty nodes", ", ".join(s["faulty_nodes"]) or "none"),
@@ -144,26 +163,35 @@ def _print_summary(s: dict, report) -> None:
 @click.option("--narrate", is_flag=True, help="Print the instance step by step.")
 @click.option("--nodes", type=click.IntRange(4, 256), help="Override the scenario's consensus node count.")
 @click.option("--seed", type=click.IntRange(0), help="Override the scenario's seed.")
-def trace(scenario, height, view_change, out, narrate, nodes, seed):
+@click.option("--report-window", "report_window", metavar="START_MS:END_MS",
+              help="The part of the run report.html steps through (default: the whole run, or for a large run "
+                   "4000 events around the instance drawn).")
+def trace(scenario, height, view_change, out, narrate, nodes, seed, report_window):
     """Run SCENARIO recorded and draw one consensus instance of it.
 
     Writes to OUT: trace.jsonl (the whole run, docs/teaching.md), a sequence diagram
     of the instance (block-H.svg/.png or view-change-N.svg/.png: a lane per node, an
     arrow per message coloured by phase, each node's prepared and committed moments
     with the quorum that did it) and replica-state.png (watermarks, stable checkpoint
-    and log size per node). --narrate prints the instance step by step.
+    and log size per node), and report.html (the summary, the pictures and a
+    step-through timeline of the run, one self-contained page). --narrate prints the
+    instance step by step.
 
     Exits 2 if the block or view change is not in the run.
     """
     from .sim.run import simulate
+    from .summary import audit_run, summarize
     from .teach.instance import NotInTrace, block_instance, view_change_instance
     from .teach.narrate import lines
     from .teach.plots import replica_state, sequence_diagram
+    from .teach.report import write_report
 
     if height and view_change:
         raise click.UsageError("--block and --view-change are alternatives")
+    window = _window(report_window)
     spec = _load(scenario, nodes, seed)
     result = simulate(spec, record=True)
+    summary = summarize(result, scenario, audit_run(result))
     recorded = result.trace(scenario)
     try:
         inst = view_change_instance(recorded, view_change) if view_change else block_instance(recorded, height or 1)
@@ -176,6 +204,9 @@ def trace(scenario, height, view_change, out, narrate, nodes, seed):
     name = f"view-change-{view_change}" if view_change else f"block-{height or 1}"
     written = sequence_diagram(inst, directory / name)
     written.append(replica_state(recorded, directory / "replica-state.png"))
+    written.append(write_report(directory / "report.html", summary, recorded, images=[written[1], written[2]],
+                                window=window, around_ns=inst.start,
+                                title=f"citychain trace {scenario}: {inst.title}"))
     if narrate:
         for line in lines(inst):
             click.echo(line)

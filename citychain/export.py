@@ -32,7 +32,7 @@ except ImportError:  # not POSIX: no lock
 # What an export writes, by path relative to it (write_run and Genesis.write): nothing else,
 # at any depth, may be in a directory that --force replaces.
 _EXPORT_FILES = frozenset({"summary.json", "submitted.jsonl", "faults.json", "genesis/genesis.json", "genesis/ca.pem",
-                           "trace.jsonl", "replica-state.png"})
+                           "trace.jsonl", "replica-state.png", "report.html"})
 _EXPORT_DIRS = frozenset({"genesis", "genesis/clients", "ledgers"})
 _EXPORT_PATTERNS = (re.compile(r"genesis/[a-z]+-[0-9]+\.pem"), re.compile(r"genesis/clients/client-[0-9]+\.pem"),
                     re.compile(r"ledgers/[a-z]+-[0-9]+\.jsonl"))
@@ -64,7 +64,7 @@ class OutputError(OSError):
     """The output directory cannot be used; the message says why (exit 2)."""
 
 
-def write_run(out: Path, run: SimRun, summary: dict, name: str = "") -> None:
+def write_run(out: Path, run: SimRun, summary: dict, name: str = "", report_window=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     run.genesis.write(out / "genesis")
@@ -90,6 +90,9 @@ def write_run(out: Path, run: SimRun, summary: dict, name: str = "") -> None:
         trace = run.trace(name or summary.get("scenario", ""))
         trace.write(out / "trace.jsonl")
         replica_state(trace, out / "replica-state.png")
+    from .teach.report import write_report  # report.html: the step-through page (docs/teaching.md)
+
+    write_report(out / "report.html", summary, trace if run.recorder is not None else None, window=report_window)
 
 
 class ExportTarget:

@@ -34,6 +34,19 @@ class Metrics:
         self.tx_blocks: dict[str, list[str]] = {}  # tx id -> hashes of the blocks executed that hold it
         self.retries = 0  # client retransmissions to every node
         self.views_installed: set[int] = set()  # views above 0 some node installed
+        self.proposals: dict[tuple[str, int, int], set[str]] = {}  # (primary, view, seq) -> digests it sent
+
+    def pre_prepare(self, primary: str, view: int, seq: int, digest: str) -> None:
+        """A PRE-PREPARE left ``primary``: more than one digest for one (view, seq) is equivocation."""
+        seen = self.proposals.get((primary, view, seq))
+        if seen is None:
+            self.proposals[(primary, view, seq)] = {digest}
+        else:
+            seen.add(digest)
+
+    def equivocations(self) -> list[tuple[str, int, int, list[str]]]:
+        """(primary, view, seq, digests) for each (view, seq) a primary sent two or more blocks for."""
+        return sorted((p, v, s, sorted(d)) for (p, v, s), d in self.proposals.items() if len(d) > 1)
 
     def sent(self, kind: str, size: int, copies: int = 1) -> None:
         self.messages[kind] += copies

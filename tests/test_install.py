@@ -66,7 +66,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs_a_city_chain_from_anywher
     assert list(empty.iterdir()) == []
 
     listing = run([console_script(bindir), "scenarios"], empty).splitlines()
-    assert len(listing) == 20 and listing[0].startswith("chongqing")  # 6 cities, 7 faults, 7 lessons
+    assert len(listing) == 23 and listing[0].startswith("chongqing")  # 6 cities, 7 faults, 10 lessons
 
     # The same run from a project with apps/, node/ and consensus/ of its own.
     project = django_like_project(tmp_path / "project")

@@ -144,11 +144,19 @@ class SimNetwork:
 
     def broadcast(self, src: str, env: Signed, at: int) -> None:
         route = self._route(src)
-        self.metrics.sent(env.message.KIND, env.size, len(route))
+        kind = env.message.KIND
+        self.metrics.sent(kind, env.size, len(route))
+        if kind == "pre-prepare":
+            m = env.message
+            self.metrics.pre_prepare(env.signer, m.view, m.seq, m.digest)
         self._transmit(src, env, at, route)
 
     def send(self, src: str, dst: str, env: Signed, at: int) -> None:
-        self.metrics.sent(env.message.KIND, env.size)
+        kind = env.message.KIND
+        self.metrics.sent(kind, env.size)
+        if kind == "pre-prepare":  # an equivocating primary sends its versions one by one
+            m = env.message
+            self.metrics.pre_prepare(env.signer, m.view, m.seq, m.digest)
         self._transmit(src, env, at, ((self.handlers[dst], *self.link(src, dst)),))
 
     def client_send(self, near: str, dst: str, env: Signed, at: int) -> None:

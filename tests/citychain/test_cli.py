@@ -27,7 +27,7 @@ def test_run_json_is_exactly_one_object_with_the_documented_fields(exported):
     summary = json.loads(output)  # fails if anything else is on stdout
     assert REQUIRED <= set(summary)
     assert set(summary["latency_ms"]) >= {"p50", "p95", "p99", "max"}
-    assert set(summary["messages"]) == {"total", "by_type"}
+    assert set(summary["messages"]) == {"total", "consensus", "background", "client", "by_type"}
     assert set(summary["head"]) == {"height", "hash"}
     assert summary["agreement"] is True and summary["committed_tx"] == 1000
 

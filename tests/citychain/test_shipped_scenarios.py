@@ -12,7 +12,8 @@ from tests.conftest import ROOT
 CITIES = {"taihu", "henan", "sichuan", "chongqing", "zhejiang", "guiyang"}
 FAULTS = {"primary-crash", "partition-heal", "equivocating-primary", "silent-f-of-60", "mixed-byzantine-20",
           "crash-catch-up", "fork-f-plus-1"}
-TEACHING = {"normal-4", "normal-7", "view-change-4", "view-change-7", "checkpoint-4", "checkpoint-7", "no-quorum-4"}
+TEACHING = {"normal-4", "normal-7", "view-change-4", "view-change-7", "checkpoint-4", "checkpoint-7", "no-quorum-4",
+            "equivocation-4", "catch-up-4", "fork-4"}
 
 
 def test_every_shipped_scenario_has_a_unique_short_name():
