@@ -199,6 +199,7 @@ class RunningNode:
                                                       if now - t < PEER_SILENCE_S),
             "drops": dict(sorted(self.metrics.drops_by_reason().items())),
             "sent": sum(self.metrics.messages.values()), "bytes": sum(self.metrics.bytes.values()),
+            "sent_by_type": dict(self.metrics.messages), "bytes_by_type": dict(self.metrics.bytes),
             "blocks": blocks}
 
     def debug_state(self) -> dict:
