@@ -20,7 +20,8 @@ Both sides are reduced to the same figures (``side_from_cluster``, ``side_from_s
 the cluster counts publishes (a broadcast is one publish the broker fans out to n - 1
 nodes), the simulator counts copies (one per receiver), so messages and bytes per block
 are compared as copies of the consensus messages (pre-prepare, prepare, commit,
-checkpoint), the figure PBFT's analytic count predicts; status notices and forwarded
+checkpoint), the figure PBFT's analytic count predicts (the nodes' status notices say
+which publishes were broadcasts: ``counting.CountingTransport``); status notices and forwarded
 requests, which only one side sends or counts, are shown apart.
 
 Two diagnostic simulator runs follow the prediction (``variants``): the same scenario
@@ -156,10 +157,10 @@ async def _ping_until(pinger: Pinger, stop: asyncio.Event, out: list[float]) -> 
 
 # ---- calibration --------------------------------------------------------------------------
 
-def calibrate_cpu(scenario: Scenario, rounds: int = 3) -> dict:
+def calibrate_cpu(scenario: Scenario, rounds: int = 5) -> dict:
     """The scenario's ``cpu:`` block measured here: the best of ``rounds`` (other programs
     on the machine only ever make a measurement slower)."""
-    signs, verifies = zip(*(measure() for _ in range(rounds)))
+    signs, verifies = zip(*(measure(1000) for _ in range(rounds)))
     execute = min(measure_execute(scenario) for _ in range(rounds))
     return {"sign_us": round(min(signs), 2), "verify_us": round(min(verifies), 2),
             "execute_tx_us": round(execute, 2), "request_queue_ms": scenario.cpu.request_queue_ms}
@@ -237,11 +238,12 @@ def _per_block(by_type: dict, blocks: int, kinds) -> float:
 
 
 def side_from_cluster(load: dict, n: int, view_changes: int | None) -> dict:
-    """The load row's figures, with publishes turned into copies (broadcasts reach n - 1 nodes)."""
+    """The load row's figures, with publishes turned into copies: a broadcast reaches the n - 1
+    other nodes, a point-to-point send one."""
     blocks = max(1, load["blocks"])
     pubs, pub_bytes = load.get("sent_by_type", {}), load.get("bytes_sent_by_type", {})
-    copies = {k: v * (n - 1) if k in BROADCAST_TYPES else v for k, v in pubs.items() if k != "status"}
-    copy_bytes = {k: v * (n - 1) if k in BROADCAST_TYPES else v for k, v in pub_bytes.items() if k != "status"}
+    copies = _copies(pubs, load.get("bcast_by_type"), n)
+    copy_bytes = _copies(pub_bytes, load.get("bytes_bcast_by_type"), n)
     cpu_s = sum(p["cpu_s"] for p in load["resources"])
     # What the nodes received: every copy above, and each client request (and retry) once.
     received = sum(copies.values()) + load["submitted"] + load["retries"]
@@ -253,6 +255,21 @@ def side_from_cluster(load: dict, n: int, view_changes: int | None) -> dict:
         if load["resources"] else 0.0,
         "cpu_utilisation": round(cpu_s / max(1e-9, load["wall_seconds"]) / max(1, os.cpu_count() or 1), 3),
     }
+
+
+def _copies(published: dict, broadcast: dict | None, n: int) -> dict:
+    """Per type: the point-to-point publishes once, the broadcasts n - 1 times (nodes that did not
+    say which were broadcasts: every publish of a broadcast type counts as one)."""
+    out = {}
+    for kind, total in published.items():
+        if kind == "status":
+            continue
+        if broadcast is None:
+            fanned = total if kind in BROADCAST_TYPES else 0
+        else:
+            fanned = min(total, broadcast.get(kind, 0))
+        out[kind] = total - fanned + fanned * (n - 1)
+    return out
 
 
 def side_from_sim(sim: dict, n: int) -> dict:

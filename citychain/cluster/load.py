@@ -259,8 +259,10 @@ def _report(cluster, n: int, tracker: Tracker, total: int, t0: float, last_submi
         "wall_seconds": round(wall, 3),
     }
     row["answered_txs"] = sorted(tracker.answered)  # for checking that every node holds them
-    # Publishes by message type (a broadcast is one publish; status notices included), for `cluster compare`.
-    for column, key in (("sent_by_type", "sent_by_type"), ("bytes_sent_by_type", "bytes_by_type")):
+    # Publishes by message type (status notices included), and how many of them were broadcasts (one
+    # publish, n - 1 receivers), for `cluster compare`.
+    for column, key in (("sent_by_type", "sent_by_type"), ("bytes_sent_by_type", "bytes_by_type"),
+                        ("bcast_by_type", "bcast_by_type"), ("bytes_bcast_by_type", "bcast_bytes_by_type")):
         by_type: dict[str, int] = {}
         for nd, body in tracker.last.items():
             before = tracker.first[nd].get(key, {})
