@@ -179,6 +179,19 @@ def scenario_for(source: str, nodes: int | None, seed: int | None, overrides: di
         _fail(str(exc))
 
 
+def _load_scenario(cl, transactions: int | None, rate_tps: float | None):
+    """The cluster's scenario with a load's --transactions and --rate."""
+    spec = scenario_for(cl.scenario, cl.nodes, cl.seed, cl.overrides)
+    overrides = {}
+    if transactions:
+        overrides["transactions"] = transactions
+    if rate_tps:
+        overrides["rate_tps"] = rate_tps
+    if overrides:
+        spec = spec.model_copy(update={"workload": spec.workload.model_copy(update=overrides)})
+    return spec
+
+
 def _wait_healthy(cl, timeout: float) -> None:
     from .control import ClusterError
     from .load import cluster_endpoint
@@ -317,14 +330,7 @@ def load(directory, transactions, rate_tps, as_json):
     from .load import drive
 
     cl = _cluster(directory)
-    spec = scenario_for(cl.scenario, cl.nodes, cl.seed, cl.overrides)
-    overrides = {}
-    if transactions:
-        overrides["transactions"] = transactions
-    if rate_tps:
-        overrides["rate_tps"] = rate_tps
-    if overrides:
-        spec = spec.model_copy(update={"workload": spec.workload.model_copy(update=overrides)})
+    spec = _load_scenario(cl, transactions, rate_tps)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tx"),
                   TimeElapsedColumn(), console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
         task = bar.add_task(f"load {cl.chain_id}", total=spec.workload.transactions)
@@ -378,14 +384,7 @@ def compare(directory, transactions, rate_tps, out, as_json):
     from .control import ClusterError
 
     cl = _cluster(directory)
-    spec = scenario_for(cl.scenario, cl.nodes, cl.seed, cl.overrides)
-    overrides = {}
-    if transactions:
-        overrides["transactions"] = transactions
-    if rate_tps:
-        overrides["rate_tps"] = rate_tps
-    if overrides:
-        spec = spec.model_copy(update={"workload": spec.workload.model_copy(update=overrides)})
+    spec = _load_scenario(cl, transactions, rate_tps)
     target = Path(out) if out else _next_free(cl.directory / "compare")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tx"),
                   TimeElapsedColumn(), console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
