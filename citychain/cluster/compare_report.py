@@ -138,8 +138,10 @@ def _throughput(f: _Facts) -> dict:
         return {"verdict": "expected", "why": why}
     return {"verdict": "check", "why": [
         "The simulator predicts less throughput than the cluster carried: the model charges more than the real "
-        "processes spend (the cpu: and network settings below), or the two workloads differ. Reality beating the "
-        "model is a modelling bug to look into."]}
+        "processes spend (the cpu: and network settings below), or it refused requests that would wait longer than "
+        f"request_queue_ms = {f.doc['calibration']['cpu']['request_queue_ms']:g} ms on a node's request lane (a "
+        "node process has no such limit), or the two workloads differ. Reality beating the model is a modelling "
+        "bug to look into."]}
 
 
 def _latency(f: _Facts, key: str, label: str, first: bool) -> dict:
