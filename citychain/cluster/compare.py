@@ -24,12 +24,14 @@ checkpoint), the figure PBFT's analytic count predicts (the nodes' status notice
 which publishes were broadcasts: ``counting.CountingTransport``); status notices and forwarded
 requests, which only one side sends or counts, are shown apart.
 
-Two diagnostic simulator runs follow the prediction (``variants``): the same scenario
-with every CPU cost scaled so the simulated CPU per message equals what the node
-processes really spent per message, first with one CPU per node (the model's
-assumption), then also slowed by the share of a core each node process really had
-(n processes on this machine's cores), and without the simulator's request-lane limit
-(``request_queue_ms``), which node processes do not have. They are not predictions (they use the
+Diagnostic simulator runs follow the prediction (``variants``), all without the
+simulator's request-lane limit (``request_queue_ms``), which node processes do not have:
+the same scenario with every CPU cost scaled so the simulated CPU per message equals
+what the node processes really spent per message, with one CPU per node (the model's
+assumption); with the costs scaled until the simulated p50 meets the cluster's (a
+geometric search, ``fit_cpu_scale``: the cluster behaves like the simulator with its CPU
+that many times slower); and with the measured costs also multiplied by n processes /
+cores (every process waiting for all the others: an upper bound). They are not predictions (they use the
 cluster's own measurement) but show how much of a gap the CPU model accounts for.
 ``compare_report`` turns the result into a table, JSON, a PNG and an HTML page, and
 says per metric why the two differ.
@@ -66,6 +68,8 @@ BIG_BYTES = 64 * 1024
 BIG_PINGS = 40
 LOADED_PING_S = 0.1  # one ping this often while the load runs
 NO_REQUEST_LIMIT_MS = 1e9
+FIT_ROUNDS = 7
+VARIANT_FITTED = "simulator, CPU scaled to the cluster's p50"
 VARIANT_MEASURED = "simulator, CPU per message as measured"
 VARIANT_SHARED = "simulator, CPU as measured, shared cores"
 
@@ -320,6 +324,26 @@ def _sim_row(spec: Scenario, source: str, overrides: dict) -> dict:
     return out
 
 
+def fit_cpu_scale(run, target_p50: float, base_p50: float, most: float, say=lambda text: None,
+                  rounds: int = FIT_ROUNDS) -> dict | None:
+    """The simulated run, ``run(scale)``, whose p50 comes nearest the cluster's, searching the CPU
+    scale geometrically between 1 and ``most`` (latency grows with the scale); within 10 % stops.
+    None when the simulator is already as slow as the cluster."""
+    if target_p50 <= base_p50:
+        return None
+    lo, hi, best = 1.0, max(most, 2.0), None
+    for _ in range(rounds):
+        mid = (lo * hi) ** 0.5
+        say(f"simulating: {VARIANT_FITTED} (trying x{mid:.1f})")
+        side = run(mid)
+        if best is None or abs(side["p50_ms"] - target_p50) < abs(best["p50_ms"] - target_p50):
+            best = side
+        if abs(side["p50_ms"] / target_p50 - 1) <= 0.10:
+            break
+        lo, hi = (mid, hi) if side["p50_ms"] < target_p50 else (lo, mid)
+    return best
+
+
 # ---- the comparison ---------------------------------------------------------------------------
 
 async def _views(cluster: Cluster, seconds: float = 2.5) -> dict[str, int]:
@@ -374,14 +398,21 @@ def compare(cluster: Cluster, spec: Scenario, source: str, progress=None, say=la
     scale = max(1.0, cluster_side["cpu_us_per_message"] / max(1e-9, sim_side["cpu_us_per_message"]))
     processes = max(1, len(load["resources"]))
     share = max(1.0, processes / cores)
-    variants = {}
-    for name, factor in ((VARIANT_MEASURED, scale), (VARIANT_SHARED, scale * share)):
-        say(f"simulating: {name} (CPU costs x{factor:.1f})")
+
+    def diagnostic(factor: float) -> dict:
         # A node process refuses no request for waiting (it runs with NO_COSTS: no request-lane limit),
         # so the diagnostics lift the simulator's: with costs this high it would refuse, and clients retry.
         tuned = simulator_settings(cpu, broker, factor) | {"cpu.request_queue_ms": NO_REQUEST_LIMIT_MS}
-        variants[name] = side_from_sim(_sim_row(spec, source, tuned), n)
-        variants[name]["cpu_scale"] = round(factor, 3)
+        return side_from_sim(_sim_row(spec, source, tuned), n) | {"cpu_scale": round(factor, 3)}
+
+    variants = {}
+    say(f"simulating: {VARIANT_MEASURED} (CPU costs x{scale:.1f})")
+    variants[VARIANT_MEASURED] = diagnostic(scale)
+    fitted = fit_cpu_scale(diagnostic, cluster_side["p50_ms"], sim_side["p50_ms"], scale * share * 2, say)
+    if fitted is not None:
+        variants[VARIANT_FITTED] = fitted
+    say(f"simulating: {VARIANT_SHARED} (CPU costs x{scale * share:.1f})")
+    variants[VARIANT_SHARED] = diagnostic(scale * share)
 
     k = spec.consensus.checkpoint_interval
     return {

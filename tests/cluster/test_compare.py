@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from citychain.cluster.compare import VARIANT_MEASURED, VARIANT_SHARED
 from citychain.cluster.compare_report import METRICS
 
 pytestmark = pytest.mark.xdist_group("cluster")
@@ -51,7 +52,8 @@ def test_the_json_holds_both_sides_with_the_same_figures(compared):
         assert doc[side]["p50_ms"] <= doc[side]["p95_ms"] <= doc[side]["p99_ms"]
         assert {"pre-prepare", "prepare", "commit"} <= set(doc[side]["messages_per_block_by_type"])
     assert doc["cluster"]["status_notices_per_block"] > 0 and doc["simulator"]["status_notices_per_block"] == 0
-    assert len(doc["variants"]) == 2 and all(SIDE_KEYS <= set(v) for v in doc["variants"].values())
+    assert {VARIANT_MEASURED, VARIANT_SHARED} <= set(doc["variants"])
+    assert all(SIDE_KEYS <= set(v) and v["cpu_scale"] >= 1 for v in doc["variants"].values())
 
 
 def test_the_simulator_is_set_up_from_what_was_measured(compared):
