@@ -265,7 +265,7 @@ def side_from_cluster(load: dict, n: int, view_changes: int | None) -> dict:
 
 def _copies(published: dict, broadcast: dict | None, n: int) -> dict:
     """Per type: the point-to-point publishes once, the broadcasts n - 1 times (nodes that did not
-    say which were broadcasts: every publish of a broadcast type counts as one)."""
+    say which were broadcasts: every publish of a broadcast type counts as a broadcast)."""
     out = {}
     for kind, total in published.items():
         if kind == "status":
