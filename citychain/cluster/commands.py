@@ -95,6 +95,7 @@ def cluster():
       citychain cluster kill node-03            SIGKILL a node (pause/resume: SIGSTOP/SIGCONT)
       citychain cluster start node-03           restart it: it recovers from its store
       citychain cluster audit --out DIR         collect every ledger and audit them
+      citychain cluster compare                 the same load on the cluster and in the simulator
       citychain cluster down                    stop what `up` started
     """
 
@@ -176,6 +177,19 @@ def scenario_for(source: str, nodes: int | None, seed: int | None, overrides: di
         return apply(spec, overrides, source) if overrides else spec
     except ScenarioError as exc:
         _fail(str(exc))
+
+
+def _load_scenario(cl, transactions: int | None, rate_tps: float | None):
+    """The cluster's scenario with a load's --transactions and --rate."""
+    spec = scenario_for(cl.scenario, cl.nodes, cl.seed, cl.overrides)
+    overrides = {}
+    if transactions:
+        overrides["transactions"] = transactions
+    if rate_tps:
+        overrides["rate_tps"] = rate_tps
+    if overrides:
+        spec = spec.model_copy(update={"workload": spec.workload.model_copy(update=overrides)})
+    return spec
 
 
 def _wait_healthy(cl, timeout: float) -> None:
@@ -316,14 +330,7 @@ def load(directory, transactions, rate_tps, as_json):
     from .load import drive
 
     cl = _cluster(directory)
-    spec = scenario_for(cl.scenario, cl.nodes, cl.seed, cl.overrides)
-    overrides = {}
-    if transactions:
-        overrides["transactions"] = transactions
-    if rate_tps:
-        overrides["rate_tps"] = rate_tps
-    if overrides:
-        spec = spec.model_copy(update={"workload": spec.workload.model_copy(update=overrides)})
+    spec = _load_scenario(cl, transactions, rate_tps)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tx"),
                   TimeElapsedColumn(), console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
         task = bar.add_task(f"load {cl.chain_id}", total=spec.workload.transactions)
@@ -354,6 +361,47 @@ def _print_load(r: dict, path: Path) -> None:
         res.add_row(str(p["pid"]), ",".join(p["nodes"]), f"{p['cpu_s']:.2f}", f"{p['cpu_percent']:.0f}",
                     f"{p['peak_rss_mib']:.0f}")
     Console().print(res)
+
+
+@cluster.command()
+@_dir_option
+@click.option("--transactions", type=click.IntRange(1), help="Override the workload's transaction count.")
+@click.option("--rate", "rate_tps", type=click.FloatRange(0.1, 100_000), help="Override the offered load (tx/s).")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Where to write compare.json, compare.png and compare.html (default: DIR/compare-N).")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object.")
+def compare(directory, transactions, rate_tps, out, as_json):
+    """Run the cluster's scenario on the cluster and in the simulator; show both, and why they differ.
+
+    Calibrates the simulator on this machine first (Ed25519 sign and verify,
+    executing the scenario's transactions, the broker's one-way delay measured
+    between two client accounts), drives the load through the broker, simulates
+    the same scenario, and compares throughput, latency p50/p95/p99, messages and
+    bytes per block. Writes compare.json, compare.png and a self-contained
+    compare.html. Exits 0 if every transaction was answered on the cluster, 3 if not.
+    """
+    from .compare_report import print_table, run_compare
+    from .control import ClusterError
+
+    cl = _cluster(directory)
+    spec = _load_scenario(cl, transactions, rate_tps)
+    target = Path(out) if out else _next_free(cl.directory / "compare")
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tx"),
+                  TimeElapsedColumn(), console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
+        task = bar.add_task(f"compare {cl.chain_id}", total=spec.workload.transactions)
+        try:
+            doc, paths = run_compare(cl, spec, cl.scenario, target,
+                                     lambda done, total: bar.update(task, completed=done),
+                                     lambda text: bar.update(task, description=text))
+        except (ClusterError, OSError) as exc:
+            _fail(str(exc), NOT_LIVE)
+    if as_json:
+        click.echo(json.dumps(doc))
+    else:
+        print_table(doc, Console(width=None if sys.stdout.isatty() else 120))
+        stderr.print(f"wrote {paths['html']}, {paths['json'].name}, {paths['png'].name}")
+    raw = doc["raw"]["cluster"]
+    sys.exit(0 if raw["answered"] == raw["submitted"] else NOT_LIVE)
 
 
 @cluster.command("audit")

@@ -259,6 +259,16 @@ def _report(cluster, n: int, tracker: Tracker, total: int, t0: float, last_submi
         "wall_seconds": round(wall, 3),
     }
     row["answered_txs"] = sorted(tracker.answered)  # for checking that every node holds them
+    # Publishes by message type (status notices included), and how many of them were broadcasts (one
+    # publish, n - 1 receivers), for `cluster compare`.
+    for column, key in (("sent_by_type", "sent_by_type"), ("bytes_sent_by_type", "bytes_by_type"),
+                        ("bcast_by_type", "bcast_by_type"), ("bytes_bcast_by_type", "bcast_bytes_by_type")):
+        by_type: dict[str, int] = {}
+        for nd, body in tracker.last.items():
+            before = tracker.first[nd].get(key, {})
+            for kind, count in body.get(key, {}).items():
+                by_type[kind] = by_type.get(kind, 0) + count - before.get(kind, 0)
+        row[column] = dict(sorted(by_type.items()))
     row["resources"] = [{"pid": s.pid, "nodes": s.ids, "cpu_s": round(s.cpu_s, 3),
                          "cpu_percent": round(100 * s.cpu_s / wall, 1), "peak_rss_mib": round(s.peak_rss / 2**20, 1)}
                         for s in samples]

@@ -48,6 +48,7 @@ from node.sqlite_store import StorageError, open_node_storage
 from node.sync import Syncer
 
 from . import topics
+from .counting import CountingTransport
 from .endpoint import Endpoint, read_credentials
 from .notices import sign_notice
 from .transport import MqttTransport, now_ns
@@ -199,6 +200,9 @@ class RunningNode:
                                                       if now - t < PEER_SILENCE_S),
             "drops": dict(sorted(self.metrics.drops_by_reason().items())),
             "sent": sum(self.metrics.messages.values()), "bytes": sum(self.metrics.bytes.values()),
+            "sent_by_type": dict(self.metrics.messages), "bytes_by_type": dict(self.metrics.bytes),
+            "bcast_by_type": dict(getattr(self.transport, "broadcasts", {})),
+            "bcast_bytes_by_type": dict(getattr(self.transport, "broadcast_bytes", {})),
             "blocks": blocks}
 
     def debug_state(self) -> dict:
@@ -239,7 +243,7 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
         raise NodeSetupError(f"{data_dir / 'key.pem'} is not the key of {node_id}'s certificate in the genesis")
     signer = Signer(node_id, key, chain_id)
     metrics = Metrics()
-    transport = MqttTransport(chain_id, node_id, loop, metrics)
+    transport = CountingTransport(chain_id, node_id, loop, metrics)
     try:
         store, ledger, state = open_node_storage(data_dir, chain_id, ghash, genesis_state_root=doc["state_root"])
     except StorageError as exc:
