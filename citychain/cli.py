@@ -356,7 +356,10 @@ def audit(out_dir, as_json, at, genesis_pin):
               help="Sweep another parameter too, e.g. --set consensus.block_size=50,100,200 (repeatable).")
 @click.option("--out", type=click.Path(file_okay=False), help="Where to write (default: bench-out/CHAIN).")
 @click.option("--json", "as_json", is_flag=True, help="Print the aggregated rows as one JSON object.")
-def bench(scenario, nodes_text, seeds, sets, out, as_json):
+@click.option("--jobs", "-j", type=click.IntRange(1), metavar="N",
+              help="Runs at a time, each in its own process (default: the number of cores; 1: in this process). "
+                   "The results are the same as a serial sweep's but for the wall-clock seconds.")
+def bench(scenario, nodes_text, seeds, sets, out, as_json, jobs):
     """Sweep SCENARIO over node counts (and any --set parameters) and report.
 
     SCENARIO is a scenario file or a shipped scenario's name (`citychain scenarios`).
@@ -378,7 +381,7 @@ def bench(scenario, nodes_text, seeds, sets, out, as_json):
         raise click.BadParameter(str(exc)) from None
     out_dir = Path(out or f"bench-out/{spec.chain.id}")
     try:
-        agg = run_sweep(spec, scenario, counts, seeds, parsed, out_dir, stderr)
+        agg = run_sweep(spec, scenario, counts, seeds, parsed, out_dir, stderr, jobs)
     except ScenarioError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)

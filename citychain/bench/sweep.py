@@ -126,6 +126,16 @@ def row(run: SimRun, point: Point, name: str) -> dict:
     return out
 
 
+def run_point(data: dict, point: Point, name: str) -> dict:
+    """Simulate one point of a sweep and return its row. Takes the scenario as plain
+    data (``Scenario.model_dump()``) so that it can run in a spawned worker process,
+    which rebuilds the scenario; the run is a pure function of (scenario, seed), so
+    the row is the same wherever it runs (but for its wall-clock seconds)."""
+    from ..sim.run import simulate
+
+    return row(simulate(Scenario.model_validate(data)), point, name)
+
+
 def analytic_messages_per_block(n: int, checkpoint_interval: int) -> float:
     """PBFT's normal case per block: n-1 pre-prepares, (n-1)^2 prepares (every backup to
     every other replica), n(n-1) commits, and n(n-1)/K checkpoints."""

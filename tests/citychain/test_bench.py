@@ -72,3 +72,23 @@ def test_bad_sweeps_are_refused(tmp_path):
     result = CliRunner().invoke(main, ["bench", str(SCENARIOS / "guiyang.yaml"), "--nodes", "4",
                                        "--set", "consensus.blocksize=5", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "no field 'blocksize'" in result.output
+
+
+def _without_wall_clock(results: dict) -> dict:
+    """Everything but the simulator's own wall-clock seconds, which differ between any two runs."""
+    return {k: [{c: v for c, v in r.items() if not c.startswith("wall_seconds")} for r in rows]
+            if isinstance(rows, list) else rows for k, rows in results.items()}
+
+
+def test_a_parallel_sweep_gives_the_serial_results(tmp_path):
+    outputs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs-{jobs}"
+        result = CliRunner().invoke(main, ["bench", str(SCENARIOS / "guiyang.yaml"), "--nodes", "4,7", "--seeds", "2",
+                                           "--set", "workload.transactions=60", "--out", str(out), "--json",
+                                           "--jobs", jobs])
+        assert result.exit_code == 0, result.output
+        outputs[jobs] = json.loads((out / "results.json").read_text())
+    runs = [(r["nodes"], r["seed"]) for r in outputs["2"]["runs"]]
+    assert len(runs) == 4 and runs == sorted(runs)  # the plan's order, not the order the runs finished in
+    assert _without_wall_clock(outputs["1"]) == _without_wall_clock(outputs["2"])
