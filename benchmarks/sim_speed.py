@@ -17,28 +17,16 @@ import gc
 import math
 import resource
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from citychain.bench.floor import crypto_floor  # noqa: E402
 from citychain.scenario import load_scenario  # noqa: E402
 from citychain.sim.run import simulate  # noqa: E402
 from citychain.summary import summarize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def crypto_floor(run) -> tuple[float, int]:
-    """Seconds to sign and verify every unique envelope of ``run`` once, and how many there were."""
-    envelopes = run.membership.authenticated()
-    keys = {i.id: i.key for i in run.genesis.identities.values()}
-    publics = {name: key.public_key() for name, key in keys.items()}
-    start = time.perf_counter()
-    for env in envelopes:
-        signature = keys[env.signer].sign(env.data)
-        publics[env.signer].verify(signature, env.data)
-    return time.perf_counter() - start, len(envelopes)
 
 
 def scenario_for(path: Path, n: int, tx: int, block: int, rate: float):

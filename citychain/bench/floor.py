@@ -1,0 +1,20 @@
+"""The crypto floor of a simulated run: the wall seconds to sign and verify each unique
+signed object of the run once, the least any simulator doing the real signatures pays.
+Used by benchmarks/sim_speed.py and benchmarks/equal_work.py (docs/benchmarking.md)."""
+
+from __future__ import annotations
+
+import time
+
+
+def crypto_floor(run) -> tuple[float, int]:
+    """Seconds to sign and verify every unique envelope of ``run`` (a ``SimRun``) once,
+    and how many there were (each is one signature made and one verified)."""
+    envelopes = run.membership.authenticated()
+    keys = {i.id: i.key for i in run.genesis.identities.values()}
+    publics = {name: key.public_key() for name, key in keys.items()}
+    start = time.perf_counter()
+    for env in envelopes:
+        signature = keys[env.signer].sign(env.data)
+        publics[env.signer].verify(signature, env.data)
+    return time.perf_counter() - start, len(envelopes)
