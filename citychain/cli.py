@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -13,12 +14,16 @@ from rich.table import Table
 
 from .exits import BAD_INPUT as EXIT_BAD_INPUT
 from .exits import verdict
-from .scenario import Scenario, ScenarioError, load_scenario, load_with_overrides, shipped_scenarios, summary_line
+
+if TYPE_CHECKING:  # the scenario model (pydantic and the apps) loads when a command needs it, not for --help
+    from .scenario import Scenario
 
 stderr = Console(stderr=True)
 
 
 def _load(path: str, nodes: int | None, seed: int | None) -> Scenario:
+    from .scenario import ScenarioError, load_with_overrides
+
     try:
         return load_with_overrides(path, nodes, seed)
     except ScenarioError as exc:
@@ -275,6 +280,8 @@ def scenarios():
     Run one by its name (`citychain run taihu`); a scenario file of your own can
     start from one with `base: taihu`.
     """
+    from .scenario import load_scenario, shipped_scenarios, summary_line
+
     shipped = shipped_scenarios()
     width = max(map(len, shipped))
     for name, path in shipped.items():
@@ -370,6 +377,7 @@ def bench(scenario, nodes_text, seeds, sets, out, as_json, jobs):
     """
     from .bench.run import run_sweep
     from .bench.sweep import parse_counts, parse_set
+    from .scenario import ScenarioError
 
     spec = _load(scenario, None, None)
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import sys
@@ -57,6 +56,8 @@ def node_command(genesis_dir, ids, broker, data, tls_ca, behaviours, log_level):
     SIGTERM or SIGINT (a clean shutdown). Logs are JSON lines on stderr. Exits 2
     if the genesis, key or data directory is unusable.
     """
+    import asyncio
+
     from .process import NodeSetupError, run_nodes, setup_logging
 
     address = _address(broker)
@@ -193,6 +194,8 @@ def _load_scenario(cl, transactions: int | None, rate_tps: float | None):
 
 
 def _wait_healthy(cl, timeout: float) -> None:
+    import asyncio
+
     from .control import ClusterError
     from .load import cluster_endpoint
     from .monitor import watch
@@ -326,6 +329,8 @@ def load(directory, transactions, rate_tps, as_json):
 
     Exits 0 if every transaction was answered (f + 1 nodes executed it), 3 if not.
     """
+    import asyncio
+
     from .control import ClusterError
     from .load import drive
 
