@@ -415,8 +415,7 @@ def parse_scenario(data: Any, source: str = "<scenario>", marks: list | None = N
 def _with_line(text: str, line: tuple[str, int], source: str) -> str:
     path, number = line
     at = f"line {number}" if path == source else f"{path} line {number}"
-    head, sep, rest = text.partition(": ")
-    return f"{head} ({at}){sep}{rest}" if sep else f"{text} ({at})"
+    return f"{text} ({at})"
 
 
 def _line_of(marks: list, loc: tuple) -> tuple[str, int] | None:
