@@ -48,7 +48,7 @@ def parse_counts(text: str) -> list[int]:
             except ValueError:
                 raise ValueError(f"{part!r} is not a whole number") from None
     if not out:
-        raise ValueError("no values")
+        raise ValueError(f"{text!r}: no node counts; write 20,30,40 or 4..64:4")
     return sorted(dict.fromkeys(out))
 
 
