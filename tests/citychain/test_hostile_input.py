@@ -91,6 +91,7 @@ CASES = [
     ("nodes-override-fault", lambda t: ["run", _write(t, "ten.yaml", SMALL.replace("nodes: 4", "nodes: 10")
                     + "faults:\n  - {at_ms: 10, crash: node-9}\n"), "--nodes", "7"],
      ["ten.yaml", "--nodes 7", "faults[0].crash", "node-9"]),
+    ("query-limit-negative", lambda t: ["query", str(t), "records", "--limit", "-1"], ["--limit", "-1"]),
     ("missing-base", lambda t: ["run", _write(t, "child.yaml", "base: nowhere.yaml\n")],
      ["child.yaml", "base", "nowhere.yaml"]),
     ("path-style", lambda t: ["run", _small(t, "network: {latency: {links: [{between: [a, b], ms: -1}]}}\n")],
