@@ -1,5 +1,5 @@
 """``python -m citychain``: the same command line as ``citychain`` (node processes use it)."""
 
-from .cli import main
+from .cli import entry
 
-main()
+entry()

@@ -381,12 +381,20 @@ def bench(scenario, nodes_text, seeds, sets, out, as_json, jobs):
 
     spec = _load(scenario, None, None)
     try:
-        counts = [spec.nodes] if not nodes_text else parse_counts(nodes_text)
+        counts = [spec.nodes] if nodes_text is None else parse_counts(nodes_text)
         if min(counts) < 4 or max(counts) > 256:
             raise ValueError("node counts must be within 4..256")
-        parsed = [parse_set(s) for s in sets]
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.BadParameter(str(exc), param_hint="--nodes") from None
+    try:
+        parsed = [parse_set(s) for s in sets]
+        fields = [k for k, _ in parsed]
+        twice = sorted({k for k in fields if fields.count(k) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} given twice; give each field once, with all its values "
+                             "(FIELD=V1,V2)")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from None
     out_dir = Path(out or f"bench-out/{spec.chain.id}")
     try:
         agg = run_sweep(spec, scenario, counts, seeds, parsed, out_dir, stderr, jobs)
@@ -483,5 +491,23 @@ def _register_cluster_commands() -> None:
 
 _register_cluster_commands()
 
+
+def entry() -> None:
+    """``citychain`` and ``python -m citychain``: ``main`` with an unwritable stdout (a full disk,
+    /dev/full) reported as bad output, exit 2, not a traceback whose exit 1 would read as unsafe."""
+    import os
+
+    try:
+        try:
+            main()
+        finally:
+            sys.stdout.flush()
+    except OSError as exc:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())  # the interpreter's last flush of what is still buffered must not fail
+        click.echo(f"error: cannot write to standard output: {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
 if __name__ == "__main__":
-    main()
+    entry()

@@ -22,6 +22,9 @@ MESSAGE_TYPES = ("request", "pre-prepare", "prepare", "commit", "checkpoint", "v
                  "fetch", "blocks")
 
 
+MAX_COUNT = 256  # citychain.scenario.MAX_NODES
+
+
 def parse_counts(text: str) -> list[int]:
     """'20,30,40' or '4..64:4' (from 4 to 64 in steps of 4) or a mix: '4,7,10..40:10'."""
     out: list[int] = []
@@ -36,6 +39,8 @@ def parse_counts(text: str) -> list[int]:
                 raise ValueError(f"{part!r}: a range is FROM..TO or FROM..TO:STEP with whole numbers") from None
             if step_i < 1 or hi_i < lo_i:
                 raise ValueError(f"{part!r}: need FROM <= TO and STEP >= 1")
+            if hi_i > MAX_COUNT:  # checked before the list is built: 4..200000000 would take gigabytes
+                raise ValueError(f"{part!r}: node counts go up to {MAX_COUNT}")
             out.extend(range(lo_i, hi_i + 1, step_i))
         elif part:
             try:
@@ -43,7 +48,7 @@ def parse_counts(text: str) -> list[int]:
             except ValueError:
                 raise ValueError(f"{part!r} is not a whole number") from None
     if not out:
-        raise ValueError("no values")
+        raise ValueError(f"{text!r}: no node counts; write 20,30,40 or 4..64:4")
     return sorted(dict.fromkeys(out))
 
 

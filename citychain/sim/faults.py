@@ -8,12 +8,14 @@ change the faults.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 
 from ..genesis import Genesis
 from ..scenario import FaultEvent, LinkChange, Scenario
 
 MS = 1_000_000
+_NODE = re.compile(r"node-[0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,10 @@ def node_name(genesis: Genesis, ref: str) -> str:
     return genesis.nodes[int(ref.split("-")[1])].id
 
 
-def _groups(genesis: Genesis, partition: list[list[str]]) -> tuple[frozenset[str], ...]:
+def _groups(genesis: Genesis, partition: list[list[str]], keep_empty: bool = False) -> tuple[frozenset[str], ...]:
+    """Node ids per group. A site with no node at this chain's size adds nobody (the scenario
+    checked that every name is a node or one of its sites), and a partition group left with
+    nobody is dropped (docs/scenarios.md, "Faults"), so a fault scenario runs at any --nodes."""
     by_site: dict[str, set[str]] = {}
     for n in genesis.nodes:
         by_site.setdefault(n.site, set()).add(n.id)
@@ -71,8 +76,9 @@ def _groups(genesis: Genesis, partition: list[list[str]]) -> tuple[frozenset[str
     for group in partition:
         members: set[str] = set()
         for ref in group:
-            members |= by_site.get(ref) or {node_name(genesis, ref)}
-        out.append(frozenset(members))
+            members |= {node_name(genesis, ref)} if _NODE.fullmatch(ref) and ref not in by_site else by_site.get(ref, set())
+        if members or keep_empty:
+            out.append(frozenset(members))
     return tuple(out)
 
 
@@ -82,7 +88,7 @@ def _action(genesis: Genesis, event: FaultEvent) -> Action:
     if kind == "partition":
         return Action(at, kind, groups=_groups(genesis, event.partition))
     if kind == "cut":
-        return Action(at, kind, groups=_groups(genesis, [event.cut.sources, event.cut.targets]))
+        return Action(at, kind, groups=_groups(genesis, [event.cut.sources, event.cut.targets], keep_empty=True))
     if kind == "link":
         return Action(at, kind, link=event.link)
     if kind == "heal":
