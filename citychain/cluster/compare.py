@@ -52,7 +52,7 @@ import aiomqtt
 from node.metrics import percentile
 
 from ..bench.sweep import CONSENSUS_TYPES, Point, analytic_messages_per_block, apply, row
-from ..scenario import Scenario
+from ..scenario import MAX_MS, Scenario
 from ..sim.calibrate import measure, measure_execute
 from ..sim.run import simulate
 from ..summary import reference_chain
@@ -67,7 +67,7 @@ PROBE_PINGS = 200
 BIG_BYTES = 64 * 1024
 BIG_PINGS = 40
 LOADED_PING_S = 0.1  # one ping this often while the load runs
-NO_REQUEST_LIMIT_MS = 1e9
+NO_REQUEST_LIMIT_MS = MAX_MS  # the largest a scenario allows: an hour's queue is no limit for a load of seconds
 FIT_ROUNDS = 7
 VARIANT_FITTED = "simulator, CPU scaled to the cluster's p50"
 VARIANT_MEASURED = "simulator, CPU per message as measured"
