@@ -47,6 +47,14 @@ def finish_load(proc: subprocess.Popen, timeout: float = 300) -> dict:
     return json.loads(out)
 
 
+def load_answered(directory: Path, transactions: int, rate: int) -> dict:
+    """`cluster load` in the foreground, which must answer every transaction."""
+    row = json.loads(cli("cluster", "load", "--dir", directory, "--transactions", transactions, "--rate", rate,
+                         "--json").stdout)
+    assert row["answered"] == row["submitted"] == transactions
+    return row
+
+
 def status(directory: Path) -> list[dict]:
     return json.loads(cli("cluster", "status", "--dir", directory, "--json", "--wait", "3").stdout)["nodes"]
 
@@ -153,9 +161,7 @@ def test_nodes_on_bridged_site_brokers_over_tls_agree(tmp_path, mosquitto):
         assert len({p["broker"] for p in state["processes"]}) >= 2, "nodes connect to their own site's broker"
         conf = Path(state["brokers"][1]["conf"]).read_text()
         assert "connection " in conf and "address 127.0.0.1:" in conf  # a Mosquitto bridge to the hub
-        row = json.loads(cli("cluster", "load", "--dir", directory, "--transactions", 60, "--rate", 30,
-                             "--json").stdout)
-        assert row["answered"] == row["submitted"] == 60
+        load_answered(directory, 60, 30)
         audit(directory, tmp_path / "export")
     finally:
         cli("cluster", "down", "--dir", directory, check=False)
@@ -206,9 +212,7 @@ def test_a_byzantine_process_sharing_a_process_with_another_node_cannot_stop_the
                 break
             time.sleep(0.2)
         assert {(s["node"], s["behaviour"]) for s in started[2:]} == {("node-00", "equivocate"), ("node-01", None)}
-        row = json.loads(cli("cluster", "load", "--dir", directory, "--transactions", 80, "--rate", 40,
-                             "--json").stdout)
-        assert row["answered"] == row["submitted"] == 80
+        load_answered(directory, 80, 40)
         audit(directory, tmp_path / "export")
     finally:
         cli("cluster", "down", "--dir", directory, check=False)

@@ -128,3 +128,20 @@ def test_each_envelope_is_verified_once(world):
     for _ in range(50):
         assert membership.authenticate(env) is None
     assert membership.verifications == before + 1
+
+
+def test_a_process_remembers_signatures_by_content_but_still_checks_the_body(world):
+    """A node process decodes a new object per copy: the second copy's signature is not
+    verified again, but an envelope pairing that signature and data with another message
+    (a Byzantine replay of a good signature) is refused, and so is a bad signature."""
+    members, signers = world
+    membership = Membership(CHAIN, members.members, cache_limit=100)
+    env = signers["node-00"].sign(Commit(3, 3, D))
+    copy = replace(env)  # another object, same content: what decoding a second copy gives
+    assert membership.authenticate(env) is None and membership.authenticate(copy) is None
+    assert membership.verifications == 1
+    lying = replace(env, message=Commit(3, 4, D))
+    assert membership.authenticate(lying) == "body-mismatch"
+    assert membership.authenticate(replace(env, signature=bytes(64))) == "bad-signature"
+    other_signer = replace(env, signer="node-01")
+    assert membership.authenticate(other_signer) == "body-mismatch"  # its data names node-00
