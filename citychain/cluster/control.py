@@ -312,12 +312,3 @@ def _alive(pid: int, started: float) -> bool:
         return abs(psutil.Process(pid).create_time() - started) < 0.01
     except psutil.Error:
         return False
-
-
-def wait_ready(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise ClusterError(f"{what} not ready after {timeout:.0f} s")

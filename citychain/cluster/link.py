@@ -26,7 +26,6 @@ class ClientLink:
         self.queue: deque[tuple[str, bytes]] = deque()
         self.ready = asyncio.Event()
         self.connected = asyncio.Event()
-        self.reconnects = 0
         self._task = asyncio.create_task(self._run())
 
     def send(self, topic: str, payload: bytes) -> None:
@@ -50,7 +49,6 @@ class ClientLink:
                         self.ready.clear()
             except aiomqtt.MqttError:
                 self.connected.clear()
-                self.reconnects += 1
                 await asyncio.sleep(backoff)
                 backoff = min(2 * backoff, 2.0)
 
