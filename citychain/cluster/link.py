@@ -40,17 +40,28 @@ class ClientLink:
                                           protocol=aiomqtt.ProtocolVersion.V5, timeout=10, logger=QUIET) as client:
                     self.connected.set()
                     backoff = 0.1
-                    while True:
-                        await self.ready.wait()
-                        while self.queue:
-                            topic, payload = self.queue[0]
-                            await client.publish(topic, payload, qos=1)
-                            self.queue.popleft()  # only once the broker took it
-                        self.ready.clear()
+                    tasks = {asyncio.create_task(self._drain(client)), asyncio.create_task(_until_lost(client))}
+                    try:
+                        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        for task in tasks:
+                            task.cancel()
+                        await asyncio.gather(*tasks, return_exceptions=True)
+                    for task in done:
+                        task.result()  # the MqttError that ended the connection
             except aiomqtt.MqttError:
                 self.connected.clear()
                 await asyncio.sleep(backoff)
                 backoff = min(2 * backoff, 2.0)
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self.ready.wait()
+            while self.queue:
+                topic, payload = self.queue[0]
+                await client.publish(topic, payload, qos=1)
+                self.queue.popleft()  # only once the broker took it
+            self.ready.clear()
 
     async def close(self) -> None:
         self._task.cancel()
@@ -58,3 +69,11 @@ class ClientLink:
             await self._task
         except (asyncio.CancelledError, aiomqtt.MqttError):
             pass
+
+
+async def _until_lost(client: aiomqtt.Client) -> None:
+    """Returns (raising MqttError) when the connection drops. Reading the message stream,
+    which subscribes to nothing, is what collects the library's record of the
+    disconnection; left unread it is reported as "Future exception was never retrieved"."""
+    async for _ in client.messages:
+        pass

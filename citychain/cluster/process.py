@@ -23,6 +23,7 @@ import random
 import signal
 import sqlite3
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +57,12 @@ from .transport import MqttTransport, now_ns
 QOS = 1  # docs/deployment.md: why at-least-once
 MAX_IN_FLIGHT = 256  # publishes awaiting their acknowledgement, per connection
 HEARTBEAT_S = 1.0
+# A block's report rides in this many heartbeats after the notice that first carried it,
+# and again after every reconnection, for the last RECENT_BLOCKS blocks: a notice lost
+# with a dying broker, or sent before a watcher resubscribed, must not leave a
+# transaction unanswered for good (the watcher counts each node once per block).
+REPEATS = 3
+RECENT_BLOCKS = 16
 MAX_INBOX = 20_000  # received messages waiting to be handled; beyond that the client library drops them
 VERDICT_CACHE = 100_000  # signature checks remembered (about 30 MB at most)
 PEER_SILENCE_S = 3.0  # a peer not heard from for this long is not listed as connected
@@ -116,6 +123,7 @@ class RunningNode:
     peers_seen: dict[str, float] = field(default_factory=dict)
     errors: int = 0
     inbox: object = None  # the connection's queue of received messages (its length is the backlog)
+    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_BLOCKS))  # [report, heartbeats left]
     failed: "StoreFailed | None" = None
     on_failure: object = None  # called with StoreFailed: the process stops
 
@@ -185,9 +193,23 @@ class RunningNode:
             if view != self.published_view and self.published_view >= 0:
                 log.info(json.dumps({"node": self.id, "event": "view-installed", "view": view}))
             self.published_view = view
-            self.publish_status([{"height": e.block.height, "hash": e.block.hash,
-                                  "txs": [r.digest for r in e.block.requests],
-                                  "rejected": [r.tx for r in e.receipts if not r.ok]} for e in new])
+            reports = [{"height": e.block.height, "hash": e.block.hash, "txs": [r.digest for r in e.block.requests],
+                        "rejected": [r.tx for r in e.receipts if not r.ok]} for e in new]
+            self.recent.extend([report, REPEATS] for report in reports)
+            self.publish_status(reports)
+
+    def heartbeat(self) -> None:
+        """The periodic notice, repeating the reports of recently executed blocks."""
+        repeated = [entry[0] for entry in self.recent if entry[1] > 0]
+        for entry in self.recent:
+            entry[1] = max(0, entry[1] - 1)
+        self.publish_status(repeated)
+
+    def reconnected(self) -> None:
+        """What was published just before the connection dropped may be lost: the last
+        blocks' reports ride in the next heartbeats again."""
+        for entry in self.recent:
+            entry[1] = REPEATS
 
     def status_body(self, blocks: list) -> dict:
         node, now = self.node, self.loop.time()
@@ -306,7 +328,7 @@ async def _publish_loop(running: RunningNode, client: aiomqtt.Client) -> None:
 
 async def _heartbeat(running: RunningNode) -> None:
     while True:
-        running.publish_status([])
+        running.heartbeat()
         await asyncio.sleep(HEARTBEAT_S)
 
 
@@ -325,6 +347,7 @@ async def serve(running: RunningNode, endpoint: Endpoint) -> None:
                 log.info(json.dumps({"node": running.id, "event": "connected",
                                      "broker": f"{endpoint.host}:{endpoint.port}"}))
                 backoff = 0.1
+                running.reconnected()
                 running.inbox = client._queue  # read-only: the backlog (transport timers, debug_state)
                 tasks = [asyncio.create_task(_publish_loop(running, client)),
                          asyncio.create_task(_heartbeat(running))]

@@ -124,3 +124,41 @@ def test_answered_needs_f_plus_1_consensus_nodes_reporting_the_same_block_conten
     t.on_notice({"node": "node-02", "blocks": [{"height": 1, "hash": "H"}]}, 2.5)  # malformed: ignored
     t.on_notice({"node": "node-02", "blocks": [{**block, "txs": ["tx-real"]}]}, 3.0)
     assert t.answered == {"tx-real": 3.0} and t.malformed == 1
+
+
+def test_a_block_report_is_repeated_in_heartbeats_and_again_after_a_reconnection(chain):
+    """The notice that first reports a block can die with the broker, or reach it before the
+    watcher has resubscribed: each block's report rides in the next REPEATS heartbeats,
+    and in REPEATS more after a reconnection, so f + 1 reports still arrive."""
+    from types import SimpleNamespace
+
+    from citychain.cluster.process import REPEATS
+
+    def body(running):
+        sent = []
+        running.publish_status = lambda blocks: sent.append([b["height"] for b in blocks])
+        request = SimpleNamespace(digest="tx-1")
+        entry = SimpleNamespace(block=SimpleNamespace(height=1, hash="H1", requests=[request]),
+                                receipts=[SimpleNamespace(tx="tx-1", ok=True)])
+        running.node.ledger = SimpleNamespace(height=1, entries=[entry], head_hash="H1", transactions=1)
+        running.after_step()
+        for _ in range(REPEATS + 2):
+            running.heartbeat()
+        running.reconnected()
+        for _ in range(REPEATS + 1):
+            running.heartbeat()
+        return sent
+
+    sent = run_node(chain, body)
+    assert sent == [[1]] + [[1]] * REPEATS + [[]] * 2 + [[1]] * REPEATS + [[]]
+
+
+def test_repeated_reports_count_each_node_once():
+    t = Tracker(1, MEMBERS)
+    t.submitted = {"tx": 0.0}
+    report = {"height": 1, "hash": "H", "txs": ["tx"], "rejected": []}
+    for at in (1.0, 2.0, 3.0):
+        t.on_notice({"node": "node-01", "blocks": [report]}, at)  # the first notice, then two heartbeats
+    assert t.answered == {}
+    t.on_notice({"node": "node-02", "blocks": [report]}, 4.0)  # node-02's first notice was lost: a heartbeat
+    assert t.answered == {"tx": 4.0}
