@@ -22,6 +22,7 @@ from consensus.events import Adopted, Executed, Receive, Restarted, TimerFired
 from consensus.messages import NewView, PrePrepare, Request, Signed, ViewChange, embedded
 from consensus.replica import Replica, Restored
 
+from .admission import DEFAULT_LIMITS, Admission, Limits
 from .costs import NO_COSTS, Costs
 from .execution import Executor
 from .ledger import Ledger
@@ -41,7 +42,7 @@ class Node:
     def __init__(self, node_id: str, make_replica: ReplicaFactory, signer: Signer, membership: Membership,
                  transport: Transport, executor: Executor, ledger: Ledger, metrics: Metrics,
                  cpu: Costs = NO_COSTS, syncer: Callable[["Node"], Syncer] | None = None,
-                 store: MemoryStore | None = None):
+                 store: MemoryStore | None = None, limits: Limits | None = DEFAULT_LIMITS):
         self.id = node_id
         self.make_replica = make_replica
         self.replica = make_replica(None)
@@ -66,6 +67,10 @@ class Node:
         self._installed = 0
         self._handlers = {Fetch: self._on_fetch, Blocks: self._on_blocks}
         self._verdicts = membership._verdicts  # the fast path of authenticate(): a cached verdict
+        # Per-sender rate and total backlog, checked before any verification (node/admission.py).
+        # None: the caller admits messages itself (a node process, by the topic they came on).
+        self.admission = Admission(limits) if limits is not None else None
+        self._members = membership.members
 
     # ---- inputs -----------------------------------------------------------------
 
@@ -82,6 +87,12 @@ class Node:
             self._on_request(env, now)
             return
         busy = self.busy_until
+        admission = self.admission
+        if admission is not None and env.signer in self._members:  # (an unknown signer is refused below)
+            refused = admission.admit(env.signer, now, busy - now)
+            if refused is not None:
+                self.metrics.drop(self.id, refused)
+                return
         t = (now if now > busy else busy) + self.cpu.verify
         reason = self._verdicts.get(env, 0)
         if reason == 0:
