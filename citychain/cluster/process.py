@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from consensus.durable import DurableState
+from node.admission import Admission, Limits
 from node.assembly import chain_apps, client_directory, consensus_members, replica_config, replica_factory, sync_timings
 from node.byzantine import BEHAVIOURS, Context, syncer_for
 from node.checker import ChainChecker
@@ -59,6 +60,10 @@ HEARTBEAT_S = 1.0
 MAX_INBOX = 20_000  # received messages waiting to be handled; beyond that the client library drops them
 VERDICT_CACHE = 100_000  # signature checks remembered (about 30 MB at most)
 PEER_SILENCE_S = 3.0  # a peer not heard from for this long is not listed as connected
+# Per-sender admission, checked on the topic's sender (which the broker's ACL vouches
+# for) before the message is decoded or verified; the inbox above bounds the total.
+# docs/deployment.md, "Admission": an honest node or client sends far less.
+PROCESS_LIMITS = Limits(rate=1_000, burst=2_000, max_backlog_ms=0)
 
 log = logging.getLogger("citychain.node")
 MQTT_LOG = logging.getLogger("citychain.node.mqtt")
@@ -118,6 +123,7 @@ class RunningNode:
     inbox: object = None  # the connection's queue of received messages (its length is the backlog)
     failed: "StoreFailed | None" = None
     on_failure: object = None  # called with StoreFailed: the process stops
+    admission: Admission = field(default_factory=lambda: Admission(PROCESS_LIMITS))
 
     # ---- inbound -----------------------------------------------------------------
 
@@ -133,6 +139,13 @@ class RunningNode:
             return
         if src == self.id:
             return  # its own broadcast, looped back through a bridge
+        if src not in self.node.membership.members:
+            self.metrics.drop(self.id, "unknown-signer")
+            return
+        refused = self.admission.admit(src, now_ns(self.loop))
+        if refused is not None:  # before any decoding or signature check
+            self.metrics.drop(self.id, refused)
+            return
         if src in self.peers:
             self.peers_seen[src] = self.loop.time()
         try:
@@ -262,12 +275,13 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
         syncer_class = syncer_for(behaviour)
         node = Node(node_id, replica_factory(replica_config(doc, node_id, ghash), behaviour, ctx), signer,
                     membership, transport, executor, ledger, metrics, NO_COSTS,
-                    syncer=lambda nd: syncer_class(nd, checker, timeout, interval), store=store)
+                    syncer=lambda nd: syncer_class(nd, checker, timeout, interval), store=store,
+                    limits=None)  # admitted by topic in ``deliver``
     else:
         watcher = ObserverConfig(chain_id, replicas, node_id)
         node = Node(node_id, lambda _saved: ObserverReplica(watcher), signer, membership, transport, executor,
                     ledger, metrics, NO_COSTS, syncer=lambda nd: Syncer(nd, checker, timeout, interval // 2),
-                    store=store)
+                    store=store, limits=None)
     running = RunningNode(node_id, entry["role"], node, transport, metrics, key, chain_id, loop,
                           peers=frozenset(m["id"] for m in doc["members"] if m["id"] != node_id),
                           published_height=ledger.height)
