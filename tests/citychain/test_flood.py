@@ -140,3 +140,13 @@ def test_a_flooded_node_stays_bounded_and_the_honest_nodes_keep_committing(taihu
         assert not {"rate-limited", "backlog-full"} & set(run.metrics.drops.get(node_id, {}))
     assert peak < 400 * 1024 * 1024  # the whole run, flood and signatures included
 
+
+
+@pytest.mark.parametrize("name", ["faults/mixed-byzantine-20", "faults/silent-f-of-60"])
+def test_honest_load_never_meets_the_admission_limits(name):
+    """The defaults sit far above what honest replicas send: shipped scenarios at 20 and 60
+    nodes (Byzantine ones included) run without one admission drop."""
+    from tests.conftest import SCENARIOS
+    run = simulate(load_scenario(SCENARIOS / f"{name}.yaml"))
+    drops = run.metrics.drops_by_reason()
+    assert drops["rate-limited"] == drops["backlog-full"] == 0
