@@ -61,7 +61,8 @@ MAX_INBOX = 20_000  # received messages waiting to be handled; beyond that the c
 VERDICT_CACHE = 100_000  # signature checks remembered (about 30 MB at most)
 PEER_SILENCE_S = 3.0  # a peer not heard from for this long is not listed as connected
 # Per-sender admission, checked on the topic's sender (which the broker's ACL vouches
-# for) before the message is decoded or verified; the inbox above bounds the total.
+# for) as a message arrives, before it is queued, decoded or verified; the inbox above
+# bounds the total.
 # docs/deployment.md, "Admission": an honest node or client sends far less.
 PROCESS_LIMITS = Limits(rate=1_000, burst=2_000, max_backlog_ms=0)
 
@@ -127,8 +128,23 @@ class RunningNode:
 
     # ---- inbound -----------------------------------------------------------------
 
-    def deliver(self, topic: str, payload: bytes) -> None:
-        self._deliver(topic, payload)
+    def admit(self, topic: str) -> bool:
+        """As a message arrives, before it is queued: is its sender (the topic's last
+        level) within its bucket? A refused one costs this look-up and is counted.
+        Anything else (a topic of no member) is queued and refused by ``deliver``."""
+        src = topic[topic.rfind("/") + 1:]
+        if src not in self.node.membership.members:
+            return True
+        refused = self.admission.admit(src, now_ns(self.loop))
+        if refused is not None:
+            self.metrics.drop(self.id, refused)
+            return False
+        return True
+
+    def deliver(self, topic: str, payload: bytes, admitted: bool = False) -> None:
+        """Handle one received message (``admitted``: it passed ``admit`` on arrival)."""
+        if admitted or self.admit(topic):
+            self._deliver(topic, payload)
         self.transport.handled_one()
 
     def _deliver(self, topic: str, payload: bytes) -> None:
@@ -141,10 +157,6 @@ class RunningNode:
             return  # its own broadcast, looped back through a bridge
         if src not in self.node.membership.members:
             self.metrics.drop(self.id, "unknown-signer")
-            return
-        refused = self.admission.admit(src, now_ns(self.loop))
-        if refused is not None:  # before any decoding or signature check
-            self.metrics.drop(self.id, refused)
             return
         if src in self.peers:
             self.peers_seen[src] = self.loop.time()
@@ -299,6 +311,18 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
     return running
 
 
+def _inbox_for(running: RunningNode) -> type[asyncio.Queue]:
+    """The connection's inbox: a message its sender's bucket refuses is never queued,
+    so a flood costs neither memory in the queue nor a place ahead of honest messages."""
+
+    class Inbox(asyncio.Queue):
+        def put_nowait(self, item) -> None:
+            if running.admit(item.topic.value):
+                super().put_nowait(item)
+
+    return Inbox
+
+
 async def _publish_loop(running: RunningNode, client: aiomqtt.Client) -> None:
     transport = running.transport
     slots = asyncio.Semaphore(MAX_IN_FLIGHT)
@@ -333,7 +357,8 @@ async def serve(running: RunningNode, endpoint: Endpoint) -> None:
             async with aiomqtt.Client(**endpoint.client_args(), identifier=f"{running.chain_id}/{running.id}",
                                       protocol=aiomqtt.ProtocolVersion.V5, keepalive=10,
                                       max_inflight_messages=MAX_IN_FLIGHT, timeout=10, logger=MQTT_LOG,
-                                      max_queued_incoming_messages=MAX_INBOX) as client:
+                                      max_queued_incoming_messages=MAX_INBOX,
+                                      queue_type=_inbox_for(running)) as client:
                 for topic_filter in filters:
                     await client.subscribe(topic_filter, options=SubscribeOptions(qos=QOS, noLocal=True))
                 log.info(json.dumps({"node": running.id, "event": "connected",
@@ -344,7 +369,7 @@ async def serve(running: RunningNode, endpoint: Endpoint) -> None:
                          asyncio.create_task(_heartbeat(running))]
                 try:
                     async for message in client.messages:
-                        running.deliver(message.topic.value, message.payload)
+                        running.deliver(message.topic.value, message.payload, admitted=True)
                 finally:
                     for task in tasks:
                         task.cancel()
