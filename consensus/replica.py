@@ -302,6 +302,24 @@ class Replica:
             return [Drop("unexpected-message", env)]
         return handler(env, now)
 
+    def is_replay(self, env: Signed) -> bool:
+        """Will this VIEW-CHANGE or NEW-VIEW be refused, or answered from our own state,
+        without its contents being used (a replay, a duplicate, a stale one)? Then the
+        caller need not authenticate the envelopes it carries: a replayed NEW-VIEW costs
+        a look-up, not a re-check of a quorum of VIEW-CHANGEs and their proofs."""
+        m = env.message
+        kind = type(m)
+        if kind is NewView:
+            return m.view < self.view or (m.view == self.view and self.active and m.view in self.new_views_done)
+        if kind is ViewChange:
+            if m.view < self.view or (m.view == self.view and self.active):
+                return True  # stale: answered with what we hold (or refused), its proofs unused
+            if m.view > self.view + MAX_FUTURE_VIEWS:
+                known = self.far_ahead.get(env.signer)
+                return known is not None and known.message.view >= m.view
+            return env.signer in self.view_changes.get(m.view, ())
+        return False
+
     # ---- requests and proposals (section 4.1, 4.2) ---------------------------------
 
     def _on_request(self, env: Signed, now: int) -> list[Effect]:

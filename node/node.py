@@ -102,7 +102,7 @@ class Node:
             verified.add(env.signature)
             if len(verified) > self.VERIFIED_CACHE:
                 verified.clear()
-            if kind in _CARRIERS:
+            if kind in _CARRIERS and (kind is PrePrepare or not self._is_replay(env)):
                 t, reason = self._check_embedded(env, kind, t)
         if reason is not None:
             self.metrics.drop(self.id, reason)
@@ -148,6 +148,12 @@ class Node:
         self._run(TimerFired(t, name), now, t)
 
     VERIFIED_CACHE = 8192
+
+    def _is_replay(self, env: Signed) -> bool:
+        """A VIEW-CHANGE or NEW-VIEW the replica will refuse or answer unread (a replay):
+        its embedded envelopes need no checking (consensus/replica.py, ``is_replay``)."""
+        is_replay = getattr(self.replica, "is_replay", None)  # (an observer has none)
+        return is_replay is not None and is_replay(env)
 
     def _remember(self, signature: bytes) -> None:
         if len(self.verified) >= self.VERIFIED_CACHE:

@@ -99,3 +99,18 @@ def test_only_the_primary_of_a_future_view_can_fill_its_held_pre_prepares():
     block = Block(header, (req,), header.compute_hash())
     net.step("r1", Receive(0, net.sign("r3", PrePrepare(2, 1, block.hash, block))))  # r3 is not primary of view 2
     assert net.drops["r1"][-1] == "pre-prepare-not-from-primary" and not net.replicas["r1"].future
+
+
+def test_a_replayed_view_change_or_new_view_is_known_as_a_replay_before_its_contents_are_checked():
+    """The node skips authenticating what a replay carries (node/node.py): the replica
+    says which VIEW-CHANGEs and NEW-VIEWs it will refuse or answer without reading them."""
+    net = Net(4)
+    vcs, new_view = installed_view_1(net)
+    r = net.replicas["r2"]
+    assert r.is_replay(new_view)  # the NEW-VIEW that installed its view
+    assert r.is_replay(vcs[2])  # a VIEW-CHANGE for the view it works in: answered from its own state
+    fresh = net.sign("r3", ViewChange(2, 0, (), ()))
+    assert not r.is_replay(fresh)
+    net.step("r2", Receive(0, fresh))
+    assert r.is_replay(fresh)  # held now: a second copy is a duplicate
+    assert not r.is_replay(net.sign("r2", NewView(2, (), ())))  # a NEW-VIEW for a view ahead is read in full
