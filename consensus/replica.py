@@ -959,6 +959,8 @@ class Replica:
         if self.active:
             new_view = self.new_view_envs.get(self.installed_view)
             if new_view is not None:
+                if not self._may_serve(env.signer, self.installed_view, now):
+                    return [Drop("stale-view-change", env)]  # it was sent this NEW-VIEW within T
                 answer.append(Forward(env.signer, new_view))
         else:
             for v in (env.message.view, self.view):
@@ -1113,15 +1115,22 @@ class Replica:
         new_view = self.new_view_envs.get(view)
         if new_view is None or env.signer == self.me:
             return [Drop("no-new-view-to-serve", env)]
-        key = (env.signer, view)
+        if not self._may_serve(env.signer, view, now):
+            return [Drop("new-view-already-served", env)]
+        return [Forward(env.signer, new_view)]
+
+    def _may_serve(self, replica: str, view: int, now: int) -> bool:
+        """May we send ``replica`` the NEW-VIEW of ``view`` now? At most once per T per
+        (replica, view), whichever path asks (a stale VIEW-CHANGE, a NEW-VIEW request)."""
+        key = (replica, view)
         last = self.served.get(key)
         if last is not None and now - last < self.config.view_change_timeout:
-            return [Drop("new-view-already-served", env)]
+            return False
         if last is None and len(self.served) >= self.n * NEW_VIEWS_KEPT:
             # Bounded: only views still held can be served, so forget the others.
             self.served = {k: t for k, t in self.served.items() if k[1] in self.new_view_envs}
         self.served[key] = now
-        return [Forward(env.signer, new_view)]
+        return True
 
     def _on_restarted(self, now: int) -> list[Effect]:
         """A restarted process has no timers, and what it sent last may not have left:

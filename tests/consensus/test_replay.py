@@ -114,3 +114,13 @@ def test_a_replayed_view_change_or_new_view_is_known_as_a_replay_before_its_cont
     net.step("r2", Receive(0, fresh))
     assert r.is_replay(fresh)  # held now: a second copy is a duplicate
     assert not r.is_replay(net.sign("r2", NewView(2, (), ())))  # a NEW-VIEW for a view ahead is read in full
+
+
+def test_a_new_view_goes_to_a_replica_once_per_timeout_whichever_path_asks():
+    net = Net(4)
+    vcs, new_view = installed_view_1(net)
+    net.step("r2", Receive(0, vcs[2]))  # r3's stale VIEW-CHANGE: answered with the NEW-VIEW
+    net.step("r2", Receive(MS, net.sign("r3", NewViewRequest(1))))  # and asked again at once
+    assert len(answers(net, "r2", "r3")) == 1 and net.drops["r2"][-1] == "new-view-already-served"
+    net.step("r2", Receive(T + MS, net.sign("r3", NewViewRequest(1))))  # after T: served again
+    assert len(answers(net, "r2", "r3")) == 2
