@@ -145,6 +145,7 @@ class Replica:
         self.decided = 0  # min-s of the installed NEW-VIEW: no pre-prepare of this view may name it or below
         self.reissue: tuple[Signed, ...] = ()  # O of the installed NEW-VIEW, to take up again after a restart
         self.answered: dict[str, int] = {}  # replica -> when we last answered its stale VIEW-CHANGE
+        self.served: dict[tuple[str, int], int] = {}  # (replica, view) -> when we last sent it that NEW-VIEW
         self.far_ahead: dict[str, Signed] = {}  # replica -> its newest VIEW-CHANGE beyond MAX_FUTURE_VIEWS
         self.far_working: dict[str, int] = {}  # replica -> newest view beyond MAX_FUTURE_VIEWS it voted in
         self.sent_view_changes: dict[int, ViewChange] = {}  # since the last view installed, for answers
@@ -300,6 +301,24 @@ class Replica:
         if handler is None:
             return [Drop("unexpected-message", env)]
         return handler(env, now)
+
+    def is_replay(self, env: Signed) -> bool:
+        """Will this VIEW-CHANGE or NEW-VIEW be refused, or answered from our own state,
+        without its contents being used (a replay, a duplicate, a stale one)? Then the
+        caller need not authenticate the envelopes it carries: a replayed NEW-VIEW costs
+        a look-up, not a re-check of a quorum of VIEW-CHANGEs and their proofs."""
+        m = env.message
+        kind = type(m)
+        if kind is NewView:
+            return m.view < self.view or (m.view == self.view and self.active and m.view in self.new_views_done)
+        if kind is ViewChange:
+            if m.view < self.view or (m.view == self.view and self.active):
+                return True  # stale: answered with what we hold (or refused), its proofs unused
+            if m.view > self.view + MAX_FUTURE_VIEWS:
+                known = self.far_ahead.get(env.signer)
+                return known is not None and known.message.view >= m.view
+            return env.signer in self.view_changes.get(m.view, ())
+        return False
 
     # ---- requests and proposals (section 4.1, 4.2) ---------------------------------
 
@@ -505,6 +524,10 @@ class Replica:
             return [Drop("too-far-ahead", env)] + self._note_far_working(m.view, env.signer)
         if not self.low < m.seq <= self.high + self.window:
             return [Drop("too-far-ahead", env)]
+        if env.signer != self.primary_of(m.view):
+            # Only that view's primary may fill a (view, seq) held for later: anyone else
+            # would take the place of its real proposal.
+            return [Drop("pre-prepare-not-from-primary", env)]
         self.future.setdefault((m.view, m.seq), env)
         return self._witness(m.view, env.signer, now)
 
@@ -528,6 +551,13 @@ class Replica:
         key = (m.view, m.digest)
         votes = by_key.get(key)
         if votes is None:
+            # A new digest for this (seq, view): an honest replica votes for one only, so
+            # a signer already voting another is equivocating. Refusing it bounds the
+            # digests a slot holds per view by n, whatever a faulty replica sends.
+            signer = env.signer
+            for (v, _d), others in by_key.items():
+                if v == m.view and signer in others:
+                    return Drop("conflicting-vote", env)
             votes = by_key[key] = {}
         elif env.signer in votes:
             return Drop("duplicate", env)
@@ -744,7 +774,11 @@ class Replica:
         by_digest = self.checkpoints.get(m.seq)
         if by_digest is None:
             by_digest = self.checkpoints[m.seq] = {}
-        votes = by_digest.setdefault((m.block_hash, m.state_root), {})
+        votes = by_digest.get((m.block_hash, m.state_root))
+        if votes is None:
+            if any(env.signer in others for others in by_digest.values()):
+                return [Drop("conflicting-vote", env)]  # one checkpoint per replica per sequence
+            votes = by_digest[(m.block_hash, m.state_root)] = {}
         if env.signer in votes:
             return [Drop("duplicate", env)]
         votes[env.signer] = env
@@ -871,6 +905,13 @@ class Replica:
         m: ViewChange = env.message
         if m.view < self.view or (m.view == self.view and self.active):
             return self._answer_stale_view_change(env, now)
+        # A replay costs a dictionary look-up, not a validation of its proofs.
+        if m.view > self.view + MAX_FUTURE_VIEWS:
+            known = self.far_ahead.get(env.signer)
+            if known is not None and known.message.view >= m.view:
+                return [Drop("duplicate", env)]
+        elif env.signer in self.view_changes.get(m.view, ()):
+            return [Drop("duplicate", env)]
         reason = self._invalid_view_change(m)
         if reason:
             return [Drop(reason, env)]
@@ -918,6 +959,8 @@ class Replica:
         if self.active:
             new_view = self.new_view_envs.get(self.installed_view)
             if new_view is not None:
+                if not self._may_serve(env.signer, self.installed_view, now):
+                    return [Drop("stale-view-change", env)]  # it was sent this NEW-VIEW within T
                 answer.append(Forward(env.signer, new_view))
         else:
             for v in (env.message.view, self.view):
@@ -1064,10 +1107,30 @@ class Replica:
         return out
 
     def _on_new_view_request(self, env: Signed, now: int) -> list[Effect]:
-        new_view = self.new_view_envs.get(env.message.view)
+        """Send a replica the NEW-VIEW it missed: at most once per T per (replica, view).
+        A NEW-VIEW is large (a quorum of VIEW-CHANGEs); a replayed or repeated request
+        must not make this replica send it again and again (an honest asker asks each
+        peer once per view)."""
+        view = env.message.view
+        new_view = self.new_view_envs.get(view)
         if new_view is None or env.signer == self.me:
             return [Drop("no-new-view-to-serve", env)]
+        if not self._may_serve(env.signer, view, now):
+            return [Drop("new-view-already-served", env)]
         return [Forward(env.signer, new_view)]
+
+    def _may_serve(self, replica: str, view: int, now: int) -> bool:
+        """May we send ``replica`` the NEW-VIEW of ``view`` now? At most once per T per
+        (replica, view), whichever path asks (a stale VIEW-CHANGE, a NEW-VIEW request)."""
+        key = (replica, view)
+        last = self.served.get(key)
+        if last is not None and now - last < self.config.view_change_timeout:
+            return False
+        if last is None and len(self.served) >= self.n * NEW_VIEWS_KEPT:
+            # Bounded: only views still held can be served, so forget the others.
+            self.served = {k: t for k, t in self.served.items() if k[1] in self.new_view_envs}
+        self.served[key] = now
+        return True
 
     def _on_restarted(self, now: int) -> list[Effect]:
         """A restarted process has no timers, and what it sent last may not have left:

@@ -22,6 +22,7 @@ from consensus.events import Adopted, Executed, Receive, Restarted, TimerFired
 from consensus.messages import NewView, PrePrepare, Request, Signed, ViewChange, embedded
 from consensus.replica import Replica, Restored
 
+from .admission import DEFAULT_LIMITS, Admission, Limits
 from .codec import MalformedMessage, decode
 from .costs import NO_COSTS, Costs
 from .execution import Executor
@@ -42,7 +43,7 @@ class Node:
     def __init__(self, node_id: str, make_replica: ReplicaFactory, signer: Signer, membership: Membership,
                  transport: Transport, executor: Executor, ledger: Ledger, metrics: Metrics,
                  cpu: Costs = NO_COSTS, syncer: Callable[["Node"], Syncer] | None = None,
-                 store: MemoryStore | None = None):
+                 store: MemoryStore | None = None, limits: Limits | None = DEFAULT_LIMITS):
         self.id = node_id
         self.make_replica = make_replica
         self.replica = make_replica(None)
@@ -67,6 +68,10 @@ class Node:
         self._installed = 0
         self._handlers = {Fetch: self._on_fetch, Blocks: self._on_blocks}
         self._verdicts = membership._verdicts  # the fast path of authenticate(): a cached verdict
+        # Per-sender rate and total backlog, checked before any verification (node/admission.py).
+        # None: the caller admits messages itself (a node process, by the topic they came on).
+        self.admission = Admission(limits) if limits is not None else None
+        self._members = membership.members
 
     # ---- inputs -----------------------------------------------------------------
 
@@ -83,6 +88,12 @@ class Node:
             self._on_request(env, now)
             return
         busy = self.busy_until
+        admission = self.admission
+        if admission is not None and env.signer in self._members:  # (an unknown signer is refused below)
+            refused = admission.admit(env.signer, now, busy - now)
+            if refused is not None:
+                self.metrics.drop(self.id, refused)
+                return
         t = (now if now > busy else busy) + self.cpu.verify
         reason = self._verdicts.get(env, 0)
         if reason == 0:
@@ -92,7 +103,7 @@ class Node:
             verified.add(env.signature)
             if len(verified) > self.VERIFIED_CACHE:
                 verified.clear()
-            if kind in _CARRIERS:
+            if kind in _CARRIERS and (kind is PrePrepare or not self._is_replay(env)):
                 t, reason = self._check_embedded(env, kind, t)
         if reason is not None:
             self.metrics.drop(self.id, reason)
@@ -148,6 +159,12 @@ class Node:
         self._run(TimerFired(t, name), now, t)
 
     VERIFIED_CACHE = 8192
+
+    def _is_replay(self, env: Signed) -> bool:
+        """A VIEW-CHANGE or NEW-VIEW the replica will refuse or answer unread (a replay):
+        its embedded envelopes need no checking (consensus/replica.py, ``is_replay``)."""
+        is_replay = getattr(self.replica, "is_replay", None)  # (an observer has none)
+        return is_replay is not None and is_replay(env)
 
     def _remember(self, signature: bytes) -> None:
         if len(self.verified) >= self.VERIFIED_CACHE:

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from consensus.durable import DurableState
+from node.admission import Admission, Limits
 from node.assembly import chain_apps, client_directory, consensus_members, replica_config, replica_factory, sync_timings
 from node.byzantine import BEHAVIOURS, Context, syncer_for
 from node.checker import ChainChecker
@@ -66,6 +67,11 @@ RECENT_BLOCKS = 16
 MAX_INBOX = 20_000  # received messages waiting to be handled; beyond that the client library drops them
 VERDICT_CACHE = 100_000  # signature checks remembered (about 30 MB at most)
 PEER_SILENCE_S = 3.0  # a peer not heard from for this long is not listed as connected
+# Per-sender admission, checked on the topic's sender (which the broker's ACL vouches
+# for) as a message arrives, before it is queued, decoded or verified; the inbox above
+# bounds the total.
+# docs/deployment.md, "Admission": an honest node or client sends far less.
+PROCESS_LIMITS = Limits(rate=1_000, burst=2_000, max_backlog_ms=0)
 
 log = logging.getLogger("citychain.node")
 MQTT_LOG = logging.getLogger("citychain.node.mqtt")
@@ -126,11 +132,27 @@ class RunningNode:
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_BLOCKS))  # [report, heartbeats left]
     failed: "StoreFailed | None" = None
     on_failure: object = None  # called with StoreFailed: the process stops
+    admission: Admission = field(default_factory=lambda: Admission(PROCESS_LIMITS))
 
     # ---- inbound -----------------------------------------------------------------
 
-    def deliver(self, topic: str, payload: bytes) -> None:
-        self._deliver(topic, payload)
+    def admit(self, topic: str) -> bool:
+        """As a message arrives, before it is queued: is its sender (the topic's last
+        level) within its bucket? A refused one costs this look-up and is counted.
+        Anything else (a topic of no member) is queued and refused by ``deliver``."""
+        src = topic[topic.rfind("/") + 1:]
+        if src not in self.node.membership.members:
+            return True
+        refused = self.admission.admit(src, now_ns(self.loop))
+        if refused is not None:
+            self.metrics.drop(self.id, refused)
+            return False
+        return True
+
+    def deliver(self, topic: str, payload: bytes, admitted: bool = False) -> None:
+        """Handle one received message (``admitted``: it passed ``admit`` on arrival)."""
+        if admitted or self.admit(topic):
+            self._deliver(topic, payload)
         self.transport.handled_one()
 
     def _deliver(self, topic: str, payload: bytes) -> None:
@@ -141,6 +163,9 @@ class RunningNode:
             return
         if src == self.id:
             return  # its own broadcast, looped back through a bridge
+        if src not in self.node.membership.members:
+            self.metrics.drop(self.id, "unknown-signer")
+            return
         if src in self.peers:
             self.peers_seen[src] = self.loop.time()
         try:
@@ -284,12 +309,13 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
         syncer_class = syncer_for(behaviour)
         node = Node(node_id, replica_factory(replica_config(doc, node_id, ghash), behaviour, ctx), signer,
                     membership, transport, executor, ledger, metrics, NO_COSTS,
-                    syncer=lambda nd: syncer_class(nd, checker, timeout, interval), store=store)
+                    syncer=lambda nd: syncer_class(nd, checker, timeout, interval), store=store,
+                    limits=None)  # admitted by topic in ``deliver``
     else:
         watcher = ObserverConfig(chain_id, replicas, node_id)
         node = Node(node_id, lambda _saved: ObserverReplica(watcher), signer, membership, transport, executor,
                     ledger, metrics, NO_COSTS, syncer=lambda nd: Syncer(nd, checker, timeout, interval // 2),
-                    store=store)
+                    store=store, limits=None)
     running = RunningNode(node_id, entry["role"], node, transport, metrics, key, chain_id, loop,
                           peers=frozenset(m["id"] for m in doc["members"] if m["id"] != node_id),
                           published_height=ledger.height)
@@ -305,6 +331,18 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
     else:
         node.syncer.start(now)
     return running
+
+
+def _inbox_for(running: RunningNode) -> type[asyncio.Queue]:
+    """The connection's inbox: a message its sender's bucket refuses is never queued,
+    so a flood costs neither memory in the queue nor a place ahead of honest messages."""
+
+    class Inbox(asyncio.Queue):
+        def put_nowait(self, item) -> None:
+            if running.admit(item.topic.value):
+                super().put_nowait(item)
+
+    return Inbox
 
 
 async def _publish_loop(running: RunningNode, client: aiomqtt.Client) -> None:
@@ -341,7 +379,8 @@ async def serve(running: RunningNode, endpoint: Endpoint) -> None:
             async with aiomqtt.Client(**endpoint.client_args(), identifier=f"{running.chain_id}/{running.id}",
                                       protocol=aiomqtt.ProtocolVersion.V5, keepalive=10,
                                       max_inflight_messages=MAX_IN_FLIGHT, timeout=10, logger=MQTT_LOG,
-                                      max_queued_incoming_messages=MAX_INBOX) as client:
+                                      max_queued_incoming_messages=MAX_INBOX,
+                                      queue_type=_inbox_for(running)) as client:
                 for topic_filter in filters:
                     await client.subscribe(topic_filter, options=SubscribeOptions(qos=QOS, noLocal=True))
                 log.info(json.dumps({"node": running.id, "event": "connected",
@@ -353,7 +392,7 @@ async def serve(running: RunningNode, endpoint: Endpoint) -> None:
                          asyncio.create_task(_heartbeat(running))]
                 try:
                     async for message in client.messages:
-                        running.deliver(message.topic.value, message.payload)
+                        running.deliver(message.topic.value, message.payload, admitted=True)
                 finally:
                     for task in tasks:
                         task.cancel()
