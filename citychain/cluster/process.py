@@ -232,6 +232,8 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
                                          epoch_ns=time.time_ns() - now_ns(loop))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise NodeSetupError(f"{genesis_dir}/genesis.json: not a readable citychain genesis ({exc})") from None
+    if node_id in membership.refused:  # every peer would refuse it: say so rather than run unheard
+        raise NodeSetupError(f"{node_id}: its certificate in the genesis is refused ({membership.refused[node_id]})")
     for member, reason in sorted(membership.refused.items()):
         log.warning(json.dumps({"node": node_id, "event": "member-refused", "member": member, "reason": reason}))
     entry = next((m for m in doc["members"] if m["id"] == node_id), None)
