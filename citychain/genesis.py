@@ -9,9 +9,11 @@ genesis and checks it (``node.genesis``).
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -115,4 +117,19 @@ def build_genesis(scenario: Scenario, secret_keys: bool = False) -> Genesis:
         "state_root": empty_state_root(),
         "apps": scenario.apps,  # the applications' settings (policies) are part of the chain's rules
     }
-    return Genesis(doc, ca, nodes, clients, observers, identities, org_keys)
+    genesis = Genesis(doc, ca, nodes, clients, observers, identities, org_keys)
+    if scenario.revocations:
+        genesis.crl = revocation_list(genesis, {r.member: r.at_ms for r in scenario.revocations})
+    return genesis
+
+
+def revocation_list(genesis: Genesis, revoked_ms: dict[str, float]) -> bytes:
+    """The CA's CRL (PEM) revoking each scenario member (node-N, observer-N, client-N)
+    from its virtual time in ms on (SIM_EPOCH + that time; X.509 dates are in seconds)."""
+    placed = {"node": genesis.nodes, "observer": genesis.observers, "client": genesis.clients}
+    revoked = {}
+    for ref, at_ms in revoked_ms.items():
+        kind, index = ref.split("-")
+        member = placed[kind][int(index)].id
+        revoked[genesis.identities[member].cert.serial_number] = SIM_EPOCH + datetime.timedelta(milliseconds=at_ms)
+    return genesis.ca.revocation_list(revoked).public_bytes(serialization.Encoding.PEM)

@@ -135,15 +135,21 @@ class CertificateAuthority:
         )
 
 
-    def revocation_list(self, revoked: dict[int, datetime.datetime], issued: datetime.datetime = NOT_BEFORE,
-                        next_update: datetime.datetime = NOT_AFTER) -> x509.CertificateRevocationList:
+    def revocation_list(self, revoked: dict[int, datetime.datetime]) -> x509.CertificateRevocationList:
         """An X.509 CRL signed by this CA: certificate serial -> the date it is revoked from."""
-        builder = (x509.CertificateRevocationListBuilder().issuer_name(self.cert.subject)
-                   .last_update(issued).next_update(next_update))
-        for serial, when in sorted(revoked.items()):
-            builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build())
-        return builder.sign(self.key, None)
+        return revocation_list(self.cert, self.key, revoked)
+
+
+def revocation_list(ca_cert: x509.Certificate, ca_key: Ed25519PrivateKey, revoked: dict[int, datetime.datetime],
+                    issued: datetime.datetime = NOT_BEFORE,
+                    next_update: datetime.datetime = NOT_AFTER) -> x509.CertificateRevocationList:
+    """A CRL the CA (``ca_cert``, ``ca_key``) signs: serial -> revoked from (X.509 dates are whole seconds)."""
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
+               .last_update(issued).next_update(next_update))
+    for serial, when in sorted(revoked.items()):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build())
+    return builder.sign(ca_key, None)
 
 
 def subject_fields(cert: x509.Certificate) -> tuple[str, str, str]:

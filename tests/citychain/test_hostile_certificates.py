@@ -7,6 +7,7 @@ bad certificate (not the primary of view 0), so the other three are a quorum."""
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from citychain.scenario import Revocation
 from citychain.summary import audit_run, summarize
 from consensus.messages import Commit, PrePrepare, Prepare, Request
 from node.genesis import membership_from_doc
@@ -82,14 +83,14 @@ def test_a_certificate_from_another_ca_is_refused(monkeypatch):
 
 
 def test_a_certificate_revoked_by_the_cas_crl_is_refused_from_its_revocation_date(monkeypatch):
-    def tweak(g):
-        serial = g.identities[BAD].cert.serial_number
-        g.crl = cert_pem_crl(g.ca.revocation_list({serial: at(1)}))
-        return g
-
-    run = simulate(small(), monkeypatch, tweak=tweak)
+    """The scenario's ``revocations`` become the CA's CRL (revocations.crl in an export)."""
+    scenario = small().model_copy(update={"revocations": [Revocation(member="node-3", at_ms=1000)]})
+    run = simulate(scenario, monkeypatch)
+    assert run.genesis.crl is not None
     committed_despite(run, "certificate-revoked")
     refused_by_everyone_else(run, "certificate-revoked")
+    before, after = votes_of(run, BAD, 1000 * MS)
+    assert before > 0 and after == 0
 
 
 def test_a_crl_not_signed_by_the_chains_ca_is_refused_at_load(monkeypatch):
@@ -166,3 +167,12 @@ def test_a_node_signing_a_client_request_is_refused(monkeypatch):
     assert all(run.metrics.drops[n]["unauthorised-role"] == 1 for n in run.genesis.replicas)
     for n in run.genesis.replicas:
         assert sent[0] not in {r.digest for e in run.nodes[n].ledger.entries for r in e.block.requests}
+
+
+def test_a_revocation_of_a_member_the_chain_does_not_have_is_refused():
+    from citychain.scenario import Scenario
+
+    data = small().model_dump()
+    data["revocations"] = [{"member": "observer-7", "at_ms": 0}]
+    with pytest.raises(ValueError, match=r"revocations\[0\].member: observer-7 does not exist; there are 2 observers"):
+        Scenario.model_validate(data)
