@@ -176,3 +176,23 @@ def test_a_revocation_of_a_member_the_chain_does_not_have_is_refused():
     data["revocations"] = [{"member": "observer-7", "at_ms": 0}]
     with pytest.raises(ValueError, match=r"revocations\[0\].member: observer-7 does not exist; there are 2 observers"):
         Scenario.model_validate(data)
+
+
+def test_an_export_carries_the_crl_and_the_auditor_checks_who_signed_it(tmp_path):
+    """The ledgers of a run with a revocation audit clean (blocks signed before the
+    revocation stay valid); a CRL in the export that the CA did not sign is a member problem."""
+    from citychain.audit import audit_export
+    from citychain.export import write_run
+    from citychain.sim.run import simulate as plain
+
+    scenario = small(transactions=40).model_copy(update={"revocations": [Revocation(member="client-0", at_ms=0)]})
+    run = plain(scenario)
+    write_run(tmp_path / "out", run, summarize(run, "revoked"))
+    crl = tmp_path / "out" / "genesis" / "revocations.crl"
+    assert crl.read_bytes() == run.genesis.crl
+    assert audit_export(tmp_path / "out").member_problems == []
+    other = CertificateAuthority(run.genesis.chain_id, run.genesis.doc["name"],
+                                 Ed25519PrivateKey.from_private_bytes(b"\x05" * 32))
+    crl.write_bytes(cert_pem_crl(other.revocation_list({1: at(0)})))
+    assert audit_export(tmp_path / "out").member_problems == [
+        "genesis/revocations.crl: the revocation list is not signed by this chain's CA"]
