@@ -234,6 +234,9 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
         raise NodeSetupError(f"{genesis_dir}/genesis.json: not a readable citychain genesis ({exc})") from None
     if node_id in membership.refused:  # every peer would refuse it: say so rather than run unheard
         raise NodeSetupError(f"{node_id}: its certificate in the genesis is refused ({membership.refused[node_id]})")
+    own = membership.certificate_refusal(node_id, now_ns(loop))
+    if own is not None:  # it may become valid (or it expired): run, but say why nobody listens
+        log.warning(json.dumps({"node": node_id, "event": "own-certificate-refused", "reason": own}))
     for member, reason in sorted(membership.refused.items()):
         log.warning(json.dumps({"node": node_id, "event": "member-refused", "member": member, "reason": reason}))
     entry = next((m for m in doc["members"] if m["id"] == node_id), None)
