@@ -47,7 +47,8 @@ from consensus.encoding import sha256_hex
 from consensus.messages import Signed
 from consensus.quorum import max_faulty, quorum
 from node.checker import ChainChecker
-from node.genesis import certificate_problems, entry_key, genesis_hash, genesis_problems, member_entries
+from node.genesis import (CRL_FILE, certificate_problems, entry_key, genesis_hash, genesis_problems, member_entries,
+                          revocations)
 from node.identity import derive_key
 from node.membership import Membership
 
@@ -561,6 +562,12 @@ def exported_certificate_problems(folder: Path, doc: dict, at: datetime.datetime
         entry = entries[member_id]
         problems.extend(f"{where}: {p}" for p in certificate_problems(
             cert, ca, member_id, entry["org"], entry["role"], at, key=entry_key(entry)))
+    crl = folder / CRL_FILE
+    if crl.exists():  # the CA's revocation list: nodes refuse to start on any other (docs/messages.md)
+        try:
+            revocations(read_regular(crl, MAX_LINE_BYTES), ca)
+        except (UnreadableFile, ValueError) as exc:
+            problems.append(f"genesis/{CRL_FILE}: {exc}")
     return problems
 
 

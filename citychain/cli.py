@@ -234,7 +234,11 @@ def genesis(scenario, out, nodes, seed):
 
     spec = _load(scenario, nodes, seed)
     g = build_genesis(spec)
-    g.write(Path(out))
+    try:
+        g.write(Path(out))  # genesis.json last: a write that fails leaves no genesis that reads as whole
+    except OSError as exc:
+        click.echo(f"error: writing --out {out}: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     click.echo(f"wrote {out}/genesis.json, ca.pem, {len(g.nodes)} node and {len(g.clients)} client "
                f"certificates; genesis hash {g.hash}")
 

@@ -32,6 +32,7 @@ except ImportError:  # not POSIX: no lock
 # What an export writes, by path relative to it (write_run and Genesis.write): nothing else,
 # at any depth, may be in a directory that --force replaces.
 _EXPORT_FILES = frozenset({"summary.json", "submitted.jsonl", "faults.json", "genesis/genesis.json", "genesis/ca.pem",
+                           "genesis/revocations.crl",
                            "trace.jsonl", "replica-state.png", "report.html"})
 _EXPORT_DIRS = frozenset({"genesis", "genesis/clients", "ledgers"})
 _EXPORT_PATTERNS = (re.compile(r"genesis/[a-z]+-[0-9]+\.pem"), re.compile(r"genesis/clients/client-[0-9]+\.pem"),

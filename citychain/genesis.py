@@ -9,20 +9,27 @@ genesis and checks it (``node.genesis``).
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from node.genesis import genesis_bytes, genesis_hash, membership_from_doc
-from node.identity import CertificateAuthority, Identity, cert_pem, derive_key
+from node.genesis import CRL_FILE, calendar_ns, genesis_bytes, genesis_hash, membership_from_doc
+from node.identity import NOT_BEFORE, CertificateAuthority, Identity, cert_pem, derive_key
 from node.membership import Membership
 from node.state import empty_state_root
 
 from .layout import ClientPlacement, NodePlacement, place_clients, place_nodes, place_observers
 from .scenario import Scenario
 from .sealing import org_key, public_hex
+
+# The calendar date of virtual time 0 in a simulation: certificate validity and
+# revocation dates are judged at SIM_EPOCH + virtual time, so a run stays a pure
+# function of (scenario, seed). It is the day the simulator's certificates start.
+SIM_EPOCH = NOT_BEFORE
 
 
 @dataclass
@@ -34,6 +41,7 @@ class Genesis:
     observers: list[NodePlacement]
     identities: dict[str, Identity]
     org_keys: dict[str, X25519PrivateKey]  # each department's key-agreement key (data sharing)
+    crl: bytes | None = None  # the CA's revocation list (PEM), if it revoked anyone: revocations.crl
 
     @property
     def chain_id(self) -> str:
@@ -48,7 +56,9 @@ class Genesis:
         return tuple(m["id"] for m in self.doc["members"] if m["role"] == "consensus")
 
     def membership(self) -> Membership:
-        return membership_from_doc(self.doc)
+        """The member table a simulated node checks messages against: certificate
+        validity and revocations at virtual time, virtual time 0 being ``SIM_EPOCH``."""
+        return membership_from_doc(self.doc, crl=self.crl, epoch_ns=calendar_ns(SIM_EPOCH))
 
     def write(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
@@ -59,6 +69,8 @@ class Genesis:
             (folder / f"{ident.id}.pem").write_text(cert_pem(ident.cert))
         # Canonical JSON and nothing else: the genesis hash is SHA-256 of these exact bytes.
         (out / "genesis.json").write_bytes(genesis_bytes(self.doc))
+        if self.crl is not None:
+            (out / CRL_FILE).write_bytes(self.crl)
 
 
 def build_genesis(scenario: Scenario, secret_keys: bool = False) -> Genesis:
@@ -105,4 +117,19 @@ def build_genesis(scenario: Scenario, secret_keys: bool = False) -> Genesis:
         "state_root": empty_state_root(),
         "apps": scenario.apps,  # the applications' settings (policies) are part of the chain's rules
     }
-    return Genesis(doc, ca, nodes, clients, observers, identities, org_keys)
+    genesis = Genesis(doc, ca, nodes, clients, observers, identities, org_keys)
+    if scenario.revocations:
+        genesis.crl = revocation_list(genesis, {r.member: r.at_ms for r in scenario.revocations})
+    return genesis
+
+
+def revocation_list(genesis: Genesis, revoked_ms: dict[str, float]) -> bytes:
+    """The CA's CRL (PEM) revoking each scenario member (node-N, observer-N, client-N)
+    from its virtual time in ms on (SIM_EPOCH + that time; X.509 dates are in seconds)."""
+    placed = {"node": genesis.nodes, "observer": genesis.observers, "client": genesis.clients}
+    revoked = {}
+    for ref, at_ms in revoked_ms.items():
+        kind, index = ref.split("-")
+        member = placed[kind][int(index)].id
+        revoked[genesis.identities[member].cert.serial_number] = SIM_EPOCH + datetime.timedelta(milliseconds=at_ms)
+    return genesis.ca.revocation_list(revoked).public_bytes(serialization.Encoding.PEM)

@@ -203,6 +203,13 @@ class ByzantineSpec(_Strict):
                                                         "only to targets; default: every kind")
 
 
+class Revocation(_Strict):
+    """The chain's CA revokes a member's certificate from a virtual time on (its CRL)."""
+
+    member: str = Field(pattern=r"^(node|observer|client)-[0-9]+$", description="node-N, observer-N or client-N")
+    at_ms: float = Field(0.0, ge=0, le=MAX_MS, description="revoked from this virtual time on")
+
+
 class RandomFaults(_Strict):
     """Faults drawn from the seed: the same seed gives the same schedule."""
 
@@ -237,6 +244,7 @@ class Scenario(_Strict):
     faults: list[FaultEvent] = Field(default_factory=list, max_length=MAX_LIST)
     byzantine: list[ByzantineSpec] = Field(default_factory=list, max_length=MAX_LIST)
     random_faults: RandomFaults | None = None
+    revocations: list[Revocation] = Field(default_factory=list, max_length=MAX_LIST)
     allow_byzantine_beyond_f_plus_1: bool = Field(False, description="opt in to more than f + 1 Byzantine nodes "
                                                   "(beyond what PBFT tolerates, and what a fork needs)")
 
@@ -271,6 +279,12 @@ class Scenario(_Strict):
                 raise ValueError(f"apps.{name}: policies name organisations this chain does not have: "
                                  f"{sorted(missing)}; organisations are {sorted(org_ids)}")
         self._check_fault_references(site_ids)
+        counts = {"node": self.nodes, "observer": self.observers, "client": self.workload.clients}
+        for i, r in enumerate(self.revocations):
+            kind, index = r.member.split("-")
+            if int(index) >= counts[kind]:
+                raise ValueError(f"revocations[{i}].member: {r.member} does not exist; there are {counts[kind]} "
+                                 f"{kind}s ({kind}-0 .. {kind}-{counts[kind] - 1})")
         return self
 
     def _check_fault_references(self, site_ids: list[str]) -> None:

@@ -4,7 +4,8 @@ genesis.json is written as canonical JSON (docs/ledger.md) with nothing else in 
 file, and the **genesis hash** is SHA-256 of the file's exact bytes; so it is also
 SHA-256 of the canonical encoding of its content (``genesis_hash``). It is the
 ``prev_hash`` of block 1, so every block chains back to this membership.
-``membership_from_doc`` checks every member's certificate against the genesis CA;
+``membership_from_doc`` checks every member's certificate against the genesis CA
+and the CA's revocation list (``revocations.crl`` beside genesis.json, if any);
 ``genesis_problems`` does every check an auditor makes, and says what fails.
 Building a genesis from a scenario is the tool's job (``citychain.genesis``).
 """
@@ -43,20 +44,57 @@ def read_genesis(path: Path) -> tuple[dict, str]:
     return json.loads(raw), sha256_hex(raw)
 
 
-def membership_from_doc(doc: dict, cache_limit: int | None = None) -> Membership:
+CRL_FILE = "revocations.crl"  # the CA's revocation list (PEM), beside genesis.json; optional
+
+
+def membership_from_doc(doc: dict, cache_limit: int | None = None, crl: bytes | None = None,
+                        epoch_ns: int | None = None) -> Membership:
     """Check every certificate against the genesis CA and build the member table
-    (``cache_limit``: see ``Membership``; a long-running node process sets it)."""
+    (``cache_limit``: see ``Membership``; a long-running node process sets it).
+
+    A member whose certificate the CA did not issue stays in the table, refused: the
+    chain runs on without it (``certificate-not-from-chain-ca``; an auditor refuses
+    such a genesis outright). With ``epoch_ns`` (the calendar ns of node time 0), the
+    node also checks each certificate's validity period, and ``crl`` (a PEM X.509 CRL
+    the CA signed), at the time each message arrives."""
     ca = x509.load_pem_x509_certificate(doc["ca"].encode())
-    members = {}
+    revoked = revocations(crl, ca) if crl else {}
+    members, refused, windows = {}, {}, {}
     for entry in doc["members"] + doc["clients"]:
         cert = x509.load_pem_x509_certificate(entry["cert"].encode())
-        if not _issued_by(cert, ca):
-            raise ValueError(f"genesis member {entry['id']}: certificate was not issued by this chain's CA")
         cn, org, role = subject_fields(cert)
         if (cn, org, role) != (entry["id"], entry["org"], entry["role"]):
             raise ValueError(f"genesis entry {entry['id']} does not match its certificate subject")
         members[entry["id"]] = (public_key_of(cert), org, role)
-    return Membership(doc["chain_id"], members, cache_limit)
+        if not _issued_by(cert, ca):
+            refused[entry["id"]] = "certificate-not-from-chain-ca"
+        when = revoked.get(cert.serial_number)
+        windows[entry["id"]] = (calendar_ns(cert.not_valid_before_utc), calendar_ns(cert.not_valid_after_utc),
+                                None if when is None else calendar_ns(when))
+    if epoch_ns is None:
+        return Membership(doc["chain_id"], members, cache_limit, refused)
+    return Membership(doc["chain_id"], members, cache_limit, refused, windows, epoch_ns)
+
+
+def revocations(crl_pem: bytes, ca: x509.Certificate) -> dict[int, datetime.datetime]:
+    """Certificate serial -> the date it is revoked from, by a CRL the chain's CA
+    signed; ValueError for any other CRL (a node must not take revocations on
+    anyone else's word)."""
+    crl = x509.load_pem_x509_crl(crl_pem)
+    if crl.issuer != ca.subject or not crl.is_signature_valid(ca.public_key()):
+        raise ValueError("the revocation list is not signed by this chain's CA")
+    return {r.serial_number: r.revocation_date_utc for r in crl}
+
+
+def read_crl(genesis_dir: Path) -> bytes | None:
+    """The CA's revocation list beside genesis.json, or None if there is none."""
+    path = Path(genesis_dir) / CRL_FILE
+    return path.read_bytes() if path.exists() else None
+
+
+def calendar_ns(at: datetime.datetime) -> int:
+    """A calendar time as ns since 1970-01-01T00:00:00Z (a node's ``epoch_ns``)."""
+    return int(at.timestamp()) * 1_000_000_000 + at.microsecond * 1000
 
 
 def load_genesis_doc(path: Path) -> dict:

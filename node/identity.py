@@ -80,7 +80,9 @@ class CertificateAuthority:
             .sign(key, None)  # Ed25519 takes no separate hash algorithm
         )
 
-    def issue(self, member_id: str, org: str, role: str, public: Ed25519PublicKey) -> x509.Certificate:
+    def issue(self, member_id: str, org: str, role: str, public: Ed25519PublicKey,
+              valid: tuple[datetime.datetime, datetime.datetime] = (NOT_BEFORE, NOT_AFTER)) -> x509.Certificate:
+        """A member certificate, valid from ``valid[0]`` to ``valid[1]`` (inclusive, RFC 5280)."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
         subject = x509.Name([
@@ -89,7 +91,7 @@ class CertificateAuthority:
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
             x509.NameAttribute(NameOID.COMMON_NAME, member_id),
         ])
-        return self._sign_end_entity(subject, public, _serial(self.chain_id, member_id))
+        return self._sign_end_entity(subject, public, _serial(self.chain_id, member_id), valid=valid)
 
     def issue_tls_server(self, name: str, public: Ed25519PublicKey | EllipticCurvePublicKey,
                          dns: tuple[str, ...] = ("localhost",), ips: tuple[str, ...] = ("127.0.0.1",),
@@ -107,14 +109,16 @@ class CertificateAuthority:
                                      x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
                                      x509.SubjectAlternativeName(sans))
 
-    def _sign_end_entity(self, subject: x509.Name, public, serial: int, *extensions) -> x509.Certificate:
+    def _sign_end_entity(self, subject: x509.Name, public, serial: int, *extensions,
+                         valid: tuple[datetime.datetime, datetime.datetime] = (NOT_BEFORE, NOT_AFTER)
+                         ) -> x509.Certificate:
         """A certificate for signing only (not a CA), with ``extensions`` between its key usage and key ids."""
         ca_ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject).issuer_name(self.cert.subject).public_key(public)
             .serial_number(serial)
-            .not_valid_before(NOT_BEFORE).not_valid_after(NOT_AFTER)
+            .not_valid_before(valid[0]).not_valid_after(valid[1])
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(
                 digital_signature=True, content_commitment=False, key_encipherment=False,
@@ -129,6 +133,23 @@ class CertificateAuthority:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
             .sign(self.key, None)
         )
+
+
+    def revocation_list(self, revoked: dict[int, datetime.datetime]) -> x509.CertificateRevocationList:
+        """An X.509 CRL signed by this CA: certificate serial -> the date it is revoked from."""
+        return revocation_list(self.cert, self.key, revoked)
+
+
+def revocation_list(ca_cert: x509.Certificate, ca_key: Ed25519PrivateKey, revoked: dict[int, datetime.datetime],
+                    issued: datetime.datetime = NOT_BEFORE,
+                    next_update: datetime.datetime = NOT_AFTER) -> x509.CertificateRevocationList:
+    """A CRL the CA (``ca_cert``, ``ca_key``) signs: serial -> revoked from (X.509 dates are whole seconds)."""
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
+               .last_update(issued).next_update(next_update))
+    for serial, when in sorted(revoked.items()):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build())
+    return builder.sign(ca_key, None)
 
 
 def subject_fields(cert: x509.Certificate) -> tuple[str, str, str]:

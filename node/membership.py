@@ -3,6 +3,13 @@
 A message is accepted only from a member whose CA-issued certificate is in the
 genesis, in a role allowed to send that kind of message, with a valid Ed25519
 signature over exactly the bytes the message encodes.
+
+Certificates (docs/messages.md, "Certificates at the node"): a member whose
+certificate was not issued by the chain's CA is refused outright; one whose
+certificate is not valid at the node's current time (not yet valid, expired, or
+revoked from a date by the CA's revocation list) is refused while it is not. The
+node's time maps to the calendar by ``epoch_ns`` (calendar ns since 1970 at node
+time 0): a fixed date in the simulator, the wall clock in a process.
 """
 
 from __future__ import annotations
@@ -39,9 +46,20 @@ class Membership:
     """
 
     def __init__(self, chain_id: str, members: dict[str, tuple[Ed25519PublicKey, str, str]],
-                 cache_limit: int | None = None):
+                 cache_limit: int | None = None, refused: dict[str, str] | None = None,
+                 windows: dict[str, tuple[int, int, int | None]] | None = None, epoch_ns: int = 0):
         self.chain_id = chain_id
         self.members = members  # id -> (public key, org, role)
+        # Certificates: id -> a reason its every message is refused (a certificate not
+        # from the chain's CA); id -> (valid from, valid until, revoked from or None) in
+        # calendar ns, both ends of the validity inclusive (RFC 5280). No windows: no
+        # time is checked (an auditor judges signatures, not when they arrive).
+        self.refused = dict(refused or {})
+        self.windows = dict(windows or {})
+        self.epoch_ns = epoch_ns
+        ends = [min(end, revoked - 1) if revoked is not None else end for _s, end, revoked in self.windows.values()]
+        # Between these calendar times every member's certificate is valid: the fast path.
+        self._all_valid = (max((w[0] for w in self.windows.values()), default=0), min(ends, default=1 << 80))
         self._verdicts: dict[Signed, str | None] = {}
         self._blocks: dict = {}  # block -> (verdict on all its requests, frozenset of their signatures)
         self.verifications = 0  # real Ed25519 verifications performed
@@ -60,6 +78,24 @@ class Membership:
     def authenticated(self) -> list[Signed]:
         """Every distinct envelope checked so far (whatever the verdict)."""
         return list(self._verdicts)
+
+    def certificate_refusal(self, signer: str, now: int) -> str | None:
+        """Why ``signer``'s certificate does not hold at node time ``now``, or None."""
+        at = self.epoch_ns + now
+        low, high = self._all_valid
+        if low <= at <= high:
+            return None
+        window = self.windows.get(signer)
+        if window is None:
+            return None
+        start, end, revoked = window
+        if at < start:
+            return "certificate-not-yet-valid"
+        if revoked is not None and at >= revoked:
+            return "certificate-revoked"
+        if at > end:
+            return "certificate-expired"
+        return None
 
     def authenticate(self, env: Signed) -> str | None:
         """None if the envelope may be acted on, else the reason to drop it."""
@@ -93,6 +129,9 @@ class Membership:
         entry = self.members.get(env.signer)
         if entry is None:
             return "unknown-signer"
+        refused = self.refused.get(env.signer)
+        if refused is not None:
+            return refused
         key, _org, role = entry
         allowed = ALLOWED_ROLES.get(type(env.message))
         if allowed is None:

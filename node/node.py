@@ -98,6 +98,8 @@ class Node:
         reason = self._verdicts.get(env, 0)
         if reason == 0:
             reason = self.membership.authenticate(env)
+        if reason is None:  # the sender's certificate at this node's time (valid, not revoked)
+            reason = self.membership.certificate_refusal(env.signer, now)
         if reason is None:
             verified = self.verified
             verified.add(env.signature)
@@ -135,7 +137,7 @@ class Node:
         t = start + self.cpu.verify
         self.requests_busy_until = t
         self.metrics.cpu_ns[self.id] += self.cpu.verify
-        reason = self.membership.authenticate(env)
+        reason = self.membership.authenticate(env) or self.membership.certificate_refusal(env.signer, now)
         if reason is not None:
             self.metrics.drop(self.id, reason)
             return

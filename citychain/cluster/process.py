@@ -40,7 +40,7 @@ from node.checker import ChainChecker
 from node.codec import MalformedMessage, decode
 from node.costs import NO_COSTS
 from node.execution import Executor
-from node.genesis import membership_from_doc, read_genesis
+from node.genesis import membership_from_doc, read_crl, read_genesis
 from node.identity import public_key_of
 from node.metrics import Metrics
 from node.node import Node
@@ -274,9 +274,18 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
     """Build node ``node_id`` from the genesis and its data directory, restoring what it stored."""
     try:
         doc, ghash = read_genesis(Path(genesis_dir) / "genesis.json")  # the hash is over the exact bytes
-        membership = membership_from_doc(doc, cache_limit=VERDICT_CACHE)
+        # Certificates are checked on the wall clock: node time is the loop's monotonic clock.
+        membership = membership_from_doc(doc, cache_limit=VERDICT_CACHE, crl=read_crl(Path(genesis_dir)),
+                                         epoch_ns=time.time_ns() - now_ns(loop))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise NodeSetupError(f"{genesis_dir}/genesis.json: not a readable citychain genesis ({exc})") from None
+    if node_id in membership.refused:  # every peer would refuse it: say so rather than run unheard
+        raise NodeSetupError(f"{node_id}: its certificate in the genesis is refused ({membership.refused[node_id]})")
+    own = membership.certificate_refusal(node_id, now_ns(loop))
+    if own is not None:  # it may become valid (or it expired): run, but say why nobody listens
+        log.warning(json.dumps({"node": node_id, "event": "own-certificate-refused", "reason": own}))
+    for member, reason in sorted(membership.refused.items()):
+        log.warning(json.dumps({"node": node_id, "event": "member-refused", "member": member, "reason": reason}))
     entry = next((m for m in doc["members"] if m["id"] == node_id), None)
     if entry is None or entry["role"] not in ("consensus", "observer"):
         raise NodeSetupError(f"{node_id} is not a consensus node or observer of chain {doc['chain_id']}")
