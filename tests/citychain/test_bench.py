@@ -50,7 +50,7 @@ def test_a_tiny_sweep_writes_every_output(tmp_path):
     assert len(points) == 4 and {(p["nodes"], p["consensus.block_size"]) for p in points} == {
         (4, 20), (4, 40), (7, 20), (7, 40)}
     for name in ("results.csv", "results.json", "report.html", "throughput.png", "latency.png",
-                 "messages_per_block.png", "bytes_per_node.png"):
+                 "messages_per_block.png", "bandwidth_per_node.png"):
         assert (out / name).stat().st_size > 0, name
     with open(out / "results.csv") as f:
         table = list(csv.DictReader(f))
