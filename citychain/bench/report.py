@@ -47,13 +47,18 @@ td:first-child,th:first-child{text-align:left}
 .plots img{width:100%;max-width:none;margin:0}
 pre{background:#f6f8fa;padding:.5rem;font-size:.75rem;overflow:auto;max-height:30rem}
 td.left{text-align:left;white-space:pre-wrap}
+.wide{overflow-x:auto}
+.plots.single{grid-template-columns:minmax(420px,760px)}
 """
 
 
 def _cell(row: dict, key: str) -> str:
     value = row.get(key, "")
     sd = row.get(f"{key}.sd")
-    text = f"{value:,.2f}" if isinstance(value, float) else html.escape(str(value))
+    if isinstance(value, float):  # a mean of whole counts stays whole: 1,000 not 1,000.00
+        text = f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
+    else:
+        text = html.escape(str(value))
     if sd:
         text += f' <span class="sd">±{sd:,.2f}</span>'
     return text
@@ -61,8 +66,10 @@ def _cell(row: dict, key: str) -> str:
 
 def _table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
     head = "".join(f"<th>{html.escape(label)}</th>" for _, label in cols)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(r, k)}</td>" for k, _ in cols) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    body = "".join("<tr>" + "".join(
+        f'<td class="left">{_cell(r, k)}</td>' if isinstance(r.get(k), str) and len(r.get(k, "")) > 12
+        else f"<td>{_cell(r, k)}</td>" for k, _ in cols) + "</tr>" for r in rows)
+    return f'<div class="wide"><table><tr>{head}</tr>{body}</table></div>'
 
 
 def _provenance(prov: dict) -> str:
@@ -149,7 +156,7 @@ the highest offered rate that met the criterion: replies keep up with the load (
 last reply quorum, at least 95 % of the send rate), at least 95 % of the submitted transactions
 committed, and p95 latency within the bound. All rates and latencies are virtual time.</p>
 {_table(summary, CAPACITY_COLUMNS)}
-<div class="plots">{_images([plot])}</div>
+<div class="plots single">{_images([plot])}</div>
 <h2>Every probe, in the order made</h2>
 {_table(probes, PROBE_COLUMNS)}
 {_provenance(prov)}"""
