@@ -140,7 +140,9 @@ def row(run: SimRun, point: Point, name: str) -> dict:
         "messages_per_block": round(msgs["total"] / blocks, 2),
         "bytes_per_block": round(s["bytes"] / blocks, 1),
         "cpu_s_per_node": round(s["cpu_ms_per_node"]["mean"] / 1000, 6),
-        "bandwidth_mbps_per_node": round(s["bytes"] * 8 / n / sim / 1e6, 3),
+        # Over the busy window, not sim_seconds: a run's virtual end waits on idle timers
+        # (8 s or 25 s for the same 0.2 s of load), which would make bandwidth look like noise.
+        "bandwidth_mbps_per_node": round(s["bytes"] * 8 / n / (busy if busy > 0 else sim) / 1e6, 3),
         "bytes_per_node": round(s["bytes"] / n, 1),
         "agreement": s["agreement"], "safety_violations": s["safety_violations"],
         "sim_seconds": s["sim_seconds"], "wall_seconds": round(run.wall_seconds, 3),

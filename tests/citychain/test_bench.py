@@ -185,6 +185,7 @@ def _csv_without_wall_clock(path) -> list[dict]:
 
 @pytest.mark.xdist_group("dask")
 def test_serial_jobs_and_a_dask_cluster_give_the_same_results_csv(tmp_path):
+    """results.csv (and capacity.csv) row for row, all columns but wall_seconds (docs/benchmarking.md)."""
     from distributed import LocalCluster
 
     args = ["bench", str(SCENARIOS / "guiyang.yaml"), "--nodes", "4,7", "--seeds", "2",
@@ -197,6 +198,13 @@ def test_serial_jobs_and_a_dask_cluster_give_the_same_results_csv(tmp_path):
             result = CliRunner().invoke(main, args + extra + ["--out", str(out)])
             assert result.exit_code == 0, (how, result.output)
             tables[how] = _csv_without_wall_clock(out / "results.csv")
+        capacity = ["bench", str(SCENARIOS / "guiyang.yaml"), "--nodes", "4,7", "--capacity", "--set",
+                    "workload.transactions=40", "--window-s", "0.05", "--tolerance", "0.3", "--json"]
+        for how, extra in [("capacity-serial", ["--jobs", "1"]), ("capacity-dask", ["--dask", cluster.scheduler_address])]:
+            result = CliRunner().invoke(main, capacity + extra + ["--out", str(tmp_path / how)])
+            assert result.exit_code == 0, (how, result.output)
+            tables[how] = _csv_without_wall_clock(tmp_path / how / "capacity.csv")
+    assert tables["capacity-dask"] == tables["capacity-serial"] and len(tables["capacity-serial"]) > 2
     assert len(tables["serial"]) == 4 + 2 and tables["serial"][0]["throughput_tps"]
     assert tables["jobs"] == tables["serial"]
     assert tables["dask"] == tables["serial"]
