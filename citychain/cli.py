@@ -370,16 +370,34 @@ def audit(out_dir, as_json, at, genesis_pin):
 @click.option("--jobs", "-j", type=click.IntRange(1), metavar="N",
               help="Runs at a time, each in its own process (default: the number of cores; 1: in this process). "
                    "The results are the same as a serial sweep's but for the wall-clock seconds.")
-def bench(scenario, nodes_text, seeds, sets, out, as_json, jobs):
+@click.option("--dask", "dask_address", metavar="SCHEDULER_ADDRESS",
+              help="Send the runs to a Dask distributed cluster (e.g. tcp://10.0.0.5:8786; needs the 'dask' extra: "
+                   "pip install 'citychain[dask]'). Same results as a serial sweep but for the wall-clock seconds.")
+@click.option("--capacity", is_flag=True,
+              help="For each n, search the saturation throughput (raise the offered load until the criterion "
+                   "fails, then bisect) and write capacity.csv, capacity.png and report.html.")
+@click.option("--latency-bound-ms", default=1000.0, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="--capacity: a probe fails when its p95 latency (virtual ms) exceeds this.")
+@click.option("--window-s", default=1.0, show_default=True, type=click.FloatRange(0, 60, min_open=True),
+              help="--capacity: each probe offers at least this many virtual seconds of load.")
+@click.option("--tolerance", default=0.05, show_default=True, type=click.FloatRange(0.001, 1),
+              help="--capacity: bisect until the highest rate that held and the lowest that failed are this "
+                   "close (relative).")
+def bench(scenario, nodes_text, seeds, sets, out, as_json, jobs, dask_address, capacity, latency_bound_ms,
+          window_s, tolerance):
     """Sweep SCENARIO over node counts (and any --set parameters) and report.
 
     SCENARIO is a scenario file or a shipped scenario's name (`citychain scenarios`).
 
     Writes results.csv and results.json (a row per run and a row per point with
     mean and spread), PNG plots (throughput, latency, messages per block against
-    PBFT's analytic count, bytes per node) and a self-contained report.html.
+    PBFT's analytic count, bandwidth per node) and a self-contained report.html.
+    With --capacity: capacity.csv, capacity.json, capacity.png and report.html.
+    Figures are virtual time (the simulated clock) but for wall-clock seconds.
     """
-    from .bench.run import run_sweep
+    import shlex
+
+    from .bench.run import BenchError, run_capacity, run_sweep
     from .bench.sweep import parse_counts, parse_set
     from .scenario import ScenarioError
 
@@ -400,22 +418,55 @@ def bench(scenario, nodes_text, seeds, sets, out, as_json, jobs):
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--set") from None
     out_dir = Path(out or f"bench-out/{spec.chain.id}")
+    command = "citychain " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
     try:
-        agg = run_sweep(spec, scenario, counts, seeds, parsed, out_dir, stderr, jobs)
+        if capacity:
+            from .bench.capacity import Criterion
+            from .bench.sweep import apply
+
+            if seeds != 1 or any(len(v) != 1 for _, v in parsed):
+                raise click.BadParameter("--capacity searches one seed and one value of each --set field",
+                                         param_hint="--capacity")
+            if parsed:
+                spec = apply(spec, {k: v[0] for k, v in parsed}, scenario)
+            criterion = Criterion(latency_bound_ms=latency_bound_ms, window_s=window_s, tolerance=tolerance)
+            summary = run_capacity(spec, scenario, counts, criterion, out_dir, stderr, jobs, dask_address, command)
+        else:
+            agg = run_sweep(spec, scenario, counts, seeds, parsed, out_dir, stderr, jobs, dask_address, command)
     except ScenarioError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
+    except BenchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if capacity:
+        if as_json:
+            click.echo(json.dumps({"out": str(out_dir), "capacity": summary}))
+            return
+        table = Table(title=f"{spec.chain.name}: capacity -> {out_dir}/report.html",
+                      caption="tx/s (successful tx), ms: virtual time; wall s: the simulator's wall-clock")
+        for col in ["n", "capacity tx/s", "held at tx/s", "p95 ms", "failed at tx/s", "probes", "wall s"]:
+            table.add_column(col, justify="right")
+        for r in summary:
+            table.add_row(str(r["nodes"]), f"{r['capacity_tps']:.0f}", str(r["capacity_offered_tps"]),
+                          f"{r['capacity_p95_ms']:.1f}", str(r["first_failing_offered_tps"]), str(r["probes"]),
+                          f"{r['wall_seconds']:.1f}")
+        Console().print(table)
+        return
     if as_json:
         click.echo(json.dumps({"out": str(out_dir), "points": agg}))
         return
-    table = Table(title=f"{spec.chain.name}: {len(agg)} points -> {out_dir}/report.html")
+    table = Table(title=f"{spec.chain.name}: {len(agg)} points -> {out_dir}/report.html",
+                  caption="tx/s (successful tx), ms, Mbit/s: virtual time; wall s: the simulator's wall-clock")
     keys = [k for k, _ in parsed]
-    for col in [*keys, "n", "tx/s", "p50 ms", "p99 ms", "msgs/block", "MB/node", "wall s"]:
+    for col in [*keys, "n", "tx/s", "p50 ms", "p99 ms", "msgs/blk consensus", "msgs/blk +requests",
+                "Mbit/s/node", "wall s"]:
         table.add_column(col, justify="right")
     for r in agg:
         table.add_row(*[str(r[k]) for k in keys], str(r["nodes"]), f"{r['throughput_tps']:.0f}",
-                      f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['messages_per_block']:.0f}",
-                      f"{r['bytes_per_node'] / 1e6:.2f}", f"{r['wall_seconds']:.2f}")
+                      f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['consensus_messages_per_block']:.0f}",
+                      f"{r['consensus_and_request_messages_per_block']:.0f}",
+                      f"{r['bandwidth_mbps_per_node']:.2f}", f"{r['wall_seconds']:.2f}")
     Console().print(table)
 
 

@@ -101,6 +101,11 @@ def plan(scenario: Scenario, nodes: list[int], seeds: int, sets: list[tuple[str,
 
 
 def row(run: SimRun, point: Point, name: str) -> dict:
+    """The figures of one run. All times are virtual (the simulated clock) but for
+    ``wall_seconds``, the simulator's own wall-clock time; docs/benchmarking.md names
+    every column, its unit and its clock."""
+    from ..summary import reply_times, reference_chain
+
     s = summarize(run, name)
     n = s["nodes"]
     blocks = max(1, s["blocks"])
@@ -109,18 +114,35 @@ def row(run: SimRun, point: Point, name: str) -> dict:
     lat = s["latency_ms"]
     window = max(1e-9, (run.last_submit - run.first_submit) / 1e9)
     sim = max(1e-9, s["sim_seconds"])
+    succ = s["committed_tx"] - s["rejected_tx"]
+    # Caliper's throughput: successful transactions over the time from the first
+    # submission to the last reply quorum (the summary's ``tps`` counts refused ones too).
+    replies = reply_times(run)
+    done = [replies[e.block.hash] for e in reference_chain(run) if e.block.hash in replies]
+    busy = (max(done) - run.first_submit) / 1e9 if done else 0.0
+    # The rate at which replies came out, first to last: follows the offered load below
+    # saturation whatever the latency, and is the chain's capacity above it.
+    drain = (max(done) - min(done)) / 1e9 if len(done) > 1 else 0.0
+    msgs = s["messages"]
     out = {
         "name": name, "nodes": n, "f": s["f"], "seed": point.seed, **dict(point.params),
-        "succ": s["committed_tx"] - s["rejected_tx"], "fail": s["rejected_tx"] + (s["submitted_tx"] - s["committed_tx"]),
+        "submitted": s["submitted_tx"], "succ": succ, "fail": s["submitted_tx"] - succ,
+        "fail_refused": s["rejected_tx"], "fail_uncommitted": s["submitted_tx"] - s["committed_tx"],
         "send_rate_tps": round(s["submitted_tx"] / window, 2),
         "max_latency_ms": lat["max"], "min_latency_ms": s["latency_ms_min"], "avg_latency_ms": lat["mean"],
-        "throughput_tps": s["tps"],
+        "throughput_tps": round(succ / busy, 2) if busy > 0 else 0.0,
+        "committed_tps": round(s["committed_tx"] / busy, 2) if busy > 0 else 0.0,
+        "reply_rate_tps": round(s["committed_tx"] / drain, 2) if drain > 0 else 0.0,
         "p50_ms": lat["p50"], "p95_ms": lat["p95"], "p99_ms": lat["p99"],
         "blocks": s["blocks"], "view_changes": s["view_changes"],
-        "messages_per_block": round(s["messages"]["total"] / blocks, 2),
+        "consensus_messages_per_block": round(msgs["consensus"] / blocks, 2),
+        "consensus_and_request_messages_per_block": round((msgs["consensus"] + msgs["client"]) / blocks, 2),
+        "messages_per_block": round(msgs["total"] / blocks, 2),
         "bytes_per_block": round(s["bytes"] / blocks, 1),
         "cpu_s_per_node": round(s["cpu_ms_per_node"]["mean"] / 1000, 6),
-        "bandwidth_mbps_per_node": round(s["bytes"] * 8 / n / sim / 1e6, 3),
+        # Over the busy window, not sim_seconds: a run's virtual end waits on idle timers
+        # (8 s or 25 s for the same 0.2 s of load), which would make bandwidth look like noise.
+        "bandwidth_mbps_per_node": round(s["bytes"] * 8 / n / (busy if busy > 0 else sim) / 1e6, 3),
         "bytes_per_node": round(s["bytes"] / n, 1),
         "agreement": s["agreement"], "safety_violations": s["safety_violations"],
         "sim_seconds": s["sim_seconds"], "wall_seconds": round(run.wall_seconds, 3),
@@ -181,11 +203,14 @@ def _numeric(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def fit_quadratic(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
-    """Least-squares a*n^2 + b*n + c."""
+def fit_quadratic(xs: list[float], ys: list[float]) -> tuple[float, float, float, float] | None:
+    """Least-squares a*n^2 + b*n + c and the root-mean-square residual; None unless there
+    are more distinct node counts than the fit's three parameters (three points fit
+    any parabola exactly, and say nothing about it)."""
     import numpy as np
-    if len(xs) < 3:
-        a = ys[-1] / xs[-1] ** 2 if xs and xs[-1] else 0.0
-        return a, 0.0, 0.0
+    if len(set(xs)) <= 3:
+        return None
     a, b, c = np.polyfit(xs, ys, 2)
-    return float(a), float(b), float(c)
+    fitted = np.polyval([a, b, c], xs)
+    rms = float(np.sqrt(np.mean((np.asarray(ys) - fitted) ** 2)))
+    return float(a), float(b), float(c), rms
