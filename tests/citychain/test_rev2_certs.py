@@ -1,0 +1,89 @@
+"""Adversarial review (rev2) of certificates at the node: validity boundaries,
+CRL handling, roles and replay interleavings the branch's tests do not cover."""
+
+from __future__ import annotations
+
+from consensus.messages import Request
+from node.identity import NOT_BEFORE
+from node.signing import Signer
+from tests.citychain.hostile_world import MS, at, reissue, simulate, small
+
+
+def _spare_client(run):
+    """Take the last client out of the workload (it stays a member of the genesis)."""
+    return run.genesis.clients.pop()
+
+
+def test_a_request_accepted_just_before_its_clients_expiry_does_not_strand_the_backup(monkeypatch):
+    """Interleaving: client X's certificate expires at 1 s. X's request reaches backup
+    node-02 at 1 s - 50 us (valid there: accepted into its pool); node-02 forwards it to the
+    primary, where it arrives after 1 s and is judged again on time: refused as expired.
+    Requests inside blocks are not judged on time, but a forwarded request is, so no
+    other replica will ever order it; node-02 waits on it for good, times out, asks for a
+    view change nobody joins, and drops out of consensus for the rest of the run: an
+    honest node lost to a validity boundary (n = 4: the chain is left with no fault margin)."""
+    box = {}
+
+    def tweak(g):
+        box["victim"] = victim = g.clients[-1].id
+        return reissue(g, victim, valid=(NOT_BEFORE, at(1)))
+
+    def inject(run):
+        victim = _spare_client(run)
+        assert victim.id == box["victim"]
+        env = Signer(victim.id, run.genesis.identities[victim.id].key, run.genesis.chain_id).sign(
+            Request(1, "records", "put", {"key": "rev2", "value": "boundary"}, 999 * MS))
+        box["env"] = env
+        run.engine.at(1000 * MS - 50_000, lambda _a, now: run.nodes["node-02"].on_message(env, now), None)
+
+    run = simulate(small(transactions=400, rate_tps=100), monkeypatch, tweak=tweak, inject=inject)
+    drops = {n: dict(run.metrics.drops[n]) for n in run.genesis.replicas}
+    assert drops["node-00"].get("certificate-expired", 0) >= 1, drops  # the forwarded copy, refused
+    stuck = run.nodes["node-02"].replica
+    views = {n: (run.nodes[n].replica.view, run.nodes[n].replica.active) for n in run.genesis.replicas}
+    late_votes = sum(1 for e in run.nodes["node-00"].ledger.entries
+                     if e.block.header.timestamp > 2500 * MS and any(c.signer == "node-02" for c in e.certificate))
+    late_blocks = sum(1 for e in run.nodes["node-00"].ledger.entries if e.block.header.timestamp > 2500 * MS)
+    assert stuck.active and stuck.view == run.nodes["node-00"].replica.view, (views, drops["node-02"])
+    assert late_blocks == 0 or late_votes > 0, (late_votes, late_blocks, views)
+
+
+def test_a_revoked_clients_request_signed_after_revocation_is_not_ordered_by_a_byzantine_primary(monkeypatch):
+    """client X is revoked from 0.5 s (the CA's CRL). At 3 s, long after, the holder of X's
+    key (the reason to revoke it) signs a new request, and a Byzantine primary (node-00)
+    puts it in a block that extends the chain correctly. Every backup judges the request
+    inside the block for CA, role and signature only, never for time, so the three honest
+    backups prepare, commit and execute a transaction signed by a revoked key, dated after
+    its revocation: revocation does not hold against one faulty primary."""
+    from citychain.scenario import Revocation
+    from consensus.block import Block, BlockHeader, tx_root
+    from consensus.messages import PrePrepare
+
+    box = {}
+
+    def inject(run):
+        victim = _spare_client(run)
+        box["victim"] = victim.id
+
+        def go(_arg, now):
+            head = run.nodes["node-01"].ledger
+            env = Signer(victim.id, run.genesis.identities[victim.id].key, run.genesis.chain_id).sign(
+                Request(1, "records", "put", {"key": "rev2", "value": "after-revocation"}, now))
+            box["digest"] = env.digest
+            header = BlockHeader(run.genesis.chain_id, head.height + 1, head.head_hash, tx_root((env,)),
+                                 run.nodes["node-01"].executor.state.root(), 0, "node-00", now)
+            block = Block.create(header, (env,))
+            key = run.genesis.identities["node-00"].key
+            pre = Signer("node-00", key, run.genesis.chain_id).sign(PrePrepare(0, block.height, block.hash, block))
+            for backup in ("node-01", "node-02", "node-03"):
+                run.nodes[backup].on_message(pre, now)
+        run.engine.at(3000 * MS, go, None)
+
+    scenario = small("taihu")
+    clients = scenario.workload.clients
+    scenario = scenario.model_copy(update={"revocations": [Revocation(member=f"client-{clients - 1}", at_ms=500)]})
+    run = simulate(scenario, monkeypatch, inject=inject)
+    assert run.membership.certificate_refusal(box["victim"], 3000 * MS) == "certificate-revoked"
+    for backup in ("node-01", "node-02", "node-03"):
+        digests = {r.digest for e in run.nodes[backup].ledger.entries for r in e.block.requests}
+        assert box["digest"] not in digests, f"{backup} executed a request signed after its client's revocation"
