@@ -87,3 +87,44 @@ def test_a_revoked_clients_request_signed_after_revocation_is_not_ordered_by_a_b
     for backup in ("node-01", "node-02", "node-03"):
         digests = {r.digest for e in run.nodes[backup].ledger.entries for r in e.block.requests}
         assert box["digest"] not in digests, f"{backup} executed a request signed after its client's revocation"
+
+
+def _share_key(genesis, owner: str, member: str) -> None:
+    """The CA issues ``member`` a certificate over ``owner``'s public key."""
+    import dataclasses
+
+    from node.identity import cert_pem
+
+    key = genesis.identities[owner].key
+    ident = genesis.identities[member]
+    cert = genesis.ca.issue(member, ident.org, ident.role, key.public_key())
+    for entry in genesis.doc["members"] + genesis.doc["clients"]:
+        if entry["id"] == member:
+            entry["cert"] = cert_pem(cert)
+    genesis.identities[member] = dataclasses.replace(ident, cert=cert, key=key)
+
+
+def test_one_key_under_two_consensus_ids_is_a_genesis_problem():
+    """The same Ed25519 key certified as node-02 and node-03 gives its holder two votes of
+    a quorum of three (n = 4): with one more faulty node that is f + 1 = 2 > f. Neither
+    the node (membership_from_doc) nor the auditor (genesis_problems) notices."""
+    from citychain.genesis import build_genesis
+    from node.genesis import genesis_problems
+
+    g = build_genesis(small())
+    _share_key(g, "node-02", "node-03")
+    problems = genesis_problems(g.doc, at(1))
+    assert any("key" in p for p in problems), problems
+
+
+def test_one_key_as_a_consensus_node_and_a_client_is_a_genesis_problem():
+    """A consensus node's key also certified as a client's: the node signs client requests
+    under the client's id, which the role table (a node signing a request is refused)
+    exists to forbid."""
+    from citychain.genesis import build_genesis
+    from node.genesis import genesis_problems
+
+    g = build_genesis(small())
+    _share_key(g, "node-02", g.clients[0].id)
+    problems = genesis_problems(g.doc, at(1))
+    assert any("key" in p for p in problems), problems
