@@ -128,3 +128,20 @@ def test_one_key_as_a_consensus_node_and_a_client_is_a_genesis_problem():
     _share_key(g, "node-02", g.clients[0].id)
     problems = genesis_problems(g.doc, at(1))
     assert any("key" in p for p in problems), problems
+
+
+def test_a_chain_that_outlived_a_members_certificate_still_audits(monkeypatch, tmp_path):
+    """node-03's certificate expires at 1 s of a 2 s run. Every honest node accepted the
+    blocks node-03 voted on before that (docs/messages.md: "a committed block stays valid
+    after its signers' certificates expire"), and state transfer accepts their
+    certificates. The auditor, judging every certificate's validity at one date (by default
+    now; here the run's end), refuses the whole genesis, so not one ledger is read: the
+    chain the nodes built cannot be audited once any member's certificate has expired."""
+    from citychain.audit import audit_export
+    from citychain.export import write_run
+    from citychain.summary import summarize
+
+    run = simulate(small(), monkeypatch, tweak=lambda g: reissue(g, "node-03", valid=(NOT_BEFORE, at(1))))
+    write_run(tmp_path / "out", run, summarize(run, "expired"))
+    report = audit_export(tmp_path / "out", at=at(3))
+    assert report.genesis_trusted, report.member_problems
