@@ -145,3 +145,43 @@ def test_a_chain_that_outlived_a_members_certificate_still_audits(monkeypatch, t
     write_run(tmp_path / "out", run, summarize(run, "expired"))
     report = audit_export(tmp_path / "out", at=at(3))
     assert report.genesis_trusted, report.member_problems
+
+
+def test_a_verdict_cached_while_valid_does_not_pass_the_same_envelope_after_revocation(monkeypatch):
+    """node-02 is revoked from 1 s. One envelope object (the simulator shares it, and the
+    membership caches its verdict) is delivered to node-01 at 0.5 s and again at 1.5 s:
+    passed the first time, refused as revoked the second; so is a fresh copy of the same
+    bytes through the content-keyed cache of a process's membership."""
+    from citychain.scenario import Revocation
+    from consensus.messages import Prepare
+    from node.codec import decode, encode
+    from node.genesis import calendar_ns, membership_from_doc
+    from citychain.genesis import SIM_EPOCH
+
+    seen = {}
+
+    def inject(run):
+        env = Signer("node-02", run.genesis.identities["node-02"].key, run.genesis.chain_id).sign(
+            Prepare(0, 10_000, "ab" * 32))
+
+        def deliver(label):
+            def go(_a, now):
+                before = run.metrics.drops["node-01"].get("certificate-revoked", 0)
+                run.nodes["node-01"].on_message(env, now)
+                seen[label] = run.metrics.drops["node-01"].get("certificate-revoked", 0) - before
+            return go
+        run.engine.at(500 * MS, deliver("before"), None)
+        run.engine.at(1500 * MS, deliver("after"), None)
+        seen["env"] = env
+
+    scenario = small().model_copy(update={"revocations": [Revocation(member="node-2", at_ms=1000)]})
+    run = simulate(scenario, monkeypatch, inject=inject)
+    assert seen["before"] == 0 and seen["after"] == 1, seen
+    process = membership_from_doc(run.genesis.doc, cache_limit=64, crl=run.genesis.crl,
+                                  epoch_ns=calendar_ns(SIM_EPOCH))
+    first = seen["env"]
+    assert process.authenticate(first) is None and process.certificate_refusal("node-02", 500 * MS) is None
+    copy = decode(encode(first), run.genesis.chain_id)
+    assert copy is not first
+    assert process.authenticate(copy) is None  # the content cache passes the signature ...
+    assert process.certificate_refusal(copy.signer, 1500 * MS) == "certificate-revoked"  # ... never the time
