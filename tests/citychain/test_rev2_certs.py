@@ -185,3 +185,53 @@ def test_a_verdict_cached_while_valid_does_not_pass_the_same_envelope_after_revo
     assert copy is not first
     assert process.authenticate(copy) is None  # the content cache passes the signature ...
     assert process.certificate_refusal(copy.signer, 1500 * MS) == "certificate-revoked"  # ... never the time
+
+
+def _roles_membership():
+    from citychain.genesis import build_genesis
+
+    g = build_genesis(small())
+    return g, g.membership()
+
+
+def _messages():
+    from consensus.messages import Checkpoint, Commit, NewViewRequest, Prepare, ViewChange
+    from node.sync_messages import Fetch
+
+    return {"prepare": Prepare(0, 1, "ab" * 32), "commit": Commit(0, 1, "ab" * 32),
+            "checkpoint": Checkpoint(8, "ab" * 32, "cd" * 32), "view-change": ViewChange(1, 0, (), ()),
+            "new-view-request": NewViewRequest(1), "fetch": Fetch(1, 2),
+            "request": Request(1, "records", "put", {"key": "k", "value": "v"}, 1)}
+
+
+ROLE_CASES = [("observer-00", k, k == "fetch") for k in _messages()] + \
+             [("client", k, k == "request") for k in _messages()] + \
+             [("node-01", k, k != "request") for k in _messages()]
+
+
+def test_every_role_may_sign_only_its_own_kinds():
+    """An observer's PREPARE, COMMIT, CHECKPOINT, VIEW-CHANGE or NEW-VIEW request; a
+    client's consensus message of any kind; a node's client request: each unauthorised."""
+    g, membership = _roles_membership()
+    msgs = _messages()
+    for who, kind, allowed in ROLE_CASES:
+        member = g.clients[0].id if who == "client" else who
+        env = Signer(member, g.identities[member].key, g.chain_id).sign(msgs[kind])
+        verdict = membership.authenticate(env)
+        assert (verdict is None) == allowed, (member, kind, verdict)
+        if not allowed:
+            assert verdict == "unauthorised-role", (member, kind, verdict)
+
+
+def test_a_consensus_message_in_a_requests_place_in_a_block_is_refused():
+    """A PREPARE signed by node-01 (valid for its role) placed among a block's transactions."""
+    from consensus.block import Block, BlockHeader, tx_root
+    from node.checker import ChainChecker
+
+    g, membership = _roles_membership()
+    env = Signer("node-01", g.identities["node-01"].key, g.chain_id).sign(_messages()["prepare"])
+    header = BlockHeader(g.chain_id, 1, g.hash, tx_root((env,)), g.doc["state_root"], 0, "node-00", 1)
+    block = Block.create(header, (env,))
+    assert membership.check_block(block)[0] == "not-a-request"
+    problems = ChainChecker(membership, g.hash, set(g.replicas)).check_block(block)
+    assert problems and "not a request" in problems[0], problems
