@@ -46,6 +46,7 @@ def test_a_request_accepted_just_before_its_clients_expiry_does_not_strand_the_b
     late_blocks = sum(1 for e in run.nodes["node-00"].ledger.entries if e.block.header.timestamp > 2500 * MS)
     assert stuck.active and stuck.view == run.nodes["node-00"].replica.view, (views, drops["node-02"])
     assert late_blocks == 0 or late_votes > 0, (late_votes, late_blocks, views)
+    assert drops["node-02"].get("request-certificate-lapsed") == 1, drops["node-02"]
 
 
 def test_a_revoked_clients_request_signed_after_revocation_is_not_ordered_by_a_byzantine_primary(monkeypatch):
