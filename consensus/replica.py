@@ -395,6 +395,18 @@ class Replica:
             return effects + [CatchUp(-1, peers)]
         raise LocalProtocolError(f"unknown timer {event.name!r}")
 
+    def forget_requests(self, rids) -> bool:
+        """Drop waiting requests the caller will not have ordered (their client's
+        certificate no longer holds at its node, so no peer takes them from it either:
+        waiting on them would only time out into a view change nobody joins). True if
+        nothing waits any more: the request timer that fired has nothing to time out on."""
+        for rid in rids:
+            self.pending.pop(rid, None)
+        if not self.active or self.pending or self.accepted:
+            return False
+        self.vc_timer = False
+        return True
+
     def _request_timer(self, restart: bool) -> list[Effect]:
         """Section 4.4: a backup waiting to execute a request keeps a timer running."""
         if not self.active or self.me == self.primary:

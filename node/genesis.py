@@ -174,6 +174,7 @@ def genesis_problems(doc: dict, at: datetime.datetime) -> list[str]:
         return ["genesis.json: 'ca' is not a PEM certificate"]
     problems = [f"genesis.json: {p}" for p in ca_problems(ca, at)]
     seen: set[str] = set()
+    keys: dict[bytes, str] = {}  # one key, one member: else its holder has two votes, or two roles
     for field, roles in (("members", MEMBER_ROLES), ("clients", ("client",))):
         for entry in doc[field]:
             who = f"genesis.json {field} {entry['id']}"
@@ -189,6 +190,11 @@ def genesis_problems(doc: dict, at: datetime.datetime) -> list[str]:
                 continue
             problems.extend(f"{who}: certificate {p}"
                             for p in certificate_problems(cert, ca, entry["id"], entry["org"], entry["role"], at))
+            raw = _raw_key(cert)
+            if raw is not None:
+                if raw in keys:
+                    problems.append(f"{who}: certificate has the same public key as {keys[raw]}'s")
+                keys.setdefault(raw, entry["id"])
     return problems
 
 

@@ -20,7 +20,7 @@ from consensus.block import Block
 from consensus.effects import Broadcast, CancelTimer, CatchUp, Drop, Execute, Forward, Persist, Send, StartTimer
 from consensus.events import Adopted, Executed, Receive, Restarted, TimerFired
 from consensus.messages import NewView, PrePrepare, Request, Signed, ViewChange, embedded
-from consensus.replica import Replica, Restored
+from consensus.replica import VIEW_TIMER, Replica, Restored
 
 from .admission import DEFAULT_LIMITS, Admission, Limits
 from .codec import MalformedMessage, decode
@@ -158,7 +158,26 @@ class Node:
         if name == TICK_TIMER:
             self._charge(now, self.syncer.on_tick(t))
             return
+        if name == VIEW_TIMER and self._forget_lapsed_requests(now):
+            return
         self._run(TimerFired(t, name), now, t)
+
+    def _forget_lapsed_requests(self, now: int) -> bool:
+        """A request taken while its client's certificate held, still waiting when it no
+        longer does: peers judge a forwarded request on their own clock and refuse it, so
+        no primary would ever order it from here. Forget it rather than time out into a
+        view change nobody joins (docs/messages.md, "Certificates at the node"). True if
+        the request timer that fired had nothing else to wait on."""
+        replica = self.replica
+        if type(replica) is not Replica or not replica.active or not replica.pending:
+            return False
+        refusal = self.membership.certificate_refusal
+        lapsed = [rid for rid, env in replica.pending.items() if refusal(env.signer, now) is not None]
+        if not lapsed:
+            return False
+        for _ in lapsed:
+            self.metrics.drop(self.id, "request-certificate-lapsed")
+        return replica.forget_requests(lapsed)
 
     VERIFIED_CACHE = 8192
 

@@ -16,6 +16,7 @@ state and PBFT's timers and state transfer catch up on what it missed.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiomqtt
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -40,7 +42,7 @@ from node.checker import ChainChecker
 from node.codec import MalformedMessage, decode
 from node.costs import NO_COSTS
 from node.execution import Executor
-from node.genesis import membership_from_doc, read_crl, read_genesis
+from node.genesis import CRL_FILE, membership_from_doc, read_crl, read_genesis, revocations
 from node.identity import public_key_of
 from node.metrics import Metrics
 from node.node import Node
@@ -274,8 +276,25 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
     """Build node ``node_id`` from the genesis and its data directory, restoring what it stored."""
     try:
         doc, ghash = read_genesis(Path(genesis_dir) / "genesis.json")  # the hash is over the exact bytes
+        ca = x509.load_pem_x509_certificate(doc["ca"].encode())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise NodeSetupError(f"{genesis_dir}/genesis.json: not a readable citychain genesis ({exc})") from None
+    crl_path = Path(genesis_dir) / CRL_FILE
+    try:  # the CRL's own faults are its own: say which file, not genesis.json
+        crl = read_crl(Path(genesis_dir))
+        next_update = None
+        if crl is not None:
+            revocations(crl, ca)
+            next_update = x509.load_pem_x509_crl(crl).next_update_utc
+    except (OSError, ValueError, TypeError) as exc:
+        raise NodeSetupError(f"{crl_path}: not a revocation list of this chain's CA ({exc})") from None
+    if next_update is not None and next_update < datetime.datetime.now(datetime.timezone.utc):
+        # RFC 5280: past its nextUpdate the list is stale (the CA may have revoked more since).
+        log.warning(json.dumps({"node": node_id, "event": "revocation-list-stale", "file": str(crl_path),
+                                "next_update": next_update.isoformat()}))
+    try:
         # Certificates are checked on the wall clock: node time is the loop's monotonic clock.
-        membership = membership_from_doc(doc, cache_limit=VERDICT_CACHE, crl=read_crl(Path(genesis_dir)),
+        membership = membership_from_doc(doc, cache_limit=VERDICT_CACHE, crl=crl,
                                          epoch_ns=time.time_ns() - now_ns(loop))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise NodeSetupError(f"{genesis_dir}/genesis.json: not a readable citychain genesis ({exc})") from None
@@ -293,7 +312,6 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
         raise NodeSetupError(f"unknown behaviour {behaviour!r}; one of {', '.join(sorted(BEHAVIOURS))}")
     chain_id = doc["chain_id"]
     key = load_private_key(data_dir / "key.pem")
-    from cryptography import x509
     cert_key = public_key_of(x509.load_pem_x509_certificate(entry["cert"].encode()))
     if cert_key.public_bytes_raw() != key.public_key().public_bytes_raw():
         raise NodeSetupError(f"{data_dir / 'key.pem'} is not the key of {node_id}'s certificate in the genesis")
