@@ -47,7 +47,7 @@ from consensus.encoding import sha256_hex
 from consensus.messages import Signed
 from consensus.quorum import max_faulty, quorum
 from node.checker import ChainChecker
-from node.genesis import (CRL_FILE, certificate_problems, entry_key, genesis_hash, genesis_problems, member_entries,
+from node.genesis import (CRL_FILE, certificate_problems, entry_key, expired_on, genesis_hash, genesis_problems, member_entries,
                           revocations)
 from node.identity import derive_key
 from node.membership import Membership
@@ -132,6 +132,7 @@ class AuditReport:
     seed: int | None = None  # the seed summary.json records
     consensus_members: tuple[str, ...] = ()
     pin_problem: str | None = None  # genesis.json is not the pinned genesis: nothing else was read
+    expired: dict[str, str] = field(default_factory=dict)  # member -> the date its certificate expired (before at)
 
     @property
     def safe(self) -> bool:
@@ -215,6 +216,7 @@ class AuditReport:
             "conflicts": [c.to_dict() for c in self.conflicts],
             "invalid_ledgers": self.invalid,
             "member_problems": self.member_problems,
+            "expired_certificates": self.expired,
             "missing_ledgers": self.missing,
             "missing_consensus_ledgers": self.missing_consensus,
             "genesis_pinned": self.genesis_pinned, "genesis_pin_problem": self.pin_problem,
@@ -265,6 +267,10 @@ class AuditReport:
         out.append("member certificates: " + (f"{len(self.member_problems)} problems" if self.member_problems else
                                               f"all chain to the CA and match the genesis, valid on {self.checked_at}"))
         out.extend(f"  {p}" for p in self.member_problems[:20])
+        if self.expired:
+            out.append("expired certificates (what they signed before stays valid): "
+                       + ", ".join(f"{m} on {d}" for m, d in list(self.expired.items())[:10])
+                       + (" …" if len(self.expired) > 10 else ""))
         if self.liveness is None:
             out.append("liveness: not judged (no submitted.jsonl)")
         else:
@@ -304,7 +310,11 @@ def audit_export(out_dir: Path, *, at: datetime.datetime | None = None,
     doc = parse_genesis(out_dir, raw)
     ledger_paths = ledger_files(out_dir)
     keys, seed = key_origin(out_dir, doc)
-    problems = genesis_problems(doc, at)
+    # A chain may outlive a member's certificate: nodes refused its messages from the
+    # expiry on, and what it signed before stays valid, so an expiry is reported, not
+    # held against the export (a certificate not yet valid, or the CA's, still is).
+    problems = genesis_problems(doc, at, expired_ok=True)
+    expired = expired_members(doc, at)
     if genesis_hash(doc) != ghash:
         problems.append("genesis.json is not canonical JSON: the genesis hash is SHA-256 of its exact bytes, "
                         "so a re-encoded file is another genesis (docs/ledger.md)")
@@ -319,12 +329,12 @@ def audit_export(out_dir: Path, *, at: datetime.datetime | None = None,
         n = sum(1 for m in doc["members"] if m["role"] == "consensus")
         return AuditReport(str(out_dir), doc["chain_id"], ghash, n, max_faulty(n) if n else 0, quorum(n) if n else 0,
                            f"{at:%Y-%m-%d}", member_problems=problems, genesis_trusted=False, genesis_pinned=pinned,
-                           keys=keys, seed=seed)
+                           keys=keys, seed=seed, expired=expired)
     problems += exported_certificate_problems(out_dir / "genesis", doc, at)
     faults = _read_faults(out_dir / "faults.json")
     report = AuditReport(str(out_dir), rules.chain_id, ghash, rules.n, rules.f, rules.quorum, f"{at:%Y-%m-%d}",
                          member_problems=problems, byzantine=sorted(faults.get("byzantine", [])) if faults else [],
-                         genesis_pinned=pinned, keys=keys, seed=seed)
+                         genesis_pinned=pinned, keys=keys, seed=seed, expired=expired)
     checks = {path.stem: rules.check_file(path) for path in ledger_paths}
     submitted = _read_submitted(out_dir / "submitted.jsonl")
     if not any(c.lines for c in checks.values()) and not submitted:
@@ -522,6 +532,19 @@ def _pem_files(folder: Path) -> tuple[list[str], list[str]]:
     return sorted(found), problems
 
 
+def expired_members(doc: dict, at: datetime.datetime) -> dict[str, str]:
+    """Member -> the date (UTC) its genesis certificate expired, for those that expired before ``at``."""
+    out = {}
+    for entry in doc.get("members", []) + doc.get("clients", []):
+        try:
+            ended = expired_on(x509.load_pem_x509_certificate(entry["cert"].encode()), at)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue  # genesis_problems names it
+        if ended is not None:
+            out[entry["id"]] = f"{ended:%Y-%m-%dT%H:%M:%SZ}"
+    return out
+
+
 def exported_certificate_problems(folder: Path, doc: dict, at: datetime.datetime) -> list[str]:
     """Every *.pem under genesis/, by its path: ca.pem is the genesis CA; each member's file
     (node-XX.pem, observer-XX.pem, clients/client-XX.pem: the path its role implies) chains
@@ -561,7 +584,7 @@ def exported_certificate_problems(folder: Path, doc: dict, at: datetime.datetime
             continue
         entry = entries[member_id]
         problems.extend(f"{where}: {p}" for p in certificate_problems(
-            cert, ca, member_id, entry["org"], entry["role"], at, key=entry_key(entry)))
+            cert, ca, member_id, entry["org"], entry["role"], at, key=entry_key(entry), expired_ok=True))
     crl = folder / CRL_FILE
     if crl.exists():  # the CA's revocation list: nodes refuse to start on any other (docs/messages.md)
         try:

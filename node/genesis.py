@@ -131,10 +131,12 @@ def _is_ca(cert: x509.Certificate) -> bool:
 
 
 def certificate_problems(cert: x509.Certificate, ca: x509.Certificate, member_id: str, org: str, role: str,
-                         at: datetime.datetime, key: bytes | None = None) -> list[str]:
+                         at: datetime.datetime, key: bytes | None = None, expired_ok: bool = False) -> list[str]:
     """Why ``cert`` is not the certificate of member ``member_id`` (of ``org``, in
     ``role``) issued by ``ca`` and valid at ``at``; with ``key``, also when its public
-    key is not that one (the genesis entry's). Empty if it is."""
+    key is not that one (the genesis entry's). Empty if it is. With ``expired_ok``, a
+    certificate whose period ended before ``at`` passes (``expired_on`` says when): a
+    chain may outlive a member's certificate, and what it signed before stays valid."""
     problems = [] if _issued_by(cert, ca) else ["not issued by the chain's CA"]
     cn, cert_org, cert_role = subject_fields(cert)
     for what, got, want in (("common name", cn, member_id), ("organisation", cert_org, org), ("role", cert_role, role)):
@@ -148,7 +150,15 @@ def certificate_problems(cert: x509.Certificate, ca: x509.Certificate, member_id
     if _is_ca(cert):
         problems.append("it is a CA certificate, not a member's")
     late = _validity(cert, at)
+    if late and expired_ok and expired_on(cert, at):
+        late = None
     return problems + [late] if late else problems
+
+
+def expired_on(cert: x509.Certificate, at: datetime.datetime) -> datetime.datetime | None:
+    """When ``cert``'s validity period ended, if that was before ``at``."""
+    end = cert.not_valid_after_utc
+    return end if end < at else None
 
 
 def ca_problems(ca: x509.Certificate, at: datetime.datetime) -> list[str]:
@@ -164,10 +174,11 @@ def member_entries(doc: dict) -> dict[str, dict]:
     return {e["id"]: e for e in doc["members"] + doc["clients"]}
 
 
-def genesis_problems(doc: dict, at: datetime.datetime) -> list[str]:
+def genesis_problems(doc: dict, at: datetime.datetime, expired_ok: bool = False) -> list[str]:
     """Every reason not to trust this genesis document: its CA, and each entry's
     certificate (issued by that CA, naming the entry's id, organisation and role,
-    within its validity period at ``at``), ids unique, roles in the right list."""
+    within its validity period at ``at``, or only expired before it with ``expired_ok``),
+    ids unique, roles in the right list."""
     try:
         ca = x509.load_pem_x509_certificate(doc["ca"].encode())
     except ValueError:
@@ -189,7 +200,8 @@ def genesis_problems(doc: dict, at: datetime.datetime) -> list[str]:
                 problems.append(f"{who}: 'cert' is not a PEM certificate")
                 continue
             problems.extend(f"{who}: certificate {p}"
-                            for p in certificate_problems(cert, ca, entry["id"], entry["org"], entry["role"], at))
+                            for p in certificate_problems(cert, ca, entry["id"], entry["org"], entry["role"], at,
+                                                          expired_ok=expired_ok))
             raw = _raw_key(cert)
             if raw is not None:
                 if raw in keys:

@@ -3,6 +3,8 @@ CRL handling, roles and replay interleavings the branch's tests do not cover."""
 
 from __future__ import annotations
 
+import pytest
+
 from consensus.messages import Request
 from node.identity import NOT_BEFORE
 from node.signing import Signer
@@ -49,6 +51,8 @@ def test_a_request_accepted_just_before_its_clients_expiry_does_not_strand_the_b
     assert drops["node-02"].get("request-certificate-lapsed") == 1, drops["node-02"]
 
 
+@pytest.mark.xfail(strict=True, reason="open (docs/messages.md, 'A known gap'): requests inside a block are not "
+                   "judged by time, so a faulty primary can order a revoked client's later request")
 def test_a_revoked_clients_request_signed_after_revocation_is_not_ordered_by_a_byzantine_primary(monkeypatch):
     """client X is revoked from 0.5 s (the CA's CRL). At 3 s, long after, the holder of X's
     key (the reason to revoke it) signs a new request, and a Byzantine primary (node-00)
@@ -146,6 +150,8 @@ def test_a_chain_that_outlived_a_members_certificate_still_audits(monkeypatch, t
     write_run(tmp_path / "out", run, summarize(run, "expired"))
     report = audit_export(tmp_path / "out", at=at(3))
     assert report.genesis_trusted, report.member_problems
+    assert list(report.expired) == ["node-03"] and report.to_dict()["expired_certificates"] == report.expired
+    assert report.valid and report.safe, report.reasons()
 
 
 def test_a_verdict_cached_while_valid_does_not_pass_the_same_envelope_after_revocation(monkeypatch):
