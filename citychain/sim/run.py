@@ -29,6 +29,7 @@ from .faults import Action, FaultPlan, plan_faults
 from .network import SimNetwork
 from .trace import FORMAT as TRACE_FORMAT
 from .trace import Recorder, RecordingNetwork, Trace
+from .verify import VerifyAhead, default_threads
 from .workload import Submission, submissions
 
 
@@ -176,11 +177,17 @@ def _apply(run: SimRun, action: Action, now: int) -> None:
 
 
 def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = None,
-             record: bool = False) -> SimRun:
+             record: bool = False, verify_threads: int | None = None) -> SimRun:
     """Run the scenario's workload to completion (or until the drain time runs out).
-    ``record``: keep a trace of the run (``run.trace()``; citychain/sim/trace.py)."""
+    ``record``: keep a trace of the run (``run.trace()``; citychain/sim/trace.py).
+    ``verify_threads``: worker threads verifying signatures ahead (citychain/sim/verify.py;
+    default ``CITYCHAIN_VERIFY_THREADS`` or 1, 0 for none); the run is the same either way."""
     started = time.perf_counter()
     run = build(scenario, record=True) if record else build(scenario)
+    threads = default_threads() if verify_threads is None else verify_threads
+    ahead = VerifyAhead(run.membership, threads) if threads > 0 else None
+    if ahead is not None:
+        run.network.ahead = ahead.sent
     genesis, engine, metrics, network = run.genesis, run.engine, run.metrics, run.network
     signers = {c.id: Signer(c.id, genesis.identities[c.id].key, genesis.chain_id) for c in genesis.clients}
     org_keys = {o["id"]: o["x25519"] for o in genesis.doc["organisations"]}
@@ -239,6 +246,11 @@ def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
         run.first_submit = first.at
         engine.at(first.at, submit, first)
     total = scenario.workload.transactions
-    engine.run(progress=(lambda _t: progress(metrics.first_executions, total)) if progress else None)
+    try:
+        engine.run(progress=(lambda _t: progress(metrics.first_executions, total)) if progress else None)
+    finally:
+        if ahead is not None:
+            run.network.ahead = None
+            ahead.close()
     run.wall_seconds = time.perf_counter() - started
     return run
