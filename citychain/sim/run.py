@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from consensus.executed import ExecutedIndex
 from consensus.quorum import quorum
 from node.assembly import chain_apps, client_directory, replica_config, replica_factory, sync_timings
 from node.byzantine import Context, syncer_for
@@ -118,8 +119,9 @@ def build(scenario: Scenario, record: bool = False) -> SimRun:
     honest = [n for n in replicas if n not in colluders]
     groups = (tuple(honest[0::2]), tuple(honest[1::2]))
     nodes: dict[str, Node] = {}
+    executed = ExecutedIndex()  # executed request ids, stored once for every replica (consensus/executed.py)
     for placement in genesis.nodes:
-        config = replica_config(genesis.doc, placement.id, genesis.hash)
+        config = replace(replica_config(genesis.doc, placement.id, genesis.hash), executed_index=executed)
         ident = genesis.identities[placement.id]
         signer = Signer(ident.id, ident.key, genesis.chain_id)
         bad = plan.byzantine.get(placement.id)
