@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from weakref import WeakValueDictionary
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -111,6 +112,7 @@ def build(scenario: Scenario, record: bool = False) -> SimRun:
     apps = chain_apps(genesis.doc)
     directory = client_directory(genesis.doc)
     memo: dict = {}  # (state root, block hash) -> outcome, shared by nodes holding the same state
+    states = WeakValueDictionary()  # (state root, block hash) -> the state after it, shared likewise
     cpu = CpuCosts.from_spec(scenario.cpu)
     replicas = genesis.replicas
     checker = ChainChecker(membership, genesis.hash, set(replicas))
@@ -133,7 +135,7 @@ def build(scenario: Scenario, record: bool = False) -> SimRun:
         if recorder is not None:
             make = (lambda saved, m=make, nid=placement.id: recorder.watch(nid, m(saved)))
         node = Node(placement.id, make, signer, membership, network,
-                    Executor(apps, directory, WorldState(), memo), Ledger(genesis.hash), metrics, cpu,
+                    Executor(apps, directory, WorldState(), memo, states), Ledger(genesis.hash), metrics, cpu,
                     syncer=lambda nd, cls=syncer_class: cls(nd, checker, sync_timeout, sync_interval))
         nodes[placement.id] = node
         network.attach(placement.id, node.on_message, node.on_timer)
@@ -142,7 +144,7 @@ def build(scenario: Scenario, record: bool = False) -> SimRun:
         watcher = ObserverConfig(genesis.chain_id, replicas, placement.id)
         node = Node(placement.id, lambda _saved, c=watcher: ObserverReplica(c),
                     Signer(ident.id, ident.key, genesis.chain_id), membership, network,
-                    Executor(apps, directory, WorldState(), memo), Ledger(genesis.hash), metrics, cpu,
+                    Executor(apps, directory, WorldState(), memo, states), Ledger(genesis.hash), metrics, cpu,
                     syncer=lambda nd: Syncer(nd, checker, sync_timeout, sync_interval // 2))
         nodes[placement.id] = node
         network.attach(placement.id, node.on_message, node.on_timer, votes=False)
