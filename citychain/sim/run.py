@@ -185,7 +185,7 @@ def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
     """Run the scenario's workload to completion (or until the drain time runs out).
     ``record``: keep a trace of the run (``run.trace()``; citychain/sim/trace.py).
     ``verify_threads``: worker threads verifying signatures ahead (citychain/sim/verify.py;
-    default ``CITYCHAIN_VERIFY_THREADS`` or 1, 0 for none); the run is the same either way."""
+    default ``CITYCHAIN_VERIFY_THREADS`` or 0, none); the run is the same either way."""
     started = time.perf_counter()
     run = build(scenario, record=True) if record else build(scenario)
     threads = default_threads() if verify_threads is None else verify_threads

@@ -26,13 +26,17 @@ PENDING_LIMIT = 20_000  # envelopes sent but not yet checked; beyond this the ol
 
 
 def default_threads() -> int:
-    """Worker threads for verify-ahead: ``CITYCHAIN_VERIFY_THREADS`` or one (the main
-    thread is the other core's user). 0 turns it off."""
+    """Worker threads for verify-ahead: ``CITYCHAIN_VERIFY_THREADS``, else none.
+
+    Off by default: a worker needs the GIL back after each verification, and the main
+    thread lets go of it only every switch interval (5 ms), so the worker falls behind
+    and the main thread waits for its answers. Measured on the shared two-core machine,
+    it took main-thread CPU off but no wall time (docs/benchmarking.md)."""
     text = os.environ.get("CITYCHAIN_VERIFY_THREADS", "")
     try:
-        return max(0, int(text)) if text else (1 if (os.cpu_count() or 1) > 1 else 0)
+        return max(0, int(text)) if text else 0
     except ValueError:
-        return 1
+        return 0
 
 
 class _Key:
