@@ -32,7 +32,7 @@ restarted replica is rebuilt from it (``Replica.restore``) and told ``Restarted`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 
 from .block import Block, BlockHeader, tx_root
@@ -40,6 +40,7 @@ from .durable import (Accepted, DurableState, NewViewBuilt, Prepared, Proposed, 
                       ViewInstalled)
 from .effects import Broadcast, CancelTimer, CatchUp, Drop, Effect, Execute, Forward, Persist, Send, StartTimer
 from .events import Adopted, Event, Executed, Receive, Restarted, TimerFired
+from .executed import ExecutedIds, ExecutedIndex
 from .messages import (Checkpoint, Commit, NewView, NewViewRequest, PrePrepare, Prepare, PreparedProof, Request,
                        Signed, ViewChange)
 from .quorum import max_faulty, quorum, weak_quorum
@@ -71,6 +72,9 @@ class ReplicaConfig:
     watermark_window: int = 20  # L = H - h
     view_change_timeout: int = 500_000_000  # ns a backup waits for a request to execute
     max_pending: int = 2000  # requests held waiting to be ordered; more are refused (back-pressure)
+    # Shared by the replicas of one process (the simulator), so executed request ids are
+    # stored once, not once per replica (consensus/executed.py); None: a plain set.
+    executed_index: ExecutedIndex | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if self.me not in self.replicas:
@@ -170,7 +174,8 @@ class Replica:
         self.deferred: dict[int, tuple[Signed, bool]] = {}  # pre-prepares waiting for the block below
         self.pending: dict[str, Signed] = {}  # request id -> request, in arrival order
         self.accepted: dict[str, Signed] = {}  # requests in accepted, not yet executed blocks
-        self.done: set[str] = set()  # request ids executed
+        index = config.executed_index
+        self.done: set[str] | ExecutedIds = set() if index is None else index.executed()  # request ids executed
         # timers
         self.batch_timer = False
         self.batch_due = False
@@ -213,7 +218,7 @@ class Replica:
         r.low = proof[0].message.seq if proof else 0
         r.last_certificate = saved.last_certificate
         for block in saved.blocks:
-            r.done.update(req.digest for req in block.requests)
+            r.done |= block.ids
             if block.height > r.low:
                 r.hash_at[block.height] = block.hash
         if saved.blocks:

@@ -70,20 +70,36 @@ class _TxView:
 
 
 class Executor:
+    """Runs blocks over ``state``. With ``memo`` (the simulator: one dict shared by every
+    node), an outcome is computed once per (state root, block); with ``states`` too (a
+    shared ``WeakValueDictionary``), the state after it is one object as well: states
+    are then never changed in place but succeeded (``WorldState.successor``), and nodes
+    holding the same state share it instead of holding a copy each."""
+
     def __init__(self, apps: dict, directory: dict[str, tuple[str, str]], state: WorldState,
-                 memo: dict | None = None):
+                 memo: dict | None = None, states=None):
         self.apps = apps  # name -> app instance
         self.directory = directory  # client id -> (org, role)
         self.state = state
         self.memo = memo
+        self.states = states if memo is not None else None
 
     def execute(self, block: Block) -> BlockOutcome:
         key = (self.state.root(), block.hash)
         if self.memo is not None:
             known = self.memo.get(key)
             if known is not None:
-                self.state.apply(known.writes, known.buckets)
-                self.state.set_known_root(known.state_root)
+                states = self.states
+                if states is None:
+                    self.state.apply(known.writes, known.buckets)
+                    self.state.set_known_root(known.state_root)
+                    return known
+                after = states.get(key)
+                if after is None:
+                    after = self.state.successor(known.writes, known.buckets)
+                    after.set_known_root(known.state_root)
+                    states[key] = after
+                self.state = after
                 return known
         block_writes: dict[str, str | None] = {}
         receipts = []
@@ -112,7 +128,11 @@ class Executor:
             receipts.append(Receipt(env.digest, True, "", result))
         writes = tuple(block_writes.items())
         buckets = tuple(bucket_of(key) for key, _ in writes)
-        self.state.apply(writes, buckets)
+        if self.states is None:
+            self.state.apply(writes, buckets)
+        else:
+            self.state = self.state.successor(writes, buckets)
+            self.states[key] = self.state
         outcome = BlockOutcome(tuple(receipts), writes, self.state.root(), buckets)
         if self.memo is not None:
             self.memo[key] = outcome

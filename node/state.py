@@ -45,6 +45,32 @@ class WorldState:
         if writes:
             self._root = None
 
+    def successor(self, writes: tuple[tuple[str, str | None], ...],
+                  buckets: tuple[int, ...] | None = None) -> "WorldState":
+        """A new state: this one with ``writes`` applied, this one unchanged. Untouched
+        buckets are shared (copy on write), so the simulator's nodes can all hold one
+        state per block instead of a copy each (node/execution.py)."""
+        new = WorldState.__new__(WorldState)
+        new._buckets = list(self._buckets)
+        new._hashes = list(self._hashes)
+        new._dirty = set(self._dirty)
+        new._root = self._root
+        own: set[int] = set()
+        table = new._buckets
+        for i, (key, text) in enumerate(writes):
+            b = buckets[i] if buckets is not None else bucket_of(key)
+            if b not in own:
+                table[b] = dict(table[b])
+                own.add(b)
+            if text is None:
+                table[b].pop(key, None)
+            else:
+                table[b][key] = text
+        new._dirty |= own
+        if writes:
+            new._root = None
+        return new
+
     def set_known_root(self, root: str) -> None:
         """Adopt a root computed elsewhere for this exact state (the simulator's execution memo).
 

@@ -51,6 +51,7 @@ class SimNetwork:
         self.overrides: dict[frozenset, tuple[int | None, float | None]] = {}  # site pair -> (latency, loss)
         self._routes: dict[str, list[tuple[str, int, float]]] = {}
         self._links: dict[tuple[str, str], tuple[int, float]] = {}
+        self.ahead = None  # optional (envelope) -> None, told of every envelope sent (sim/verify.py)
 
     def attach(self, node_id: str, on_message, on_timer, votes: bool = True) -> None:
         self.handlers[node_id] = on_message
@@ -144,6 +145,8 @@ class SimNetwork:
 
     def broadcast(self, src: str, env: Signed, at: int) -> None:
         route = self._route(src)
+        if self.ahead is not None:
+            self.ahead(env)
         kind = env.message.KIND
         self.metrics.sent(kind, env.size, len(route))
         if kind == "pre-prepare":
@@ -152,6 +155,8 @@ class SimNetwork:
         self._transmit(src, env, at, route)
 
     def send(self, src: str, dst: str, env: Signed, at: int) -> None:
+        if self.ahead is not None:
+            self.ahead(env)
         kind = env.message.KIND
         self.metrics.sent(kind, env.size)
         if kind == "pre-prepare":  # an equivocating primary sends its versions one by one
@@ -161,6 +166,8 @@ class SimNetwork:
 
     def client_send(self, near: str, dst: str, env: Signed, at: int) -> None:
         """A client at node ``near``'s site sends to ``dst`` (clients have their own uplinks)."""
+        if self.ahead is not None:
+            self.ahead(env)
         self.metrics.sent(env.message.KIND, env.size)
         latency, loss = self.link(near, dst)
         if loss and self.rng.random() < loss:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from weakref import WeakValueDictionary
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from consensus.executed import ExecutedIndex
 from consensus.quorum import quorum
 from node.assembly import chain_apps, client_directory, replica_config, replica_factory, sync_timings
 from node.byzantine import Context, syncer_for
@@ -29,6 +31,7 @@ from .faults import Action, FaultPlan, plan_faults
 from .network import SimNetwork
 from .trace import FORMAT as TRACE_FORMAT
 from .trace import Recorder, RecordingNetwork, Trace
+from .verify import VerifyAhead, default_threads
 from .workload import Submission, submissions
 
 
@@ -109,6 +112,7 @@ def build(scenario: Scenario, record: bool = False) -> SimRun:
     apps = chain_apps(genesis.doc)
     directory = client_directory(genesis.doc)
     memo: dict = {}  # (state root, block hash) -> outcome, shared by nodes holding the same state
+    states = WeakValueDictionary()  # (state root, block hash) -> the state after it, shared likewise
     cpu = CpuCosts.from_spec(scenario.cpu)
     replicas = genesis.replicas
     checker = ChainChecker(membership, genesis.hash, set(replicas))
@@ -117,8 +121,9 @@ def build(scenario: Scenario, record: bool = False) -> SimRun:
     honest = [n for n in replicas if n not in colluders]
     groups = (tuple(honest[0::2]), tuple(honest[1::2]))
     nodes: dict[str, Node] = {}
+    executed = ExecutedIndex()  # executed request ids, stored once for every replica (consensus/executed.py)
     for placement in genesis.nodes:
-        config = replica_config(genesis.doc, placement.id, genesis.hash)
+        config = replace(replica_config(genesis.doc, placement.id, genesis.hash), executed_index=executed)
         ident = genesis.identities[placement.id]
         signer = Signer(ident.id, ident.key, genesis.chain_id)
         bad = plan.byzantine.get(placement.id)
@@ -130,7 +135,7 @@ def build(scenario: Scenario, record: bool = False) -> SimRun:
         if recorder is not None:
             make = (lambda saved, m=make, nid=placement.id: recorder.watch(nid, m(saved)))
         node = Node(placement.id, make, signer, membership, network,
-                    Executor(apps, directory, WorldState(), memo), Ledger(genesis.hash), metrics, cpu,
+                    Executor(apps, directory, WorldState(), memo, states), Ledger(genesis.hash), metrics, cpu,
                     syncer=lambda nd, cls=syncer_class: cls(nd, checker, sync_timeout, sync_interval))
         nodes[placement.id] = node
         network.attach(placement.id, node.on_message, node.on_timer)
@@ -139,7 +144,7 @@ def build(scenario: Scenario, record: bool = False) -> SimRun:
         watcher = ObserverConfig(genesis.chain_id, replicas, placement.id)
         node = Node(placement.id, lambda _saved, c=watcher: ObserverReplica(c),
                     Signer(ident.id, ident.key, genesis.chain_id), membership, network,
-                    Executor(apps, directory, WorldState(), memo), Ledger(genesis.hash), metrics, cpu,
+                    Executor(apps, directory, WorldState(), memo, states), Ledger(genesis.hash), metrics, cpu,
                     syncer=lambda nd: Syncer(nd, checker, sync_timeout, sync_interval // 2))
         nodes[placement.id] = node
         network.attach(placement.id, node.on_message, node.on_timer, votes=False)
@@ -176,11 +181,17 @@ def _apply(run: SimRun, action: Action, now: int) -> None:
 
 
 def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = None,
-             record: bool = False) -> SimRun:
+             record: bool = False, verify_threads: int | None = None) -> SimRun:
     """Run the scenario's workload to completion (or until the drain time runs out).
-    ``record``: keep a trace of the run (``run.trace()``; citychain/sim/trace.py)."""
+    ``record``: keep a trace of the run (``run.trace()``; citychain/sim/trace.py).
+    ``verify_threads``: worker threads verifying signatures ahead (citychain/sim/verify.py;
+    default ``CITYCHAIN_VERIFY_THREADS`` or 0, none); the run is the same either way."""
     started = time.perf_counter()
     run = build(scenario, record=True) if record else build(scenario)
+    threads = default_threads() if verify_threads is None else verify_threads
+    ahead = VerifyAhead(run.membership, threads) if threads > 0 else None
+    if ahead is not None:
+        run.network.ahead = ahead.sent
     genesis, engine, metrics, network = run.genesis, run.engine, run.metrics, run.network
     signers = {c.id: Signer(c.id, genesis.identities[c.id].key, genesis.chain_id) for c in genesis.clients}
     org_keys = {o["id"]: o["x25519"] for o in genesis.doc["organisations"]}
@@ -239,6 +250,11 @@ def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
         run.first_submit = first.at
         engine.at(first.at, submit, first)
     total = scenario.workload.transactions
-    engine.run(progress=(lambda _t: progress(metrics.first_executions, total)) if progress else None)
+    try:
+        engine.run(progress=(lambda _t: progress(metrics.first_executions, total)) if progress else None)
+    finally:
+        if ahead is not None:
+            run.network.ahead = None
+            ahead.close()
     run.wall_seconds = time.perf_counter() - started
     return run

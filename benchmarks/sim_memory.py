@@ -1,0 +1,75 @@
+"""Simulator memory: peak resident set of one run and how the resident set grows along it.
+
+Runs taihu (records only, as benchmarks/sim_speed.py does) with --nodes and --tx, samples
+the resident set from /proc/self/statm about every tenth of the transactions (from the
+progress callback), and prints the peak and the growth per block between the second
+sample and the last (issue 13: memory that does not grow with the length of a run).
+See docs/benchmarking.md.
+
+    python benchmarks/sim_memory.py                     # n = 60, 100,000 tx, 100 per block
+    python benchmarks/sim_memory.py --nodes 60 --tx 30000
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from citychain.scenario import load_scenario  # noqa: E402
+from citychain.sim.run import simulate  # noqa: E402
+
+
+def scenario_for(path: Path, n: int, tx: int, block: int, rate: float):
+    """The run of benchmarks/sim_speed.py: records puts only, ``block`` per block."""
+    s = load_scenario(path)
+    data = s.model_dump()
+    data["nodes"] = n
+    data["workload"]["transactions"] = tx
+    data["workload"]["rate_tps"] = rate
+    data["workload"]["mix"] = [{"app": "records", "op": "put", "weight": 1}]
+    data["consensus"]["block_size"] = block
+    return type(s).model_validate(data)
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default=str(ROOT / "citychain" / "scenarios" / "taihu.yaml"))
+    parser.add_argument("--nodes", type=int, default=60)
+    parser.add_argument("--tx", type=int, default=100_000)
+    parser.add_argument("--block", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=2500.0)
+    args = parser.parse_args()
+    scenario = scenario_for(Path(args.scenario), args.nodes, args.tx, args.block, args.rate)
+    marks: list[tuple[int, float]] = []
+
+    def progress(done: int, total: int) -> None:
+        if not marks or done >= marks[-1][0] + total // 10:
+            marks.append((done, rss_mib()))
+
+    start = time.perf_counter()
+    run = simulate(scenario, progress=progress)
+    wall = time.perf_counter() - start
+    blocks = max(node.ledger.height for node in run.nodes.values())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"n = {args.nodes}, {args.tx:,} tx, {blocks} blocks: wall {wall:.1f} s, peak {peak:.0f} MiB")
+    for done, rss in marks:
+        print(f"  {done:>9,} tx executed  {rss:7.0f} MiB")
+    if len(marks) >= 3:
+        (d0, r0), (d1, r1) = marks[1], marks[-1]
+        per_block = (r1 - r0) * 1024 / max(1, (d1 - d0) / args.block)
+        print(f"growth {per_block:.0f} KiB per block ({(r1 - r0) / max(1, d1 - d0) * 100_000:.0f} MiB per 100,000 tx)")
+
+
+if __name__ == "__main__":
+    main()

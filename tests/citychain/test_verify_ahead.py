@@ -1,0 +1,57 @@
+"""Verify-ahead (citychain/sim/verify.py): signatures checked in worker threads give the
+same run, byte for byte, as checking them on the main thread (issue 13)."""
+
+import filecmp
+from pathlib import Path
+
+import pytest
+
+from citychain.export import write_run
+from citychain.scenario import load_scenario
+from citychain.sim.run import simulate
+from citychain.summary import summarize
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "citychain" / "scenarios"
+
+
+def _export(scenario, threads: int, out: Path) -> dict:
+    run = simulate(scenario, record=True, verify_threads=threads)
+    summary = summarize(run, "ahead")
+    summary.pop("wall_seconds", None)
+    write_run(out, run, summary)
+    # The membership has its plain keys back once the run is over.
+    assert not any(type(key).__name__ == "_Key" for key, _org, _role in run.membership.members.values())
+    return summary
+
+
+def _same_tree(a: Path, b: Path) -> None:
+    names = sorted(str(p.relative_to(a)) for p in a.rglob("*") if p.is_file())
+    assert names == sorted(str(p.relative_to(b)) for p in b.rglob("*") if p.is_file())
+    for name in names:
+        if name in ("summary.json", "report.html"):  # they carry the wall seconds
+            continue
+        assert filecmp.cmp(a / name, b / name, shallow=False), name
+
+
+@pytest.mark.parametrize("path", [SCENARIOS / "taihu.yaml", SCENARIOS / "faults" / "mixed-byzantine-20.yaml"],
+                         ids=["taihu", "mixed-byzantine-20"])
+def test_threads_give_the_same_run_byte_for_byte(path, tmp_path):
+    scenario = load_scenario(path)
+    data = scenario.model_dump()
+    data["workload"]["transactions"] = min(data["workload"]["transactions"], 300)
+    scenario = type(scenario).model_validate(data)
+    plain = _export(scenario, 0, tmp_path / "plain")
+    ahead = _export(scenario, 2, tmp_path / "ahead")
+    assert plain == ahead
+    _same_tree(tmp_path / "plain", tmp_path / "ahead")
+
+
+def test_a_bad_signature_is_still_refused_when_checked_ahead():
+    scenario = load_scenario(SCENARIOS / "faults" / "mixed-byzantine-20.yaml")
+    data = scenario.model_dump()
+    data["workload"]["transactions"] = 200
+    scenario = type(scenario).model_validate(data)
+    plain = summarize(simulate(scenario, verify_threads=0), "x")
+    ahead = summarize(simulate(scenario, verify_threads=1), "x")
+    assert plain["dropped"] == ahead["dropped"]
+    assert plain["dropped"].get("bad-signature", 0) > 0
