@@ -55,7 +55,8 @@ def test_a_replay_never_executes_twice_after_the_primary_restarts(monkeypatch):
     run, s = replayed(monkeypatch, [{"at_ms": 600, "crash": "node-0"}, {"at_ms": 650, "recover": "node-0"}],
                       [651 * MS, 1000 * MS, 3000 * MS])
     restarted = run.nodes["node-00"]
-    assert set(ledger_digests(run, "node-00")) <= restarted.replica.done
+    done = restarted.replica.done  # a set, or the simulator's shared index: membership is what counts
+    assert all(digest in done for digest in ledger_digests(run, "node-00"))
     assert run.metrics.drops["node-00"]["duplicate-request"] > 0
 
 
