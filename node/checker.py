@@ -60,7 +60,12 @@ class ChainChecker:
     def check_commits(self, height: int, digest: str, cert: tuple[Signed, ...]) -> list[str]:
         """Is ``cert`` a commit certificate for the block ``digest`` at ``height``? (Only
         its header is needed: an auditor holding a block whose transactions were altered
-        can still tell that a quorum committed the block the header names.)"""
+        can still tell that a quorum committed the block the header names.)
+
+        Each signer appears at most once: a certificate naming a signer twice (the same
+        COMMIT repeated, or two COMMITs of one replica) is refused, not deduplicated, as
+        an honest replica builds one with a COMMIT per signer; so no signer can count
+        twice toward the quorum, and a certificate has one spelling."""
         signers = set()
         views = set()
         for c in cert:
@@ -72,6 +77,8 @@ class ChainChecker:
                 return [f"certificate signature by {c.signer}: {reason}"]
             if c.signer not in self.replicas:
                 return [f"certificate signer {c.signer} is not a consensus member"]
+            if c.signer in signers:
+                return [f"certificate names {c.signer} twice"]
             signers.add(c.signer)
             views.add(m.view)
         if len(views) > 1:

@@ -22,8 +22,39 @@ from .sync_messages import Blocks, Fetch
 
 KINDS = {cls.KIND: cls for cls in (Request, PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView,
                                    NewViewRequest, Fetch, Blocks)}
-MAX_WIRE_BYTES = 64 * 1024 * 1024
+
+# Limits (docs/messages.md, "Limits"). Checked while decoding, before the work they bound.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # an encoded envelope, checked before parsing ("oversized")
+MAX_WIRE_BYTES = MAX_MESSAGE_BYTES  # the earlier name (citychain/inputs.py mirrors it)
+MAX_BLOCK_REQUESTS = 10_000  # requests in one block: the scenario's largest block_size ("block-too-large")
+MAX_BLOCK_BYTES = 16 * 1024 * 1024  # the signed bytes of a block's requests, summed ("block-too-large")
+MAX_LIST_ITEMS = 100_000  # any other list: attached envelopes or blocks, digests in a body ("too-many-items")
+MAX_INT = 2**63 - 1  # integers in a body or header are 0..MAX_INT ("bad-field")
+MAX_NAME = 64  # ids, apps and ops: 1..64 characters ("bad-field")
+MAX_CHAIN_ID = 256
+
 _SIG = re.compile(r"[0-9a-f]{128}")  # fullmatch: exactly the hex of 64 bytes, lower case
+_HEX64 = re.compile(r"[0-9a-f]{64}")  # a SHA-256 digest, lower case
+
+# What each field must be (docs/messages.md, "Type rules"). A value of the wrong JSON
+# type is "wrong-type" (a bool is not an integer); the right type out of range, or a
+# digest that is not 64 lower-case hex digits, is "bad-field".
+INT, DIGEST, NAME, CHAIN, OBJECT = "integer", "digest", "name", "chain id", "object"
+DIGESTS = ("list", DIGEST)
+PROOFS = ("list", {"pre_prepare": DIGEST, "prepares": DIGESTS})
+_VOTE = {"view": INT, "seq": INT, "digest": DIGEST}
+BODIES = {
+    "request": {"nonce": INT, "app": NAME, "op": NAME, "args": OBJECT, "ts": INT},
+    "pre-prepare": _VOTE, "prepare": _VOTE, "commit": _VOTE,
+    "checkpoint": {"seq": INT, "block_hash": DIGEST, "state_root": DIGEST},
+    "view-change": {"view": INT, "stable_seq": INT, "checkpoint_proof": DIGESTS, "prepared": PROOFS},
+    "new-view": {"view": INT, "view_changes": DIGESTS, "pre_prepares": DIGESTS},
+    "new-view-request": {"view": INT},
+    "fetch": {"from_height": INT, "to_height": INT},
+    "blocks": {"hashes": DIGESTS},
+}
+HEADER = {"chain_id": CHAIN, "height": INT, "prev_hash": DIGEST, "tx_root": DIGEST, "state_root": DIGEST,
+          "view": INT, "proposer": NAME, "timestamp": INT}
 
 
 class MalformedMessage(ValueError):
@@ -118,10 +149,73 @@ def proof_object(proof: PreparedProof) -> dict:
     return obj
 
 
-def _require(obj, key, kind, reason="malformed"):
-    value = obj.get(key) if isinstance(obj, dict) else None
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
-        raise MalformedMessage(reason, f"field {key!r} missing or not {kind.__name__}")
+_JSON_TYPES = {INT: int, DIGEST: str, NAME: str, CHAIN: str, OBJECT: dict}
+
+
+def check_value(where: str, value, rule) -> None:
+    """``value`` obeys ``rule`` (a name above, ``("list", rule)`` or a dict schema), or MalformedMessage."""
+    if isinstance(rule, dict):
+        check_fields(where, value, rule)
+        return
+    if isinstance(rule, tuple):
+        if type(value) is not list:
+            raise MalformedMessage("wrong-type", f"{where} must be a list, got {type(value).__name__}")
+        if len(value) > MAX_LIST_ITEMS:
+            raise MalformedMessage("too-many-items", f"{where} holds {len(value)} items, at most {MAX_LIST_ITEMS}")
+        for i, item in enumerate(value):
+            check_value(f"{where}[{i}]", item, rule[1])
+        return
+    if type(value) is not _JSON_TYPES[rule]:  # exact: a bool is not an int, a float is not either
+        raise MalformedMessage("wrong-type", f"{where} must be {'an' if rule[0] in 'aeiou' else 'a'} {rule}, "
+                                             f"got {type(value).__name__}")
+    if rule is INT:
+        ok = 0 <= value <= MAX_INT
+    elif rule is DIGEST:
+        ok = _HEX64.fullmatch(value) is not None
+    elif rule is NAME:
+        ok = 0 < len(value) <= MAX_NAME
+    elif rule is CHAIN:
+        ok = 0 < len(value) <= MAX_CHAIN_ID
+    else:
+        ok = True
+    if not ok:
+        raise MalformedMessage("bad-field", f"{where} is not a valid {rule}: {str(value)[:80]!r}")
+
+
+def check_fields(where: str, obj, schema: dict) -> None:
+    """``obj`` is an object with exactly the fields of ``schema``, each obeying its rule."""
+    if type(obj) is not dict:
+        raise MalformedMessage("wrong-type", f"{where} must be an object, got {type(obj).__name__}")
+    missing = schema.keys() - obj.keys()
+    if missing:
+        raise MalformedMessage("missing-field", f"{where}: {sorted(missing)}")
+    extra = obj.keys() - schema.keys()
+    if extra:
+        raise MalformedMessage("unknown-field", f"{where}: {sorted(extra)[:5]}")
+    for key, rule in schema.items():
+        check_value(f"{where}.{key}", obj[key], rule)
+
+
+def _require(obj, key, kind):
+    if type(obj) is not dict:
+        raise MalformedMessage("wrong-type", f"expected an object holding {key!r}, got {type(obj).__name__}")
+    if key not in obj:
+        raise MalformedMessage("missing-field", repr(key))
+    value = obj[key]
+    if type(value) is not kind:
+        raise MalformedMessage("wrong-type", f"field {key!r} must be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _bounded(obj, key) -> list | None:
+    """An optional attachment list: absent, or a list of at most MAX_LIST_ITEMS."""
+    if type(obj) is not dict or key not in obj:
+        return None
+    value = obj[key]
+    if type(value) is not list:
+        raise MalformedMessage("wrong-type", f"{key} must be a list, got {type(value).__name__}")
+    if len(value) > MAX_LIST_ITEMS:
+        raise MalformedMessage("too-many-items", f"{key} holds {len(value)} items, at most {MAX_LIST_ITEMS}")
     return value
 
 
@@ -164,15 +258,17 @@ class _Decoder:
         if body.get("chain") != self.chain_id:
             raise MalformedMessage("wrong-chain", repr(body.get("chain")))
         signer = _require(body, "signer", str)
+        check_value("signer", signer, NAME)
         message = self.message(body)
         return Signed(message, signer, signature, data, sha256_hex(data), wire_size(data, signature, message))
 
     def message(self, body: dict):
         kind = body.get("type")
-        cls = KINDS.get(kind)
+        cls = KINDS.get(kind) if type(kind) is str else None
         if cls is None:
             raise MalformedMessage("unknown-type", repr(kind))
         fields = {k: v for k, v in body.items() if k not in ("type", "chain", "signer")}
+        check_fields(kind, fields, BODIES[kind])
         try:
             if cls is PrePrepare:
                 fields["block"] = self._block(fields.get("digest"))
@@ -189,7 +285,9 @@ class _Decoder:
             return cls(**fields)
         except MalformedMessage:
             raise
-        except (TypeError, ValueError, KeyError) as exc:
+        except ValueError as exc:  # the fields are well typed (above); a value the message refuses
+            raise MalformedMessage("bad-field", f"{kind}: {exc}"[:200]) from None
+        except (TypeError, KeyError) as exc:
             raise MalformedMessage("malformed", f"{kind}: {exc!r}") from None
 
     def _block(self, digest) -> Block:
@@ -200,14 +298,17 @@ class _Decoder:
 
     def _blocks(self, hashes) -> Blocks:
         entries = self.entries or []
-        if not isinstance(hashes, list) or len(hashes) != len(entries):
+        if len(hashes) != len(entries):
             raise MalformedMessage("malformed", "blocks: hashes and entries differ")
         out = []
         for digest, entry in zip(hashes, entries):
             block = decode_block(_require(entry, "block", dict), self.chain_id)
             if block.hash != digest:
                 raise MalformedMessage("bad-block-hash", digest)
-            out.append((block, tuple(self.envelope(c) for c in _require(entry, "certificate", list))))
+            certificate = _require(entry, "certificate", list)
+            if len(certificate) > MAX_LIST_ITEMS:
+                raise MalformedMessage("too-many-items", f"a certificate of {len(certificate)} COMMITs")
+            out.append((block, tuple(self.envelope(c) for c in certificate)))
         return Blocks(tuple(out))
 
 
@@ -217,12 +318,20 @@ def decode_envelope(obj: dict, chain_id: str, block: Block | None = None) -> Sig
 
 def decode_block(obj: dict, chain_id: str) -> Block:
     header_obj = _require(obj, "header", dict)
-    try:
-        header = BlockHeader(**header_obj)
-    except TypeError as exc:
-        raise MalformedMessage("malformed", f"block header: {exc}") from None
+    check_fields("header", header_obj, HEADER)  # every type checked: nothing ill-typed reaches a replica
+    header = BlockHeader(**header_obj)
+    if "hash" in obj:
+        check_value("block.hash", obj["hash"], DIGEST)
+    txs_obj = _require(obj, "txs", list)
+    if len(txs_obj) > MAX_BLOCK_REQUESTS:  # counted before any is decoded
+        raise MalformedMessage("block-too-large", f"{len(txs_obj)} requests, at most {MAX_BLOCK_REQUESTS}")
+    size = 0
+    for t in txs_obj:
+        size += len(_require(t, "data", str))
+    if size > MAX_BLOCK_BYTES:
+        raise MalformedMessage("block-too-large", f"{size} bytes of requests, at most {MAX_BLOCK_BYTES}")
     decoder = _Decoder(chain_id, {})
-    txs = tuple(decoder.envelope(t) for t in _require(obj, "txs", list))
+    txs = tuple(decoder.envelope(t) for t in txs_obj)
     if any(not isinstance(t.message, Request) for t in txs):
         raise MalformedMessage("malformed", "a block holds only requests")
     try:
@@ -236,8 +345,8 @@ def decode_block(obj: dict, chain_id: str) -> Block:
 
 def decode(raw: bytes, chain_id: str) -> Signed:
     """Bytes from the network to an envelope, or MalformedMessage."""
-    if len(raw) > MAX_WIRE_BYTES:
-        raise MalformedMessage("oversized", f"{len(raw)} bytes")
+    if len(raw) > MAX_MESSAGE_BYTES:  # before parsing: the parser's work is bounded by this
+        raise MalformedMessage("oversized", f"{len(raw)} bytes, at most {MAX_MESSAGE_BYTES}")
     try:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -247,8 +356,10 @@ def decode(raw: bytes, chain_id: str) -> Signed:
     except MalformedMessage:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
-        # Whatever the shape of hostile bytes, the caller sees one kind of refusal.
-        raise MalformedMessage("malformed", f"{type(exc).__name__}: {exc}"[:200]) from None
+        # Whatever the shape of hostile bytes, the caller sees one kind of refusal. Every
+        # input should meet a named check first: this reason counts the ones that did not
+        # (the fuzz run, benchmarks/fuzz_decoder.py, requires none).
+        raise MalformedMessage("decode-error", f"{type(exc).__name__}: {exc}"[:200]) from None
 
 
 def decode_object(obj, chain_id: str) -> Signed:
@@ -264,6 +375,8 @@ def decode_unsigned(obj, chain_id: str):
 def decode_proof(obj, chain_id: str) -> PreparedProof:
     """The inverse of ``proof_object``, or MalformedMessage."""
     decoder = _decoder_for(obj, chain_id)
+    check_value("proof.pre_prepare", obj.get("pre_prepare"), DIGEST)
+    check_value("proof.prepares", obj.get("prepares"), DIGESTS)
     try:
         return PreparedProof(decoder.ref(obj["pre_prepare"]), tuple(decoder.ref(p) for p in obj["prepares"]))
     except MalformedMessage:
@@ -274,16 +387,12 @@ def decode_proof(obj, chain_id: str) -> PreparedProof:
 
 def _decoder_for(obj, chain_id: str) -> _Decoder:
     """A decoder holding an object's attachments: its blocks, envelopes and entries."""
-    if not isinstance(obj, dict):
-        raise MalformedMessage("malformed", "not an object")
+    if type(obj) is not dict:
+        raise MalformedMessage("wrong-type", f"an envelope must be an object, got {type(obj).__name__}")
     blocks = {}
-    attached = ([obj["block"]] if "block" in obj else []) + list(obj.get("blocks", []))
+    entries, envelopes = _bounded(obj, "entries"), _bounded(obj, "envelopes")
+    attached = ([obj["block"]] if "block" in obj else []) + (_bounded(obj, "blocks") or [])
     for b in attached:
         block = decode_block(b, chain_id)
         blocks[block.hash] = block
-    entries = obj.get("entries")
-    envelopes = obj.get("envelopes")
-    for name, value in (("entries", entries), ("envelopes", envelopes)):
-        if value is not None and not isinstance(value, list):
-            raise MalformedMessage("malformed", f"{name} must be a list")
     return _Decoder(chain_id, blocks, entries, envelopes)

@@ -23,6 +23,7 @@ from consensus.messages import NewView, PrePrepare, Request, Signed, ViewChange,
 from consensus.replica import Replica, Restored
 
 from .admission import DEFAULT_LIMITS, Admission, Limits
+from .codec import MalformedMessage, decode
 from .costs import NO_COSTS, Costs
 from .execution import Executor
 from .ledger import Ledger
@@ -113,6 +114,16 @@ class Node:
             self._charge(now, handler(env, t))
             return
         self._run(env, now, t)
+
+    def on_wire(self, raw: bytes, now: int) -> None:
+        """Bytes from a transport: decoded (node/codec.py), or counted under the reason
+        they were refused and dropped; nothing the bytes hold escapes as an exception."""
+        try:
+            env = decode(raw, self.membership.chain_id)
+        except MalformedMessage as exc:
+            self.metrics.drop(self.id, exc.reason)
+            return
+        self.on_message(env, now)
 
     def _on_request(self, env: Signed, now: int) -> None:
         """Client requests are checked on a lane of their own (a node verifies them in

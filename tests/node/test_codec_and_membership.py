@@ -59,7 +59,7 @@ def test_every_message_round_trips_and_size_is_its_wire_length(world):
 
 @pytest.mark.parametrize("raw,reason", [
     (b"not json", "malformed"),
-    (b"[1,2]", "malformed"),
+    (b"[1,2]", "wrong-type"),
     (b'{"data":"{}","sig":"zz"}', "malformed"),
     (b'{"data":"{\\"b\\":1, \\"a\\":2}","sig":"' + b"00" * 64 + b'"}', "not-canonical"),
     (b'{"data":"{\\"chain\\":\\"other\\",\\"signer\\":\\"x\\",\\"type\\":\\"prepare\\"}","sig":"' + b"00" * 64 + b'"}',
@@ -67,7 +67,7 @@ def test_every_message_round_trips_and_size_is_its_wire_length(world):
     (b'{"data":"{\\"chain\\":\\"unit\\",\\"signer\\":\\"x\\",\\"type\\":\\"vote\\"}","sig":"' + b"00" * 64 + b'"}',
      "unknown-type"),
     (b'{"data":"{\\"chain\\":\\"unit\\",\\"digest\\":\\"xy\\",\\"seq\\":1,\\"signer\\":\\"x\\",\\"type\\":\\"prepare\\",'
-     b'\\"view\\":0}","sig":"' + b"00" * 64 + b'"}', "malformed"),
+     b'\\"view\\":0}","sig":"' + b"00" * 64 + b'"}', "bad-field"),
 ])
 def test_malformed_bytes_are_refused_with_a_reason(raw, reason):
     with pytest.raises(MalformedMessage) as err:
