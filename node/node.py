@@ -75,22 +75,33 @@ class Node:
 
     # ---- inputs -----------------------------------------------------------------
 
-    def on_message(self, env: Signed, now: int) -> None:
+    def on_message(self, env: Signed, now: int, link: str | None = None) -> None:
+        """One delivered copy of a message. ``link``: the peer the network delivered it
+        from (the simulator knows it); admission charges that peer's bucket, never the
+        signer the envelope merely claims, which anyone can write before its signature
+        is checked (a forgery naming an honest member must not use up that member's
+        bucket). Without a link (a message injected by a test), the claimed signer."""
         # The hot path of the simulator: one call per delivered copy of a message.
         if self.down or self.paused:
             if self.down:
                 self.metrics.lost_to_crash += 1
             else:
-                self.backlog.append((self.on_message, env))
+                self.backlog.append((lambda e, t, _l=link: self.on_message(e, t, _l), env))
             return
         kind = type(env.message)
         if kind is Request:
             self._on_request(env, now)
             return
+        if env.signer not in self._members:
+            # Refused for the price of a look-up, as a process refuses a topic of no
+            # member: no verification is charged, so junk naming nobody cannot grow the
+            # backlog past the bound admission keeps.
+            self.metrics.drop(self.id, "unknown-signer")
+            return
         busy = self.busy_until
         admission = self.admission
-        if admission is not None and env.signer in self._members:  # (an unknown signer is refused below)
-            refused = admission.admit(env.signer, now, busy - now)
+        if admission is not None:
+            refused = admission.admit(env.signer if link is None else link, now, busy - now)
             if refused is not None:
                 self.metrics.drop(self.id, refused)
                 return
