@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 
-from consensus.block import Block, BlockHeader
+from consensus.block import MAX_BLOCK_BYTES, Block, BlockHeader
 from consensus.encoding import canonical, sha256_hex
 from consensus.messages import (Checkpoint, Commit, NewView, NewViewRequest, PrePrepare, Prepare, PreparedProof,
                                 Request, Signed, ViewChange, embedded)
@@ -27,7 +27,8 @@ KINDS = {cls.KIND: cls for cls in (Request, PrePrepare, Prepare, Commit, Checkpo
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # an encoded envelope, checked before parsing ("oversized")
 MAX_WIRE_BYTES = MAX_MESSAGE_BYTES  # the earlier name (citychain/inputs.py mirrors it)
 MAX_BLOCK_REQUESTS = 10_000  # requests in one block: the scenario's largest block_size ("block-too-large")
-MAX_BLOCK_BYTES = 16 * 1024 * 1024  # the signed bytes of a block's requests, summed ("block-too-large")
+# MAX_BLOCK_BYTES (consensus/block.py, 16 MiB): the signed bytes of a block's requests, summed
+# ("block-too-large"); the primary never proposes more.
 MAX_LIST_ITEMS = 100_000  # any other list: attached envelopes or blocks, digests in a body ("too-many-items")
 MAX_INT = 2**63 - 1  # integers in a body or header are 0..MAX_INT ("bad-field")
 MAX_NAME = 64  # ids, apps and ops: 1..64 characters ("bad-field")

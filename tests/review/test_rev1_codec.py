@@ -51,11 +51,14 @@ def test_an_honest_primarys_full_block_of_ordinary_requests_decodes():
 
 
 def test_one_large_request_from_a_faulty_client_does_not_make_every_proposal_undecodable():
-    """A 17 MiB request (a valid REQUEST: under the 64 MiB message limit) is taken into
-    the next block; every backup process refuses that block, so no block commits again.
-    The primary must not propose a block its peers cannot decode (or the request must be
-    refused on arrival)."""
+    """A 17 MiB request (a valid REQUEST: under the 64 MiB message limit) would be taken
+    into the next block, and every backup process would refuse that block, so no block
+    would commit again. It is refused on arrival (no block could hold it), and the
+    primary's next proposal decodes."""
     net = Net(4, block_size=1)
     big = net.client.sign(Request(1, "evidence", "store", {"doc": "y" * (17 * 1024 * 1024)}, 1))
     assert _refused(encode(big)) is None  # the request itself is accepted from the wire
-    assert _refused(_proposal(net, [big])) is None
+    small = net.client.sign(Request(2, "evidence", "store", {"doc": "z"}, 2))
+    refused = [e.reason for e in net.replicas["r0"].step(Receive(0, big))]
+    assert refused == ["oversized-request"]
+    assert _refused(_proposal(net, [small])) is None
