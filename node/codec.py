@@ -110,11 +110,15 @@ _BARE = len(b'{"data":"","sig":""}')
 _WITH_ATTACHMENTS = frozenset({PrePrepare, ViewChange, NewView, Blocks})
 
 
+def _bare_size(data: bytes, signature: bytes) -> int:
+    # {"data":"<data, its quotes and backslashes escaped>","sig":"<hex>"}: counted, not
+    # encoded (canonical data is ASCII with no control characters).
+    return _BARE + len(data) + data.count(b'"') + data.count(b"\\") + 2 * len(signature)
+
+
 def wire_size(data: bytes, signature: bytes, message) -> int:
     if type(message) not in _WITH_ATTACHMENTS:
-        # {"data":"<data, its quotes and backslashes escaped>","sig":"<hex>"}: counted, not
-        # encoded (canonical data is ASCII with no control characters).
-        return _BARE + len(data) + data.count(b'"') + data.count(b"\\") + 2 * len(signature)
+        return _bare_size(data, signature)
     obj = {"data": data.decode("ascii"), "sig": signature.hex()}
     obj.update(attachments(message))
     return len(canonical(obj))
@@ -239,10 +243,15 @@ class _Decoder:
             obj = self.raw.pop(digest, None)  # popped first: a reference cycle cannot recurse
             if obj is None:
                 raise MalformedMessage("malformed", f"envelope {digest!r} is not attached")
-            env = self.decoded[digest] = self.envelope(obj)
+            env = self.decoded[digest] = self.envelope(obj, embedded=True)
         return env
 
-    def envelope(self, obj) -> Signed:
+    def envelope(self, obj, embedded: bool = False) -> Signed:
+        """An envelope object to a Signed. ``embedded``: named by digest inside another
+        message; its size is then its own bytes (its attachments travel, once, with the
+        outer message), not re-encoded with them: re-encoding would cost the decoder a
+        block's encoding per VIEW-CHANGE naming that block (K of them, one block: K
+        times the input), before any signature is checked."""
         data_text = _require(obj, "data", str)
         sig_hex = _require(obj, "sig", str)
         if not _SIG.fullmatch(sig_hex):  # one spelling per signature: no upper case, no white space
@@ -261,7 +270,8 @@ class _Decoder:
         signer = _require(body, "signer", str)
         check_value("signer", signer, NAME)
         message = self.message(body)
-        return Signed(message, signer, signature, data, sha256_hex(data), wire_size(data, signature, message))
+        size = _bare_size(data, signature) if embedded else wire_size(data, signature, message)
+        return Signed(message, signer, signature, data, sha256_hex(data), size)
 
     def message(self, body: dict):
         kind = body.get("type")
