@@ -1,0 +1,41 @@
+"""Adversarial review (rev1) of the decoder limits (branch fuzz): a state-transfer answer.
+
+Finding C4: a peer answers a FETCH with up to BATCH (50) blocks and their certificates
+in one BLOCKS message (node/sync.py), whatever their size, and the decoder refuses a
+message over MAX_MESSAGE_BYTES (64 MiB) before parsing it. Blocks of more than about
+1.3 MB (block_size 1,000 of 1.4 KB requests; or block_size 10,000 of ordinary 200-byte
+ones: 2 MB) make every full answer oversized: every peer sends the same batch, so a
+node process that fell behind never catches up (liveness). Not fixed here: the answer
+should hold blocks up to a byte budget (at least one), like the proposal does.
+"""
+
+from __future__ import annotations
+
+from consensus.block import Block, BlockHeader, tx_root
+from consensus.messages import Commit, Request
+from node.codec import MalformedMessage, decode, encode
+from node.sync import BATCH
+from node.sync_messages import Blocks
+
+from tests.consensus.harness import CHAIN, GENESIS, ROOT0, Net
+
+
+def test_a_full_state_transfer_answer_of_ordinary_blocks_decodes():
+    net = Net(4)
+    s = net.signers
+    requests = tuple(net.client.sign(Request(i, "evidence", "store", {"doc": "x" * 1_300}, 1)) for i in range(1_000))
+    root = tx_root(requests)
+    entries, prev = [], GENESIS
+    for height in range(1, BATCH + 1):
+        header = BlockHeader(CHAIN, height, prev, root, ROOT0, 0, "r0", height)
+        block = Block(header, requests, header.compute_hash())
+        cert = tuple(s[r].sign(Commit(0, height, block.hash)) for r in ("r0", "r1", "r2"))
+        entries.append((block, cert))
+        prev = block.hash
+    raw = encode(s["r1"].sign(Blocks(tuple(entries))))
+    reason = None
+    try:
+        decode(raw, CHAIN)
+    except MalformedMessage as exc:
+        reason = exc.reason
+    assert reason is None, (reason, len(raw))
