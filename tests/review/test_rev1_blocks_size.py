@@ -5,8 +5,8 @@ in one BLOCKS message (node/sync.py), whatever their size, and the decoder refus
 message over MAX_MESSAGE_BYTES (64 MiB) before parsing it. Blocks of more than about
 1.3 MB (block_size 1,000 of 1.4 KB requests; or block_size 10,000 of ordinary 200-byte
 ones: 2 MB) make every full answer oversized: every peer sends the same batch, so a
-node process that fell behind never catches up (liveness). Not fixed here: the answer
-should hold blocks up to a byte budget (at least one), like the proposal does.
+node process that fell behind never catches up (liveness). Fixed: the answer holds
+blocks up to a byte budget (at least one), ``node.sync.answer``.
 """
 
 from __future__ import annotations
@@ -14,10 +14,15 @@ from __future__ import annotations
 from consensus.block import Block, BlockHeader, tx_root
 from consensus.messages import Commit, Request
 from node.codec import MalformedMessage, decode, encode
-from node.sync import BATCH
+from node.sync import BATCH, answer
 from node.sync_messages import Blocks
 
 from tests.consensus.harness import CHAIN, GENESIS, ROOT0, Net
+
+
+class _Entry:
+    def __init__(self, block, certificate):
+        self.block, self.certificate = block, certificate
 
 
 def test_a_full_state_transfer_answer_of_ordinary_blocks_decodes():
@@ -30,9 +35,11 @@ def test_a_full_state_transfer_answer_of_ordinary_blocks_decodes():
         header = BlockHeader(CHAIN, height, prev, root, ROOT0, 0, "r0", height)
         block = Block(header, requests, header.compute_hash())
         cert = tuple(s[r].sign(Commit(0, height, block.hash)) for r in ("r0", "r1", "r2"))
-        entries.append((block, cert))
+        entries.append(_Entry(block, cert))
         prev = block.hash
-    raw = encode(s["r1"].sign(Blocks(tuple(entries))))
+    answered = answer(entries, 1, BATCH)
+    assert answered and [b.height for b, _ in answered] == list(range(1, len(answered) + 1))
+    raw = encode(s["r1"].sign(Blocks(answered)))
     reason = None
     try:
         decode(raw, CHAIN)
