@@ -15,6 +15,13 @@ from .merkle import merkle_root
 from .envelope import Signed
 
 
+# The signed bytes of a block's requests, summed, at most (node/codec.py refuses a larger
+# block as ``block-too-large``). The primary never proposes more, and a replica refuses a
+# request that could never fit in a block (``oversized-request``): one such request would
+# otherwise be the first of every proposal, and every proposal would be refused.
+MAX_BLOCK_BYTES = 16 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class BlockHeader:
     chain_id: str

@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import islice
 
-from .block import Block, BlockHeader, tx_root
+from .block import MAX_BLOCK_BYTES, Block, BlockHeader, tx_root
 from .durable import (Accepted, DurableState, NewViewBuilt, Prepared, Proposed, Stabilised, ViewChangeSent,
                       ViewInstalled)
 from .effects import Broadcast, CancelTimer, CatchUp, Drop, Effect, Execute, Forward, Persist, Send, StartTimer
@@ -333,6 +333,8 @@ class Replica:
             return [Drop("duplicate-request", env)]
         if len(self.pending) >= self.config.max_pending:
             return [Drop("mempool-full", env)]  # the client will retry
+        if len(env.data) > MAX_BLOCK_BYTES:
+            return [Drop("oversized-request", env)]  # no block could hold it
         self.pending[rid] = env
         if self.active and self.me == self.primary:
             return self._maybe_propose(now)
@@ -359,7 +361,7 @@ class Replica:
             self.batch_timer = False
             effects.append(CancelTimer(BATCH_TIMER))
         self.batch_due = False
-        requests = tuple(islice(self.pending.values(), self.config.block_size))
+        requests = self._next_block_requests()
         header = BlockHeader(
             chain_id=self.config.chain_id, height=seq, prev_hash=self.head_hash,
             tx_root=tx_root(requests), state_root=self.state_root, view=self.view,
@@ -370,6 +372,17 @@ class Replica:
         effects.append(Persist(Proposed(proposal)))
         effects.append(Broadcast(proposal))
         return effects
+
+    def _next_block_requests(self) -> tuple[Signed, ...]:
+        """The oldest pending requests, at most block_size of them and MAX_BLOCK_BYTES of
+        signed bytes (what every peer's decoder takes: node/codec.py)."""
+        out, size, limit = [], 0, self.config.block_size
+        for env in self.pending.values():
+            size += len(env.data)
+            if size > MAX_BLOCK_BYTES or len(out) == limit:
+                break
+            out.append(env)
+        return tuple(out)
 
     def _on_timer(self, event: TimerFired) -> list[Effect]:
         if event.name == BATCH_TIMER:

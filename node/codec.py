@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 
-from consensus.block import Block, BlockHeader
+from consensus.block import MAX_BLOCK_BYTES, Block, BlockHeader
 from consensus.encoding import canonical, sha256_hex
 from consensus.messages import (Checkpoint, Commit, NewView, NewViewRequest, PrePrepare, Prepare, PreparedProof,
                                 Request, Signed, ViewChange, embedded)
@@ -27,7 +27,8 @@ KINDS = {cls.KIND: cls for cls in (Request, PrePrepare, Prepare, Commit, Checkpo
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # an encoded envelope, checked before parsing ("oversized")
 MAX_WIRE_BYTES = MAX_MESSAGE_BYTES  # the earlier name (citychain/inputs.py mirrors it)
 MAX_BLOCK_REQUESTS = 10_000  # requests in one block: the scenario's largest block_size ("block-too-large")
-MAX_BLOCK_BYTES = 16 * 1024 * 1024  # the signed bytes of a block's requests, summed ("block-too-large")
+# MAX_BLOCK_BYTES (consensus/block.py, 16 MiB): the signed bytes of a block's requests, summed
+# ("block-too-large"); the primary never proposes more.
 MAX_LIST_ITEMS = 100_000  # any other list: attached envelopes or blocks, digests in a body ("too-many-items")
 MAX_INT = 2**63 - 1  # integers in a body or header are 0..MAX_INT ("bad-field")
 MAX_NAME = 64  # ids, apps and ops: 1..64 characters ("bad-field")
@@ -105,15 +106,43 @@ def _envelopes_attached(envs) -> dict:
     return out
 
 
+def _attached_once(message):
+    """The envelopes ``attachments`` lists for a VIEW-CHANGE or NEW-VIEW (all it embeds
+    but requests), each object once: a pre-prepare's requests are not walked."""
+    seen: set[int] = set()
+    stack = [message]
+    while stack:
+        m = stack.pop()
+        inner = []
+        if type(m) is ViewChange:
+            inner.extend(m.checkpoint_proof)
+            for proof in m.prepared:
+                inner.append(proof.pre_prepare)
+                inner.extend(proof.prepares)
+        elif type(m) is NewView:
+            inner.extend(m.view_changes)
+            inner.extend(m.pre_prepares)
+        for env in inner:
+            if id(env) not in seen:
+                seen.add(id(env))
+                yield env
+                if type(env.message) is ViewChange and type(m) is NewView:
+                    stack.append(env.message)
+
+
 _BARE = len(b'{"data":"","sig":""}')
 _WITH_ATTACHMENTS = frozenset({PrePrepare, ViewChange, NewView, Blocks})
 
 
+def _bare_size(data: bytes, signature: bytes) -> int:
+    # {"data":"<data, its quotes and backslashes escaped>","sig":"<hex>"}: counted, not
+    # encoded (canonical data is ASCII with no control characters).
+    return _BARE + len(data) + data.count(b'"') + data.count(b"\\") + 2 * len(signature)
+
+
 def wire_size(data: bytes, signature: bytes, message) -> int:
     if type(message) not in _WITH_ATTACHMENTS:
-        # {"data":"<data, its quotes and backslashes escaped>","sig":"<hex>"}: counted, not
-        # encoded (canonical data is ASCII with no control characters).
-        return _BARE + len(data) + data.count(b'"') + data.count(b"\\") + 2 * len(signature)
+        return _bare_size(data, signature)
     obj = {"data": data.decode("ascii"), "sig": signature.hex()}
     obj.update(attachments(message))
     return len(canonical(obj))
@@ -227,6 +256,7 @@ class _Decoder:
         self.entries = entries
         self.raw: dict[str, dict] = {}  # digest of signed bytes -> attached envelope, decoded on use
         self.decoded: dict[str, Signed] = {}
+        self.block_lens: dict[int, int] = {}  # id(block) -> length of its canonical encoding
         for obj in envelopes or []:
             data = _require(obj, "data", str)
             self.raw[sha256_hex(data.encode("ascii", "replace"))] = obj
@@ -238,10 +268,15 @@ class _Decoder:
             obj = self.raw.pop(digest, None)  # popped first: a reference cycle cannot recurse
             if obj is None:
                 raise MalformedMessage("malformed", f"envelope {digest!r} is not attached")
-            env = self.decoded[digest] = self.envelope(obj)
+            env = self.decoded[digest] = self.envelope(obj, embedded=True)
         return env
 
-    def envelope(self, obj) -> Signed:
+    def envelope(self, obj, embedded: bool = False) -> Signed:
+        """An envelope object to a Signed. ``embedded``: named by digest inside another
+        message; its size (``wire_size``, as if sent on its own) is then counted from the
+        lengths of its parts, each block encoded once per message (``_size``), not by
+        re-encoding its attachments: that cost a block's encoding per VIEW-CHANGE naming
+        the block (K of them, one block: K times the input), before any signature check."""
         data_text = _require(obj, "data", str)
         sig_hex = _require(obj, "sig", str)
         if not _SIG.fullmatch(sig_hex):  # one spelling per signature: no upper case, no white space
@@ -260,7 +295,35 @@ class _Decoder:
         signer = _require(body, "signer", str)
         check_value("signer", signer, NAME)
         message = self.message(body)
-        return Signed(message, signer, signature, data, sha256_hex(data), wire_size(data, signature, message))
+        size = self._size(data, signature, message) if embedded else wire_size(data, signature, message)
+        return Signed(message, signer, signature, data, sha256_hex(data), size)
+
+    def _block_len(self, block) -> int:
+        known = self.block_lens.get(id(block))
+        if known is None:
+            known = self.block_lens[id(block)] = len(canonical(block_dict(block)))
+        return known
+
+    def _size(self, data: bytes, signature: bytes, message) -> int:
+        """``wire_size(data, signature, message)``, counted: the canonical object
+        {"blocks"?, "block"?, "data", "envelopes"?, "sig"} is '{', its members joined by
+        ',', '}'; each member '"key":' and its value."""
+        kind = type(message)
+        bare = _bare_size(data, signature)
+        if kind is PrePrepare:
+            return bare + 1 + len('"block":') + self._block_len(message.block)
+        if kind not in (ViewChange, NewView):
+            return bare
+        envelopes, blocks = {}, {}
+        for env in _attached_once(message):
+            envelopes.setdefault(env.digest, env)
+            if type(env.message) is PrePrepare:
+                blocks.setdefault(env.message.digest, env.message.block)
+        size = bare + 1 + len('"envelopes":[]') + max(len(envelopes) - 1, 0)
+        size += sum(_bare_size(e.data, e.signature) for e in envelopes.values())
+        if blocks:
+            size += 1 + len('"blocks":[]') + len(blocks) - 1 + sum(self._block_len(b) for b in blocks.values())
+        return size
 
     def message(self, body: dict):
         kind = body.get("type")

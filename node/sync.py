@@ -15,6 +15,7 @@ from consensus.block import Block
 from consensus.messages import Signed
 
 from .checker import ChainChecker
+from .codec import MAX_MESSAGE_BYTES
 from .sync_messages import Blocks, Fetch
 
 if TYPE_CHECKING:
@@ -28,6 +29,23 @@ if TYPE_CHECKING:
 SYNC_TIMER = "sync"
 TICK_TIMER = "sync-tick"
 BATCH = 50  # blocks per response
+# The bytes of blocks and certificates per response: what a peer's decoder takes
+# (node/codec.py, MAX_MESSAGE_BYTES) less room for the envelope; at least one block.
+ANSWER_BYTES = MAX_MESSAGE_BYTES - (1 << 20)
+
+
+def answer(ledger, from_height: int, to_height: int) -> tuple:
+    """The (block, certificate) entries a FETCH is answered with: from ``from_height``,
+    at most BATCH of them and ANSWER_BYTES on the wire (or else a peer's decoder refuses
+    the whole answer as oversized, and a node that fell behind never catches up)."""
+    last = min(to_height, from_height + BATCH - 1, len(ledger))
+    out, size = [], 0
+    for e in ledger[from_height - 1:last]:
+        size += 1024 + sum(r.size for r in e.block.requests) + sum(c.size for c in e.certificate)
+        if out and size > ANSWER_BYTES:
+            break
+        out.append((e.block, e.certificate))
+    return tuple(out)
 
 
 class Host(Protocol):
@@ -133,9 +151,7 @@ class Syncer:
 
     def on_fetch(self, env: Signed, t: int) -> int:
         m: Fetch = env.message
-        ledger = self.node.ledger.entries
-        last = min(m.to_height, m.from_height + BATCH - 1, len(ledger))
-        entries = tuple((e.block, e.certificate) for e in ledger[m.from_height - 1:last])
+        entries = answer(self.node.ledger.entries, m.from_height, m.to_height)
         return self.node.send_signed(env.signer, Blocks(entries), t)
 
     def on_blocks(self, env: Signed, t: int) -> int:

@@ -267,11 +267,11 @@ def run_fuzzed_chain(seed: int = 7, per_delivery: int = 1, transactions: int = 6
         target = kit.replicas[1]
         node, honest = run.nodes[target], run.network.handlers[target]
 
-        def on_message(env, now):
+        def on_message(env, now, link=None):
             for _ in range(per_delivery):
                 node.on_wire(hostile(kit, rng, weights=no_huge)[1], now)
                 fed[0] += 1
-            honest(env, now)
+            honest(env, now, link)
 
         run.network.handlers[target] = on_message
         return run

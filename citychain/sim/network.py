@@ -31,6 +31,22 @@ def latency_ns(spec: NetworkSpec, site_a: str, site_b: str) -> int:
     return round(lat.default_ms * MS)
 
 
+class _Link:
+    """A receiver's ``on_message`` as one sender's link delivers to it: the receiver is
+    told which peer the copy came from (its admission charges that peer's bucket, not
+    the signer the envelope claims). ``__self__`` is the receiver, as for a bound method."""
+
+    __slots__ = ("__self__", "on_message", "src")
+
+    def __init__(self, on_message, src: str):
+        self.__self__ = getattr(on_message, "__self__", None)
+        self.on_message = on_message
+        self.src = src
+
+    def __call__(self, env, at: int) -> None:
+        self.on_message(env, at, self.src)
+
+
 class SimNetwork:
     def __init__(self, engine: Engine, spec: NetworkSpec, sites: dict[str, str], rng: random.Random,
                  metrics: Metrics):
@@ -87,7 +103,7 @@ class SimNetwork:
             peers = self.voters
             i = peers.index(src) if src in peers else 0
             order = [p for p in peers[i + 1:] + peers[:i] if p != src]
-            route = self._routes[src] = [(self.handlers[p], *self.link(src, p)) for p in order]
+            route = self._routes[src] = [(_Link(self.handlers[p], src), *self.link(src, p)) for p in order]
         return route
 
     def _changed(self) -> None:
@@ -162,7 +178,7 @@ class SimNetwork:
         if kind == "pre-prepare":  # an equivocating primary sends its versions one by one
             m = env.message
             self.metrics.pre_prepare(env.signer, m.view, m.seq, m.digest)
-        self._transmit(src, env, at, ((self.handlers[dst], *self.link(src, dst)),))
+        self._transmit(src, env, at, ((_Link(self.handlers[dst], src), *self.link(src, dst)),))
 
     def client_send(self, near: str, dst: str, env: Signed, at: int) -> None:
         """A client at node ``near``'s site sends to ``dst`` (clients have their own uplinks)."""

@@ -101,14 +101,14 @@ class Tap:
         self.node = node
         self.recorder = recorder
 
-    def on_message(self, env, now: int) -> None:
+    def on_message(self, env, now: int, link: str | None = None) -> None:
         node = self.node
         status = "node-down" if node.down else "node-paused" if node.paused else "ok"
         rec = self.recorder
         rec.add(now, "deliver", to=self.id, msg=rec.msg_id(env), status=status, **rec.desc(env))
         rec.current[self.id] = env
         try:
-            node.on_message(env, now)
+            node.on_message(env, now, link)
         finally:
             rec.current[self.id] = None
 

@@ -16,7 +16,7 @@ class Inbox:
     def __init__(self, node_id):
         self.id, self.got = node_id, []
 
-    def on_message(self, env, at):
+    def on_message(self, env, at, link=None):
         self.got.append(env)
 
     def on_timer(self, name, at):
