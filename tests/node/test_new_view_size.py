@@ -16,6 +16,8 @@ fetched by digest rather than attached.)
 
 from __future__ import annotations
 
+import pytest
+
 from consensus.block import MAX_BLOCK_BYTES, Block, BlockHeader, tx_root
 from consensus.messages import Commit, NewView, PrePrepare, Prepare, PreparedProof, Request, ViewChange
 from node.codec import MAX_MESSAGE_BYTES, MalformedMessage, decode, encode
@@ -43,6 +45,7 @@ def _full_block(net: Net, height: int, prev: str, nonce0: int) -> Block:
     return Block(header, requests, header.compute_hash())
 
 
+@pytest.mark.xfail(strict=True, reason="open (docs/messages.md, 'Known gaps'): a NEW-VIEW attaches whole blocks; it should name them by digest")
 def test_a_new_view_of_two_full_blocks_decodes():
     net = Net(4)
     s = net.signers
