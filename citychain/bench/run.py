@@ -213,31 +213,25 @@ def provenance(scenario: Scenario, source: str, command: str | None) -> dict:
 
 def _write_csv(path: Path, rows: list[dict], agg: list[dict]) -> None:
     """One table: a row per run (kind=run), then a row per point (kind=mean, with .sd columns)."""
-    columns: list[str] = ["kind"]
-    for r in rows + agg:
-        for k in r:
-            if k not in columns:
-                columns.append(k)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({"kind": "run", **r})
-        for r in agg:
-            writer.writerow({"kind": "mean", **r})
+    _write_kinds(path, (("run", rows), ("mean", agg)))
 
 
 def _write_capacity_csv(path: Path, probes: list[dict], summary: list[dict]) -> None:
     """A row per probe (kind=probe), then a row per node count (kind=capacity)."""
+    _write_kinds(path, (("probe", probes), ("capacity", summary)))
+
+
+def _write_kinds(path: Path, parts) -> None:
+    """One CSV of several kinds of row: the columns are every key, in order of first use."""
     columns: list[str] = ["kind"]
-    for r in probes + summary:
-        for k in r:
-            if k not in columns:
-                columns.append(k)
+    for _, rows in parts:
+        for r in rows:
+            for k in r:
+                if k not in columns:
+                    columns.append(k)
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
-        for r in probes:
-            writer.writerow({"kind": "probe", **r})
-        for r in summary:
-            writer.writerow({"kind": "capacity", **r})
+        for kind, rows in parts:
+            for r in rows:
+                writer.writerow({"kind": kind, **r})

@@ -86,3 +86,22 @@ class Submissions:
 
 def ledger_digests(run: simrun.SimRun, node: str) -> list[str]:
     return [r.digest for e in run.nodes[node].ledger.entries for r in e.block.requests]
+
+
+def once_everywhere(run: simrun.SimRun, submitted: set[str]) -> dict:
+    """Every honest ledger holds each transaction at most once, and every node that is up
+    holds all of ``submitted``; the run is safe and committed everything. Its summary."""
+    from collections import Counter
+
+    from citychain.summary import summarize
+
+    for node in run.honest:
+        digests = ledger_digests(run, node)
+        twice = [d for d, k in Counter(digests).items() if k > 1]
+        assert twice == [], f"{node} executed {len(twice)} transactions twice"
+        if not run.nodes[node].down:
+            assert set(digests) == submitted, node
+    s = summarize(run, "replay")
+    assert s["safety_violations"] == 0 and s["agreement"] is True
+    assert s["committed_tx"] == s["submitted_tx"]
+    return s

@@ -3,24 +3,10 @@
 import copy
 from collections import Counter
 
-from citychain.summary import summarize
 from consensus.block import Block, BlockHeader, tx_root
 from consensus.messages import PrePrepare, Request
 from node.signing import Signer
-from tests.citychain.hostile_world import MS, Submissions, ledger_digests, simulate, small
-
-
-def _once_everywhere(run, submitted):
-    for node in run.honest:
-        digests = ledger_digests(run, node)
-        twice = [d for d, k in Counter(digests).items() if k > 1]
-        assert twice == [], f"{node} executed {len(twice)} transactions twice"
-        if not run.nodes[node].down:
-            assert set(digests) == submitted, node
-    s = summarize(run, "replay")
-    assert s["safety_violations"] == 0 and s["agreement"] is True
-    assert s["committed_tx"] == s["submitted_tx"]
-    return s
+from tests.citychain.hostile_world import MS, Submissions, ledger_digests, once_everywhere, simulate, small
 
 
 def test_a_replay_to_the_new_primary_as_it_sends_its_new_view_never_executes_twice(monkeypatch):
@@ -46,7 +32,7 @@ def test_a_replay_to_the_new_primary_as_it_sends_its_new_view_never_executes_twi
 
     run = simulate(small("taihu", faults=[{"at_ms": 300, "crash": "primary"}]), monkeypatch, inject=inject)
     assert "at" in box, "no NEW-VIEW from node-01"
-    _once_everywhere(run, set(box["s"].envelopes))
+    once_everywhere(run, set(box["s"].envelopes))
     assert run.metrics.drops["node-01"]["duplicate-request"] > 0
 
 
@@ -113,5 +99,5 @@ def test_a_replay_to_a_catching_up_node_holding_blocks_it_has_not_executed_never
     run = simulate(small("taihu", transactions=400, faults=[{"at_ms": 200, "crash": "node-3"},
                                                             {"at_ms": 2500, "recover": "node-3"}]),
                    monkeypatch, inject=inject)
-    _once_everywhere(run, set(box["s"].envelopes))
+    once_everywhere(run, set(box["s"].envelopes))
     assert box["held"] > 0, "no replay landed while node-03 held an unexecuted block"
