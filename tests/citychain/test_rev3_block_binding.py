@@ -37,3 +37,4 @@ def test_a_block_whose_requests_do_not_match_its_header_is_refused(monkeypatch):
             # ... and its receipts are for the requests it holds.
             assert [r.tx for r in e.receipts] == [r.digest for r in e.block.requests], (node.id, e.block.height)
     assert all(len(v) == 1 for v in by_hash.values())
+    assert run.metrics.drops_by_reason()["bad-tx-root"] > 0  # the lie is refused, under the codec's reason
