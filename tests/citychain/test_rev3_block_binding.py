@@ -38,3 +38,27 @@ def test_a_block_whose_requests_do_not_match_its_header_is_refused(monkeypatch):
             assert [r.tx for r in e.receipts] == [r.digest for r in e.block.requests], (node.id, e.block.height)
     assert all(len(v) == 1 for v in by_hash.values())
     assert run.metrics.drops_by_reason()["bad-tx-root"] > 0  # the lie is refused, under the codec's reason
+
+
+def test_a_new_view_reissuing_a_block_not_bound_to_its_header_is_refused_before_the_replica():
+    """The same lie inside a NEW-VIEW's re-issued pre-prepares (and so inside what a
+    VIEW-CHANGE's prepared proofs carry): refused as the codec would refuse it."""
+    from consensus.block import BlockHeader, tx_root
+    from consensus.messages import NewView, Request
+    from citychain.sim.run import build
+    from node.signing import Signer
+
+    scenario = load_scenario("normal-4")
+    run = build(scenario)
+    g = run.genesis
+    client = g.clients[0]
+    csign = Signer(client.id, g.identities[client.id].key, g.chain_id)
+    reqs = tuple(csign.sign(Request(i, "records", "put", {"key": f"k{i}", "value": "v"}, i)) for i in (1, 2))
+    sender = g.replicas[1]
+    nsign = Signer(sender, g.identities[sender].key, g.chain_id)
+    header = BlockHeader(g.chain_id, 1, g.hash, tx_root(reqs), g.doc["state_root"], 1, sender, 5)
+    lie = Block(header, reqs[:1], header.compute_hash())
+    new_view = nsign.sign(NewView(1, (), (nsign.sign(PrePrepare(1, 1, lie.hash, lie)),)))
+    target = run.nodes[g.replicas[2]]
+    target.on_message(new_view, 1_000)
+    assert target.metrics.drops[target.id]["bad-embedded-message: bad-tx-root"] == 1
