@@ -17,6 +17,7 @@ from __future__ import annotations
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from consensus.block import tx_root
 from consensus.messages import (Checkpoint, Commit, NewView, NewViewRequest, PrePrepare, Prepare, Request, Signed,
                                 ViewChange)
 
@@ -114,8 +115,8 @@ class Membership:
         every simulated receiver); also return their signatures, for per-node CPU charging."""
         known = self._blocks.get(block)
         if known is None:
-            verdict = None
-            for r in block.requests:
+            verdict = self._unbound(block)
+            for r in block.requests if verdict is None else ():
                 reason = self.authenticate(r)
                 if reason is None and type(r.message) is not Request:
                     reason = "not-a-request"
@@ -124,6 +125,19 @@ class Membership:
                     break
             known = self._blocks[block] = (verdict, frozenset(r.signature for r in block.requests))
         return known
+
+    @staticmethod
+    def _unbound(block) -> str | None:
+        """Does the block hash to its header and its header's tx_root to its requests?
+        A process's codec checks both as it decodes (``Block.create``, node/codec.py); in
+        the simulator a block arrives as an object, so it is checked here, once per block
+        object, under the codec's reasons. Without it one header (one hash, the one every
+        vote names) could carry different requests to different nodes."""
+        if block.header.compute_hash() != block.hash:
+            return "bad-block-hash"
+        if tx_root(block.requests) != block.header.tx_root:
+            return "bad-tx-root"
+        return None
 
     def _check(self, env: Signed) -> str | None:
         entry = self.members.get(env.signer)

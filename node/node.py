@@ -37,6 +37,7 @@ from .transport import Transport
 
 ReplicaFactory = Callable[[Restored | None], Replica]
 _CARRIERS = frozenset({PrePrepare, ViewChange, NewView})  # messages that carry other signed envelopes
+_UNBOUND = frozenset({"bad-block-hash", "bad-tx-root"})  # a block not bound to its header (Membership.check_block)
 
 
 def _embedded_once(message):
@@ -249,7 +250,7 @@ class Node:
         if kind is PrePrepare:
             reason, signatures = self.membership.check_block(env.message.block)
             if reason is not None:
-                return t, f"bad-request-in-block: {reason}"
+                return t, reason if reason in _UNBOUND else f"bad-request-in-block: {reason}"
             unseen = signatures - verified  # requests this node has not checked before
             t += self.cpu.verify * len(unseen)
             verified |= unseen
@@ -266,6 +267,8 @@ class Node:
                     verified.clear()
                 continue
             reason = self.membership.authenticate(inner)
+            if reason is None and type(inner.message) is PrePrepare:
+                reason = self.membership.check_block(inner.message.block)[0]  # (cached per block)
             if reason is not None:
                 return t, f"bad-embedded-message: {reason}"
             if inner.signature not in verified:
