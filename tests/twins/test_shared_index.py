@@ -6,7 +6,7 @@ is what replaying its own ledger without the memo gives."""
 
 import pytest
 
-from tests.citychain.test_rev3_shared_memory import _check_done_is_own_ledger, _check_states_untouched
+from tests.citychain.test_shared_memory import _check_done_is_own_ledger, _check_states_untouched
 from tests.twins.search import byzantine_choices, explore
 from tests.twins.world import Cut, World
 
