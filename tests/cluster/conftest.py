@@ -3,6 +3,9 @@
 import pytest
 
 from citychain.cluster.broker import BrokerError, Credentials, find_binary
+from citychain.cluster.process import write_private_key
+from citychain.genesis import build_genesis
+from citychain.scenario import load_with_overrides
 
 CHAIN = "testchain"
 ROLES = {"node-00": "consensus", "node-01": "consensus", "node-02": "consensus", "observer-00": "observer",
@@ -22,3 +25,12 @@ def mosquitto() -> str:
 @pytest.fixture(scope="session")
 def credentials() -> Credentials:
     return Credentials.generate(CHAIN, ROLES)
+
+
+@pytest.fixture
+def chain(tmp_path):
+    """A 4-node taihu genesis with secret keys, and node-01's data directory holding its key."""
+    genesis = build_genesis(load_with_overrides("taihu", nodes=4), secret_keys=True)
+    genesis.write(tmp_path / "genesis")
+    write_private_key(tmp_path / "data" / "node-01" / "key.pem", genesis.identities["node-01"].key)
+    return genesis, tmp_path

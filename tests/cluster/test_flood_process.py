@@ -11,21 +11,11 @@ import tracemalloc
 import pytest
 
 import citychain.cluster.process as process
-from citychain.cluster.process import PROCESS_LIMITS, open_node, write_private_key
-from citychain.genesis import build_genesis
-from citychain.scenario import load_with_overrides
+from citychain.cluster.process import PROCESS_LIMITS, open_node
 from consensus.messages import Commit, Prepare
 from node.signing import Signer
 
 FLOOD = 100_000
-
-
-@pytest.fixture
-def chain(tmp_path):
-    genesis = build_genesis(load_with_overrides("taihu", nodes=4), secret_keys=True)
-    genesis.write(tmp_path / "genesis")
-    write_private_key(tmp_path / "data" / "node-01" / "key.pem", genesis.identities["node-01"].key)
-    return genesis, tmp_path
 
 
 @pytest.mark.slow

@@ -9,24 +9,14 @@ import json
 import pytest
 
 from citychain.cluster.load import Tracker
-from citychain.cluster.process import open_node, write_private_key
+from citychain.cluster.process import open_node
 from citychain.cluster.transport import MqttTransport
-from citychain.genesis import build_genesis
-from citychain.scenario import load_with_overrides
 from consensus.messages import Prepare
 from node.metrics import Metrics
 from node.signing import Signer
 from node.sqlite_store import StorageError
 
 MEMBERS = frozenset({"node-00", "node-01", "node-02", "node-03"})
-
-
-@pytest.fixture
-def chain(tmp_path):
-    genesis = build_genesis(load_with_overrides("taihu", nodes=4), secret_keys=True)
-    genesis.write(tmp_path / "genesis")
-    write_private_key(tmp_path / "data" / "node-01" / "key.pem", genesis.identities["node-01"].key)
-    return genesis, tmp_path
 
 
 def run_node(chain, body):
