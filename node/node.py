@@ -246,35 +246,34 @@ class Node:
         self.verified.add(signature)
 
     def _check_embedded(self, env: Signed, kind, t: int) -> tuple[int, str | None]:
-        verified = self.verified
         if kind is PrePrepare:
             reason, signatures = self.membership.check_block(env.message.block)
             if reason is not None:
                 return t, reason if reason in _UNBOUND else f"bad-request-in-block: {reason}"
-            unseen = signatures - verified  # requests this node has not checked before
-            t += self.cpu.verify * len(unseen)
-            verified |= unseen
-            return t, None
+            return self._charge_requests(signatures, t), None
+        verified = self.verified
         for inner in _embedded_once(env.message):
-            if type(inner) is Block:  # a pre-prepare's requests: checked once per block
+            if type(inner) is Block:  # a pre-prepare's block (bound to its header), checked once per block
                 reason, signatures = self.membership.check_block(inner)
                 if reason is not None:
                     return t, f"bad-embedded-message: {reason}"
-                unseen = signatures - verified
-                t += self.cpu.verify * len(unseen)
-                verified |= unseen
+                t = self._charge_requests(signatures, t)
                 if len(verified) > self.VERIFIED_CACHE:
                     verified.clear()
                 continue
             reason = self.membership.authenticate(inner)
-            if reason is None and type(inner.message) is PrePrepare:
-                reason = self.membership.check_block(inner.message.block)[0]  # (cached per block)
             if reason is not None:
                 return t, f"bad-embedded-message: {reason}"
             if inner.signature not in verified:
                 t += self.cpu.verify
                 self._remember(inner.signature)
         return t, None
+
+    def _charge_requests(self, signatures: set, t: int) -> int:
+        """A block's request signatures: the modelled cost of those this node has not checked before."""
+        unseen = signatures - self.verified
+        self.verified |= unseen
+        return t + self.cpu.verify * len(unseen)
 
     # ---- effects ------------------------------------------------------------------
 
