@@ -354,10 +354,10 @@ def load(directory, transactions, rate_tps, as_json):
 
 def _print_load(r: dict, path: Path) -> None:
     table = Table(title=f"{r['name']}: {r['answered']}/{r['submitted']} answered -> {path}")
-    for col in ["n", "tx/s", "p50 ms", "p99 ms", "msgs/block", "MB/node", "wall s"]:
+    for col in ["n", "tx/s", "p50 ms", "p99 ms", "msgs/block", "Mbit/s/node", "wall s"]:
         table.add_column(col, justify="right")
     table.add_row(str(r["nodes"]), f"{r['throughput_tps']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
-                  f"{r['messages_per_block']:.0f}", f"{r['bytes_per_node'] / 1e6:.2f}", f"{r['wall_seconds']:.2f}")
+                  f"{r['messages_per_block']:.0f}", f"{r['bandwidth_mbps_per_node']:.2f}", f"{r['wall_seconds']:.2f}")
     Console().print(table)
     res = Table(title="node processes during the load")
     for col in ("pid", "nodes", "CPU s", "CPU %", "peak MiB"):

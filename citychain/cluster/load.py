@@ -254,6 +254,8 @@ def _report(cluster, n: int, tracker: Tracker, total: int, t0: float, last_submi
         "p99_ms": round(percentile(lat, 99), 3), "blocks": len(tracker.heights),
         "messages_per_block": round(sent / blocks, 2), "bytes_per_block": round(sent_bytes / blocks, 1),
         "bytes_per_node": round(sent_bytes / max(1, len(tracker.last)), 1),
+        # The unit `bench` reports, over the load's wall-clock window (bench's is virtual time).
+        "bandwidth_mbps_per_node": round(8 * sent_bytes / max(1, len(tracker.last)) / wall / 1e6, 3),
         "heights": sorted({b["height"] for b in tracker.last.values()}),
         "agreement": all(len(h) == 1 for h in heads.values()),  # no two nodes at one height with two heads
         "wall_seconds": round(wall, 3),

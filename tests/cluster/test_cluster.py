@@ -114,6 +114,8 @@ def test_twenty_node_processes_commit_a_workload_with_agreement(twenty, tmp_path
     assert row["answered"] == row["submitted"] == 200
     assert row["nodes"] == 20 and row["f"] == 6
     assert len(row["resources"]) == 20 and all(r["peak_rss_mib"] > 0 and r["cpu_s"] > 0 for r in row["resources"])
+    # bench's unit, over the load's wall-clock window
+    assert row["bandwidth_mbps_per_node"] == pytest.approx(8 * row["bytes_per_node"] / row["wall_seconds"] / 1e6, rel=0.01)
     wait_converged(twenty)
     audit(twenty, tmp_path / "export")
     for node, txs in ledger_txs(tmp_path / "export").items():
