@@ -337,7 +337,11 @@ class SplitNewView(_TwoStories):
     def other_story(self, m):
         out = []
         for pre in m.pre_prepares:
-            other = _own_block(pre.block, m.view, self.ctx.me)
+            # O names blocks by digest: a variant only of a block this replica holds.
+            block = self.inner.held_block(pre.seq, pre.digest)
+            if block is None:
+                continue
+            other = _own_block(block, m.view, self.ctx.me)
             out += [PrePrepare(m.view, pre.seq, other.hash, other), Commit(m.view, pre.seq, other.hash)]
         return out
 
