@@ -1211,7 +1211,7 @@ class Replica:
             if block is not None:
                 return block
             proof = slot.proof
-            if proof is not None and proof.pre_prepare.message.digest == digest:
+            if proof is not None and proof.pre_prepare.message.digest == digest and proof.pre_prepare.message.block:
                 return proof.pre_prepare.message.block
         held = self.deferred.get(seq)
         if held is not None and held[0].message.digest == digest:
