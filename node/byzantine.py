@@ -328,9 +328,9 @@ def _own_block(block: Block, view: int, me: str) -> Block:
 
 class SplitNewView(_TwoStories):
     """A new primary that installs its view with a valid NEW-VIEW for ``targets`` only,
-    and tells every other peer a different story: its own block for each sequence
-    the NEW-VIEW re-issues (of those whose block it holds), with its COMMIT for it. Replicas that enter the view
-    without that view's NEW-VIEW would accept the other block."""
+    and tells every other peer a different story: its own block for each sequence the
+    NEW-VIEW re-issues (of those whose block it holds), with its COMMIT for it. Replicas
+    that enter the view without that view's NEW-VIEW would accept the other block."""
 
     name, kind = "split-new-view", NewView
 
