@@ -525,6 +525,8 @@ class Replica:
             if self.hash_at.get(m.seq, m.digest) != m.digest:
                 return [Drop("reissued-block-conflicts-with-executed", env)]
         else:
+            if m.block is None:  # (the node refuses one sent on its own; a proposal needs its block)
+                return [Drop("malformed", env)]
             if m.seq <= self.decided and not reissued:
                 return [Drop("sequence-decided-by-new-view", env)]
             reason = self._invalid_proposal(m, env.signer, reissued)
