@@ -132,7 +132,8 @@ def node_status(run: SimRun) -> dict:
     return out
 
 
-CONSENSUS_KINDS = ("pre-prepare", "prepare", "commit", "checkpoint", "view-change", "new-view", "new-view-request")
+CONSENSUS_KINDS = ("pre-prepare", "prepare", "commit", "checkpoint", "view-change", "new-view", "new-view-request",
+                   "block-request", "block-reply")
 BACKGROUND_KINDS = ("fetch", "blocks")  # state transfer: a node asking its peers for blocks it may lack
 CLIENT_KINDS = ("request",)
 

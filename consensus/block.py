@@ -72,3 +72,7 @@ class Block:
     @property
     def height(self) -> int:
         return self.header.height
+
+    def to_dict(self) -> dict:
+        """The block as the wire and the ledger carry it (docs/ledger.md)."""
+        return {"hash": self.hash, "header": self.header.to_dict(), "txs": [r.to_dict() for r in self.requests]}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class Signed:
     """A message with its signer's Ed25519 signature over ``data``.
 
@@ -34,3 +34,13 @@ class Signed:
     def to_dict(self) -> dict:
         """The envelope as the wire and the ledger carry it (docs/messages.md)."""
         return {"data": self.data.decode("ascii"), "sig": self.signature.hex()}
+
+
+_BARE = len(b'{"data":"","sig":""}')
+
+
+def bare_wire_size(data: bytes, signature: bytes) -> int:
+    """The wire size of ``{"data": <data>, "sig": <hex>}`` with nothing attached: counted,
+    not encoded (canonical data is ASCII with no control characters; only its quotes and
+    backslashes are escaped again)."""
+    return _BARE + len(data) + data.count(b'"') + data.count(b"\\") + 2 * len(signature)

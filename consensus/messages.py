@@ -8,12 +8,13 @@ validated at construction, so a malformed one never reaches the replica.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Union
+from weakref import WeakKeyDictionary
 
 from .block import Block
-from .encoding import check_canonical_value
-from .envelope import Signed
+from .encoding import canonical, check_canonical_value
+from .envelope import Signed, bare_wire_size
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -62,24 +63,55 @@ class Request:
 class PrePrepare:
     """<<PRE-PREPARE, v, n, d>_p, m>: the primary assigns sequence n to block m.
 
-    Only (v, n, d) is signed; the block rides alongside and must hash to d.
+    Only (v, n, d) is signed; the block rides alongside and must hash to d. Inside a
+    VIEW-CHANGE or NEW-VIEW a pre-prepare names its block by d only (``block`` None):
+    see ``digest_only``.
     """
 
     KIND: ClassVar[str] = "pre-prepare"
     view: int
     seq: int
     digest: str
-    block: Block
+    block: Block | None
 
     def __post_init__(self):
         _check_int("view", self.view)
         _check_int("seq", self.seq, 1)
         _check_digest("digest", self.digest)
-        if self.block.hash != self.digest:
+        if self.block is not None and self.block.hash != self.digest:
             raise ValueError("pre-prepare digest does not match its block's hash")
 
     def body(self) -> dict:
         return {"type": self.KIND, "view": self.view, "seq": self.seq, "digest": self.digest}
+
+
+def digest_only(pre):
+    """A pre-prepare (signed or not) without its block. The signature covers (v, n, d)
+    only, so the envelope keeps its signed bytes and signature: it is the same message,
+    naming its block by digest (docs/messages.md, "Blocks by digest")."""
+    if isinstance(pre, PrePrepare):
+        return pre if pre.block is None else replace(pre, block=None)
+    if pre.message.block is None:
+        return pre
+    bare = _DIGEST_ONLY.get(pre)
+    if bare is None:
+        bare = _DIGEST_ONLY[pre] = Signed(replace(pre.message, block=None), pre.signer, pre.signature, pre.data,
+                                          pre.digest, bare_wire_size(pre.data, pre.signature))
+    return bare
+
+
+# One digest-only form per envelope object: the simulator shares one envelope among all
+# replicas, and K VIEW-CHANGEs naming one pre-prepare must embed one object, which a node
+# checks once (node/node.py, ``_embedded_once``). Weak: it lives as long as the envelope.
+_DIGEST_ONLY: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def with_block(pre: Signed, block: Block) -> Signed:
+    """A signed digest-only pre-prepare with the block it names attached again (the
+    caller holds that block: it hashes to the signed digest, or this raises)."""
+    m = pre.message
+    size = bare_wire_size(pre.data, pre.signature) + len(b',"block":') + len(canonical(block.to_dict()))
+    return Signed(PrePrepare(m.view, m.seq, m.digest, block), pre.signer, pre.signature, pre.data, pre.digest, size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +226,10 @@ class ViewChange:
             raise ValueError("checkpoint_proof must hold signed checkpoints or commits")
         if not isinstance(self.prepared, tuple) or not all(isinstance(p, PreparedProof) for p in self.prepared):
             raise ValueError("prepared must be a tuple of prepared proofs")
+        # Blocks by digest: a VIEW-CHANGE never carries a block (docs/messages.md).
+        if any(p.pre_prepare.message.block is not None for p in self.prepared):
+            object.__setattr__(self, "prepared", tuple(
+                PreparedProof(digest_only(p.pre_prepare), p.prepares) for p in self.prepared))
 
     def body(self) -> dict:
         # Embedded envelopes are signed by reference (the SHA-256 of their signed
@@ -221,6 +257,9 @@ class NewView:
                 isinstance(p, PrePrepare) or isinstance(p, Signed) and isinstance(p.message, PrePrepare)
                 for p in self.pre_prepares):
             raise ValueError("pre_prepares must hold pre-prepares")
+        # Blocks by digest: a NEW-VIEW never carries a block (docs/messages.md).
+        if any((p if isinstance(p, PrePrepare) else p.message).block is not None for p in self.pre_prepares):
+            object.__setattr__(self, "pre_prepares", tuple(digest_only(p) for p in self.pre_prepares))
 
     @property
     def signed(self) -> bool:
@@ -234,19 +273,54 @@ class NewView:
                 "pre_prepares": [p.digest for p in self.pre_prepares]}
 
 
-Message = Union[Request, PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView, NewViewRequest]
+@dataclass(frozen=True, slots=True)
+class BlockRequest:
+    """Ask a replica for the block with hash ``digest`` that a NEW-VIEW re-issues at ``seq``
+    (the NEW-VIEW names it by digest; this replica does not hold it)."""
+
+    KIND: ClassVar[str] = "block-request"
+    seq: int
+    digest: str
+
+    def __post_init__(self):
+        _check_int("seq", self.seq, 1)
+        _check_digest("digest", self.digest)
+
+    def body(self) -> dict:
+        return {"type": self.KIND, "seq": self.seq, "digest": self.digest}
+
+
+@dataclass(frozen=True, slots=True)
+class BlockReply:
+    """The answer to a BLOCK-REQUEST: the block, which proves itself by hash (only its
+    digest is signed; the block rides alongside, as with a PRE-PREPARE)."""
+
+    KIND: ClassVar[str] = "block-reply"
+    digest: str
+    block: Block
+
+    def __post_init__(self):
+        _check_digest("digest", self.digest)
+        if not isinstance(self.block, Block) or self.block.hash != self.digest:
+            raise ValueError("block-reply digest does not match its block's hash")
+
+    def body(self) -> dict:
+        return {"type": self.KIND, "digest": self.digest}
+
+
+Message = Union[Request, PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView, NewViewRequest,
+                BlockRequest, BlockReply]
 
 
 def embedded(message) -> tuple[Signed, ...]:
     """Signed envelopes carried inside a message, each to be authenticated on its own."""
     kind = type(message)
-    if kind is PrePrepare:
-        return message.block.requests
+    if kind is PrePrepare or kind is BlockReply:
+        return message.block.requests if message.block is not None else ()
     if kind is ViewChange:
         out = list(message.checkpoint_proof)
         for proof in message.prepared:
             out.append(proof.pre_prepare)
-            out.extend(proof.pre_prepare.message.block.requests)
             out.extend(proof.prepares)
         return tuple(out)
     if kind is NewView:
@@ -254,8 +328,6 @@ def embedded(message) -> tuple[Signed, ...]:
         for vc in message.view_changes:
             out.append(vc)
             out.extend(embedded(vc.message))
-        for pre in message.pre_prepares:
-            out.append(pre)
-            out.extend(pre.message.block.requests)
+        out.extend(message.pre_prepares)
         return tuple(out)
     return ()

@@ -41,8 +41,8 @@ from .durable import (Accepted, DurableState, NewViewBuilt, Prepared, Proposed, 
 from .effects import Broadcast, CancelTimer, CatchUp, Drop, Effect, Execute, Forward, Persist, Send, StartTimer
 from .events import Adopted, Event, Executed, Receive, Restarted, TimerFired
 from .executed import ExecutedIds, ExecutedIndex
-from .messages import (Checkpoint, Commit, NewView, NewViewRequest, PrePrepare, Prepare, PreparedProof, Request,
-                       Signed, ViewChange)
+from .messages import (BlockReply, BlockRequest, Checkpoint, Commit, NewView, NewViewRequest, PrePrepare, Prepare,
+                       PreparedProof, Request, Signed, ViewChange, with_block)
 from .quorum import max_faulty, quorum, weak_quorum
 
 NOTHING: list = []
@@ -50,6 +50,7 @@ BATCH_TIMER = "batch"
 VIEW_TIMER = "view-change"
 RESEND_TIMER = "view-change-resend"
 FETCH_TIMER = "fetch"
+BLOCK_TIMER = "block-fetch"
 MAX_FUTURE_VIEWS = 16  # how far ahead of its own view a replica keeps messages
 MAX_BACKOFF = 10  # the view-change timeout doubles at most this many times
 NEW_VIEWS_KEPT = 3  # NEW-VIEWs a replica keeps to serve peers that missed them
@@ -85,6 +86,24 @@ class ReplicaConfig:
             raise ValueError("block_size and checkpoint_interval must be >= 1")
         if self.watermark_window < self.checkpoint_interval:
             raise ValueError("watermark_window must be >= checkpoint_interval, or the log can never advance")
+
+
+@dataclass(slots=True)
+class BlockFetch:
+    """A block the installed NEW-VIEW re-issues by digest and this replica does not hold.
+
+    ``holders``: the replicas whose VIEW-CHANGE claimed it prepared it, then the other
+    signers of those prepared certificates (a certificate is a quorum: f + 1 honest
+    replicas accepted the pre-prepare, so hold the block). Asked one at a time, the
+    next one each BLOCK_TIMER. ``pre``: the NEW-VIEW's signed pre-prepare to take up
+    once the block is here; None once this replica moved on to a further view (the
+    block, if it comes, is kept: the next NEW-VIEW may re-issue it again)."""
+
+    seq: int
+    digest: str
+    holders: tuple[str, ...]
+    pre: Signed | None
+    tries: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +167,7 @@ class Replica:
         self.reproposals: dict[int, PrePrepare] = {}  # own proposals of this view read back after a restart
         self.decided = 0  # min-s of the installed NEW-VIEW: no pre-prepare of this view may name it or below
         self.reissue: tuple[Signed, ...] = ()  # O of the installed NEW-VIEW, to take up again after a restart
+        self.reissue_proof: tuple[Signed, ...] = ()  # that NEW-VIEW's VIEW-CHANGEs: who holds O's blocks
         self.answered: dict[str, int] = {}  # replica -> when we last answered its stale VIEW-CHANGE
         self.served: dict[tuple[str, int], int] = {}  # (replica, view) -> when we last sent it that NEW-VIEW
         self.far_ahead: dict[str, Signed] = {}  # replica -> its newest VIEW-CHANGE beyond MAX_FUTURE_VIEWS
@@ -182,6 +202,11 @@ class Replica:
         self.vc_timer = False
         self.fetch_timer = False
         self.resend_timer = False
+        self.block_timer = False
+        # Blocks the installed NEW-VIEW names that this replica must fetch, by digest: at most
+        # one per sequence of O, so at most watermark_window (replaced by each NEW-VIEW).
+        self.fetching: dict[str, BlockFetch] = {}
+        self.blocks_served: dict[tuple[str, str], int] = {}  # (replica, digest) -> when we last sent it
         self.stalled = 0  # a sequence seen accepted but uncommitted at the last fetch tick
         self.ahead_hint = 0  # highest sequence any vote named: others may be past us
         self._handlers = {
@@ -193,6 +218,8 @@ class Replica:
             ViewChange: self._on_view_change,
             NewView: self._on_new_view,
             NewViewRequest: self._on_new_view_request,
+            BlockRequest: self._on_block_request,
+            BlockReply: self._on_block_reply,
         }
 
     @classmethod
@@ -239,14 +266,16 @@ class Replica:
                 slot = self._slot(seq)
                 slot.proof = proof
                 m = proof.pre_prepare.message
-                slot.seen_blocks.setdefault(m.digest, m.block)  # a commit certificate may name it
+                if m.block is not None:  # a commit certificate, or a peer's BLOCK-REQUEST, may name it
+                    slot.seen_blocks.setdefault(m.digest, m.block)
         working = self.active
         for seq, env in sorted(d.accepted.items()):
             m = env.message
+            if seq > self.low and m.block is not None:
+                self._slot(seq).seen_blocks.setdefault(m.digest, m.block)
             if seq <= above or not working or m.view != self.view:
                 continue
             slot = self._slot(seq)
-            slot.seen_blocks.setdefault(m.digest, m.block)
             slot.view, slot.digest, slot.block, slot.pre_prepare = m.view, m.digest, m.block, env
             proof = slot.proof
             slot.prepared = proof is not None and (proof.pre_prepare.message.view, proof.pre_prepare.message.digest) \
@@ -260,6 +289,7 @@ class Replica:
             o = d.new_view.message.pre_prepares
             self.last_proposed = max(self.last_proposed, self.decided, max((p.message.seq for p in o), default=0))
             self.reissue = tuple(p for p in o if p.message.seq > above)
+            self.reissue_proof = d.new_view.message.view_changes
         for seq, m in sorted(d.proposed.items()):
             if seq > above and working and m.view == self.view and self.me == self.primary:
                 self.last_proposed = max(self.last_proposed, seq)
@@ -394,6 +424,9 @@ class Replica:
             return self._fetch_missing()
         if event.name == RESEND_TIMER:
             return self._resend_view_change()
+        if event.name == BLOCK_TIMER:
+            self.block_timer = False
+            return self._ask_for_blocks()
         if event.name == VIEW_TIMER:
             self.vc_timer = False
             # Active: a request waited too long (section 4.4). Changing view: the
@@ -479,7 +512,8 @@ class Replica:
         waiting = self.deferred.get(m.seq)
         if waiting is not None and waiting[0] is not env and waiting[0].message.view == m.view:
             return [Drop("duplicate" if waiting[0].message.digest == m.digest else "conflicting-pre-prepare", env)]
-        slot.seen_blocks.setdefault(m.digest, m.block)
+        if m.block is not None:  # (None only for a re-issued sequence we executed: see _take_up)
+            slot.seen_blocks.setdefault(m.digest, m.block)
         if m.seq > self.executed + 1:
             # The header names the previous block's hash and state root: check it
             # once that block has executed here.
@@ -491,12 +525,15 @@ class Replica:
             if self.hash_at.get(m.seq, m.digest) != m.digest:
                 return [Drop("reissued-block-conflicts-with-executed", env)]
         else:
+            if m.block is None:  # (the node refuses one sent on its own; a proposal needs its block)
+                return [Drop("malformed", env)]
             if m.seq <= self.decided and not reissued:
                 return [Drop("sequence-decided-by-new-view", env)]
             reason = self._invalid_proposal(m, env.signer, reissued)
             if reason:
                 return [Drop(reason, env)]
-        slot.view, slot.digest, slot.block, slot.pre_prepare = m.view, m.digest, m.block, env
+        block = m.block if m.block is not None else slot.seen_blocks.get(m.digest)
+        slot.view, slot.digest, slot.block, slot.pre_prepare = m.view, m.digest, block, env
         slot.prepared = False
         effects: list[Effect] = []
         if m.seq > self.executed:
@@ -543,7 +580,7 @@ class Replica:
 
     def _see_block(self, m: PrePrepare) -> None:
         """Remember a block proposed in another view: a commit certificate may name it."""
-        if self.executed < m.seq <= self.high:
+        if self.executed < m.seq <= self.high and m.block is not None:
             blocks = self._slot(m.seq).seen_blocks
             if len(blocks) < 4:
                 blocks.setdefault(m.digest, m.block)
@@ -769,6 +806,12 @@ class Replica:
         self.head_timestamp = block.header.timestamp
         self.state_root = state_root
         ids = block.ids
+        effects: list[Effect] = []
+        fetch = self.fetching.pop(block.hash, None) if self.fetching else None
+        if fetch is not None and fetch.pre is not None and self.active and fetch.pre.message.view == self.view:
+            # A block O re-issues, executed meanwhile (a commit certificate, or state transfer):
+            # take the pre-prepare up now, so our PREPARE still counts towards its quorum.
+            effects.extend(self._on_pre_prepare(with_block(fetch.pre, block), now, reissued=True))
         accepted, pending = self.accepted, self.pending
         if accepted.keys() == ids:
             accepted.clear()  # the usual case: the only block in flight just executed
@@ -781,7 +824,6 @@ class Replica:
         self.done |= ids
         if self.active:
             self.vc_attempts = 0  # progress: the next view change starts from the base timeout
-        effects: list[Effect] = []
         if seq % self.config.checkpoint_interval == 0:
             effects.append(Broadcast(Checkpoint(seq, block.hash, state_root)))
         effects.extend(self._request_timer(restart=True))
@@ -846,6 +888,7 @@ class Replica:
                 del table[s]
         for key in [k for k in self.future if k[1] <= seq]:
             del self.future[key]
+        self.fetching = {d: f for d, f in self.fetching.items() if f.seq > seq}
         self.ahead = {s: e for s, e in self.ahead.items() if e.message.seq > self.high}
         return persisted + self._maybe_propose(now)
 
@@ -883,6 +926,8 @@ class Replica:
             effects.append(StartTimer(RESEND_TIMER, self.config.view_change_timeout))
         self.vc_attempts += 1
         self._forget_views_below(view)
+        for fetch in self.fetching.values():
+            fetch.pre = None  # that view's O is moot; a block that still comes is kept (BlockFetch)
         return effects
 
     def _forget_views_below(self, view: int) -> None:
@@ -1029,7 +1074,7 @@ class Replica:
         for seq in range(min_s + 1, max_s + 1):
             if seq not in best:
                 return None  # impossible with at most f faulty replicas (see module docstring)
-            chosen.append(best[seq].pre_prepare.message.block)
+            chosen.append(best[seq].pre_prepare.message)
         return min_s, best_vc.checkpoint_proof, chosen
 
     def _maybe_new_view(self, view: int) -> list[Effect]:
@@ -1044,9 +1089,11 @@ class Replica:
         computed = self._compute_o([env.message for env in chosen])
         if computed is None:
             return [Drop("cannot-compute-new-view")]
-        _, _, blocks = computed
+        _, _, o = computed
         self.new_views_done.add(view)
-        pre_prepares = tuple(PrePrepare(view, b.height, b.hash, b) for b in blocks)
+        # O names each block by digest (docs/messages.md, "Blocks by digest"): a NEW-VIEW
+        # of full blocks could exceed what any decoder takes.
+        pre_prepares = tuple(PrePrepare(view, pp.seq, pp.digest, None) for pp in o)
         # The caller signs each re-issued pre-prepare, then the NEW-VIEW that holds them.
         # Once built, never another for this view, even after a restart.
         return [Persist(NewViewBuilt(view)), Broadcast(NewView(view, _by_signer(chosen), pre_prepares))]
@@ -1068,8 +1115,8 @@ class Replica:
         computed = self._compute_o([v.message for v in m.view_changes])
         if computed is None:
             return [Drop("bad-new-view", env)]
-        min_s, proof, blocks = computed
-        if [(p.message.seq, p.message.digest) for p in m.pre_prepares] != [(b.height, b.hash) for b in blocks]:
+        min_s, proof, chosen = computed
+        if [(p.message.seq, p.message.digest) for p in m.pre_prepares] != [(pp.seq, pp.digest) for pp in chosen]:
             return [Drop("bad-new-view", env)]
         if any(p.signer != env.signer or p.message.view != m.view for p in m.pre_prepares):
             return [Drop("bad-new-view", env)]
@@ -1088,17 +1135,124 @@ class Replica:
         # Sequences up to min-s are decided (a stable checkpoint or commit certificate
         # proves them): nobody proposes there in this view; we fetch them if behind.
         self.decided = min_s
-        effects.extend(self._enter_view(m.view, max(min_s, max((b.height for b in blocks), default=0))))
+        effects.extend(self._enter_view(m.view, max(min_s, max((pp.seq for pp in chosen), default=0))))
         if min_s > self.low:
             if self.executed >= min_s:
                 effects.extend(self._stabilise(min_s, proof, now))
             else:
                 effects.extend(self._catch_up(min_s, {c.signer: c for c in proof}))
-        for pre in m.pre_prepares:
-            if pre.message.seq > self.low:
-                effects.extend(self._on_pre_prepare(pre, now, reissued=True))
+        effects.extend(self._take_up(m.pre_prepares, m.view_changes, now))
         effects.extend(self._replay_future(now))
         effects.extend(self._maybe_propose(now))
+        return effects
+
+    # ---- blocks by digest (docs/messages.md, "Blocks by digest") ----------------------
+
+    def _take_up(self, pres: tuple[Signed, ...], view_changes: tuple[Signed, ...], now: int) -> list[Effect]:
+        """Accept the NEW-VIEW's re-issued pre-prepares O, each with its block: one this
+        replica holds is attached at once; one it executed needs none; any other is
+        fetched by digest first. No PREPARE for a block not held: then every honest
+        replica that prepares (and so every COMMIT quorum's f + 1 honest members) holds
+        the block it voted for, and can serve it."""
+        effects: list[Effect] = []
+        wanted: dict[str, BlockFetch] = {}
+        for pre in pres:
+            m = pre.message
+            if m.seq <= self.low:
+                continue
+            block = m.block or self.held_block(m.seq, m.digest)
+            if block is None and m.seq > self.executed:
+                known = self.fetching.get(m.digest)
+                holders = self._holders(view_changes, m.seq, m.digest)
+                wanted[m.digest] = BlockFetch(m.seq, m.digest, holders, pre, known.tries if known else 0)
+                continue
+            effects.extend(self._on_pre_prepare(pre if block is None else with_block(pre, block), now,
+                                                reissued=True))
+        self.fetching = wanted  # the blocks of earlier views' O are not needed: this O decides
+        if wanted:
+            effects.extend(self._ask_for_blocks())
+        return effects
+
+    def _holders(self, view_changes: tuple[Signed, ...], seq: int, digest: str) -> tuple[str, ...]:
+        """Who to ask for the block ``digest`` at ``seq``: the senders of the VIEW-CHANGEs
+        claiming a prepared certificate for it, then the other signers of those certificates."""
+        claimed, signed = set(), set()
+        for vc in view_changes:
+            for proof in vc.message.prepared:
+                pp = proof.pre_prepare.message
+                if pp.seq == seq and pp.digest == digest:
+                    claimed.add(vc.signer)
+                    signed.add(proof.pre_prepare.signer)
+                    signed.update(p.signer for p in proof.prepares)
+        claimed.discard(self.me)
+        signed -= claimed | {self.me}
+        return tuple(sorted(claimed)) + tuple(sorted(signed))
+
+    def _ask_for_blocks(self) -> list[Effect]:
+        """Ask the next holder of each block still missing; again after BLOCK_TIMER."""
+        out: list[Effect] = []
+        for fetch in sorted(self.fetching.values(), key=lambda f: f.seq):
+            if fetch.pre is None or not fetch.holders:
+                continue
+            out.append(Send(fetch.holders[fetch.tries % len(fetch.holders)], BlockRequest(fetch.seq, fetch.digest)))
+            fetch.tries += 1
+        if out and not self.block_timer:
+            self.block_timer = True
+            out.append(StartTimer(BLOCK_TIMER, self.config.view_change_timeout // 4))
+        return out
+
+    def held_block(self, seq: int, digest: str) -> Block | None:
+        """The block ``digest`` proposed at ``seq``, if this replica holds it: in its log
+        (accepted, prepared, executed above its stable checkpoint, or seen in another
+        view) or waiting for the block below."""
+        slot = self.log.get(seq)
+        if slot is not None:
+            if slot.digest == digest and slot.block is not None:
+                return slot.block
+            block = slot.seen_blocks.get(digest)
+            if block is not None:
+                return block
+            proof = slot.proof
+            if proof is not None and proof.pre_prepare.message.digest == digest and proof.pre_prepare.message.block:
+                return proof.pre_prepare.message.block
+        held = self.deferred.get(seq)
+        if held is not None and held[0].message.digest == digest:
+            return held[0].message.block
+        return None
+
+    def _on_block_request(self, env: Signed, now: int) -> list[Effect]:
+        """Serve a block a peer must fetch: at most once per (replica, block) per
+        BLOCK_TIMER period (the asker's retry period), as a block may be 16 MiB."""
+        m: BlockRequest = env.message
+        block = self.held_block(m.seq, m.digest) if env.signer != self.me else None
+        if block is None:
+            return [Drop("no-block-to-serve", env)]
+        key = (env.signer, m.digest)
+        last = self.blocks_served.get(key)
+        if last is not None and now - last < self.config.view_change_timeout // 4:
+            return [Drop("block-already-served", env)]
+        if last is None and len(self.blocks_served) >= self.n * self.window:
+            self.blocks_served.clear()  # bounded: forgetting only lets an asker be served again
+        self.blocks_served[key] = now
+        return [Send(env.signer, BlockReply(m.digest, block))]
+
+    def _on_block_reply(self, env: Signed, now: int) -> list[Effect]:
+        """A fetched block. It hashes to the digest it is sent for (checked on
+        construction), and the caller checked it is bound to its header (tx_root) and
+        its requests are signed, so a block for a digest we wait for is the one O names."""
+        m: BlockReply = env.message
+        fetch = self.fetching.get(m.digest)
+        if fetch is None or m.block.height != fetch.seq:
+            return [Drop("unrequested-block", env)]
+        del self.fetching[m.digest]
+        if self.executed < fetch.seq <= self.high:
+            self._slot(fetch.seq).seen_blocks.setdefault(m.digest, m.block)
+        if fetch.pre is None or not self.active or fetch.pre.message.view != self.view:
+            return NOTHING  # a further view change since: kept for that view's O
+        effects = self._on_pre_prepare(with_block(fetch.pre, m.block), now, reissued=True)
+        if not self.fetching and self.block_timer:
+            self.block_timer = False
+            effects = effects + [CancelTimer(BLOCK_TIMER)]
         return effects
 
     def _witness(self, view: int, signer: str, now: int) -> list[Effect]:
@@ -1181,9 +1335,9 @@ class Replica:
                     effects.append(Broadcast(Prepare(slot.view, seq, slot.digest)))
                     if slot.prepared:
                         effects.append(Broadcast(Commit(slot.view, seq, slot.digest)))
-        for pre in self.reissue:  # O again: accepted now, or held back until the block below
-            effects.extend(e for e in self._on_pre_prepare(pre, now, reissued=True) if type(e) is not Drop)
-        self.reissue = ()
+        # O again: accepted now, held back until the block below, or fetched by digest first.
+        effects.extend(e for e in self._take_up(self.reissue, self.reissue_proof, now) if type(e) is not Drop)
+        self.reissue, self.reissue_proof = (), ()
         if self.me == self.primary:
             peers = [p for p in self.config.replicas if p != self.me]
             for seq in range(self.executed + 1, self.last_proposed + 1):

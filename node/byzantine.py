@@ -328,16 +328,20 @@ def _own_block(block: Block, view: int, me: str) -> Block:
 
 class SplitNewView(_TwoStories):
     """A new primary that installs its view with a valid NEW-VIEW for ``targets`` only,
-    and tells every other peer a different story: its own block for each sequence
-    the NEW-VIEW re-issues, with its COMMIT for it. Replicas that enter the view
-    without that view's NEW-VIEW would accept the other block."""
+    and tells every other peer a different story: its own block for each sequence the
+    NEW-VIEW re-issues (of those whose block it holds), with its COMMIT for it. Replicas
+    that enter the view without that view's NEW-VIEW would accept the other block."""
 
     name, kind = "split-new-view", NewView
 
     def other_story(self, m):
         out = []
         for pre in m.pre_prepares:
-            other = _own_block(pre.block, m.view, self.ctx.me)
+            # O names blocks by digest: a variant only of a block this replica holds.
+            block = self.inner.held_block(pre.seq, pre.digest)
+            if block is None:
+                continue
+            other = _own_block(block, m.view, self.ctx.me)
             out += [PrePrepare(m.view, pre.seq, other.hash, other), Commit(m.view, pre.seq, other.hash)]
         return out
 

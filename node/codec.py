@@ -2,9 +2,10 @@
 
 An envelope on the wire is the canonical JSON object
 ``{"data": <the signed bytes, as a string>, "sig": <hex>}``, plus attachments that
-are not signed but prove themselves by hash: ``"block"`` for a PRE-PREPARE,
-``"blocks"`` for a VIEW-CHANGE or NEW-VIEW (the blocks of the pre-prepares inside),
-``"entries"`` for BLOCKS. Keeping the signed bytes verbatim means a receiver (or an
+are not signed but prove themselves by hash: ``"block"`` for a PRE-PREPARE or
+BLOCK-REPLY, ``"envelopes"`` for a VIEW-CHANGE or NEW-VIEW (whose pre-prepares name
+their blocks by digest only), ``"entries"`` for BLOCKS. A durable prepared
+certificate (``proof_object``) keeps its pre-prepare's block in ``"blocks"``. Keeping the signed bytes verbatim means a receiver (or an
 auditor with openssl) verifies exactly what was signed, with no re-encoding step.
 """
 
@@ -15,13 +16,14 @@ import re
 
 from consensus.block import MAX_BLOCK_BYTES, Block, BlockHeader
 from consensus.encoding import canonical, sha256_hex
-from consensus.messages import (Checkpoint, Commit, NewView, NewViewRequest, PrePrepare, Prepare, PreparedProof,
-                                Request, Signed, ViewChange, embedded)
+from consensus.envelope import bare_wire_size
+from consensus.messages import (BlockReply, BlockRequest, Checkpoint, Commit, NewView, NewViewRequest, PrePrepare,
+                                Prepare, PreparedProof, Request, Signed, ViewChange, embedded)
 
 from .sync_messages import Blocks, Fetch
 
 KINDS = {cls.KIND: cls for cls in (Request, PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView,
-                                   NewViewRequest, Fetch, Blocks)}
+                                   NewViewRequest, BlockRequest, BlockReply, Fetch, Blocks)}
 
 # Limits (docs/messages.md, "Limits"). Checked while decoding, before the work they bound.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # an encoded envelope, checked before parsing ("oversized")
@@ -51,6 +53,8 @@ BODIES = {
     "view-change": {"view": INT, "stable_seq": INT, "checkpoint_proof": DIGESTS, "prepared": PROOFS},
     "new-view": {"view": INT, "view_changes": DIGESTS, "pre_prepares": DIGESTS},
     "new-view-request": {"view": INT},
+    "block-request": {"seq": INT, "digest": DIGEST},
+    "block-reply": {"digest": DIGEST},
     "fetch": {"from_height": INT, "to_height": INT},
     "blocks": {"hashes": DIGESTS},
 }
@@ -74,15 +78,14 @@ def signed_bytes(message, chain_id: str, signer: str) -> bytes:
 
 
 def block_dict(block: Block) -> dict:
-    return {"hash": block.hash, "header": block.header.to_dict(),
-            "txs": [r.to_dict() for r in block.requests]}
+    return block.to_dict()
 
 
 def attachments(message) -> dict:
     """What travels with a message unsigned, because it proves itself by hash."""
     kind = type(message)
-    if kind is PrePrepare:
-        return {"block": block_dict(message.block)}
+    if kind is PrePrepare or kind is BlockReply:
+        return {"block": block_dict(message.block)} if message.block is not None else {}
     if kind in (ViewChange, NewView):
         return _envelopes_attached(embedded(message))
     if kind is Blocks:
@@ -92,13 +95,15 @@ def attachments(message) -> dict:
 
 
 def _envelopes_attached(envs) -> dict:
-    """Envelopes signed by reference, each once, with the blocks of the pre-prepares among them."""
+    """Envelopes signed by reference, each once, with the blocks of the pre-prepares among
+    them that hold one (only a durable prepared certificate's: a VIEW-CHANGE's and a
+    NEW-VIEW's name their blocks by digest)."""
     envelopes, blocks = {}, {}
     for env in envs:
         if type(env.message) is Request:
             continue  # inside its block
         envelopes.setdefault(env.digest, env)
-        if type(env.message) is PrePrepare:
+        if type(env.message) is PrePrepare and env.message.block is not None:
             blocks.setdefault(env.message.digest, env.message.block)
     out = {"envelopes": [e.to_dict() for _, e in sorted(envelopes.items())]}
     if blocks:
@@ -130,14 +135,8 @@ def _attached_once(message):
                     stack.append(env.message)
 
 
-_BARE = len(b'{"data":"","sig":""}')
-_WITH_ATTACHMENTS = frozenset({PrePrepare, ViewChange, NewView, Blocks})
-
-
-def _bare_size(data: bytes, signature: bytes) -> int:
-    # {"data":"<data, its quotes and backslashes escaped>","sig":"<hex>"}: counted, not
-    # encoded (canonical data is ASCII with no control characters).
-    return _BARE + len(data) + data.count(b'"') + data.count(b"\\") + 2 * len(signature)
+_WITH_ATTACHMENTS = frozenset({PrePrepare, BlockReply, ViewChange, NewView, Blocks})
+_bare_size = bare_wire_size
 
 
 def wire_size(data: bytes, signature: bytes, message) -> int:
@@ -294,7 +293,7 @@ class _Decoder:
             raise MalformedMessage("wrong-chain", repr(body.get("chain")))
         signer = _require(body, "signer", str)
         check_value("signer", signer, NAME)
-        message = self.message(body)
+        message = self.message(body, embedded)
         size = self._size(data, signature, message) if embedded else wire_size(data, signature, message)
         return Signed(message, signer, signature, data, sha256_hex(data), size)
 
@@ -310,14 +309,16 @@ class _Decoder:
         ',', '}'; each member '"key":' and its value."""
         kind = type(message)
         bare = _bare_size(data, signature)
-        if kind is PrePrepare:
+        if kind is PrePrepare or kind is BlockReply:
+            if message.block is None:
+                return bare
             return bare + 1 + len('"block":') + self._block_len(message.block)
         if kind not in (ViewChange, NewView):
             return bare
         envelopes, blocks = {}, {}
         for env in _attached_once(message):
             envelopes.setdefault(env.digest, env)
-            if type(env.message) is PrePrepare:
+            if type(env.message) is PrePrepare and env.message.block is not None:
                 blocks.setdefault(env.message.digest, env.message.block)
         size = bare + 1 + len('"envelopes":[]') + max(len(envelopes) - 1, 0)
         size += sum(_bare_size(e.data, e.signature) for e in envelopes.values())
@@ -325,7 +326,9 @@ class _Decoder:
             size += 1 + len('"blocks":[]') + len(blocks) - 1 + sum(self._block_len(b) for b in blocks.values())
         return size
 
-    def message(self, body: dict):
+    def message(self, body: dict, embedded: bool = False):
+        """The message a signed body holds. ``embedded``: named by digest inside another
+        message, where a pre-prepare may come without its block (it names it by digest)."""
         kind = body.get("type")
         cls = KINDS.get(kind) if type(kind) is str else None
         if cls is None:
@@ -334,6 +337,9 @@ class _Decoder:
         check_fields(kind, fields, BODIES[kind])
         try:
             if cls is PrePrepare:
+                digest = fields.get("digest")
+                fields["block"] = self.blocks.get(digest) if embedded else self._block(digest)
+            elif cls is BlockReply:
                 fields["block"] = self._block(fields.get("digest"))
             elif cls is ViewChange:
                 fields["checkpoint_proof"] = tuple(self.ref(c) for c in fields["checkpoint_proof"])

@@ -18,8 +18,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from consensus.block import tx_root
-from consensus.messages import (Checkpoint, Commit, NewView, NewViewRequest, PrePrepare, Prepare, Request, Signed,
-                                ViewChange)
+from consensus.messages import (BlockReply, BlockRequest, Checkpoint, Commit, NewView, NewViewRequest, PrePrepare,
+                                Prepare, Request, Signed, ViewChange)
 
 from .codec import signed_bytes
 from .sync_messages import Blocks, Fetch
@@ -33,6 +33,8 @@ ALLOWED_ROLES = {
     ViewChange: frozenset({"consensus"}),
     NewView: frozenset({"consensus"}),
     NewViewRequest: frozenset({"consensus"}),
+    BlockRequest: frozenset({"consensus"}),
+    BlockReply: frozenset({"consensus"}),
     Fetch: frozenset({"consensus", "observer"}),
     Blocks: frozenset({"consensus"}),
 }

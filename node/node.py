@@ -19,7 +19,7 @@ from typing import Callable
 from consensus.block import Block
 from consensus.effects import Broadcast, CancelTimer, CatchUp, Drop, Execute, Forward, Persist, Send, StartTimer
 from consensus.events import Adopted, Executed, Receive, Restarted, TimerFired
-from consensus.messages import NewView, PrePrepare, Request, Signed, ViewChange, embedded
+from consensus.messages import BlockReply, NewView, PrePrepare, Request, Signed, ViewChange, embedded
 from consensus.replica import VIEW_TIMER, Replica, Restored
 
 from .admission import DEFAULT_LIMITS, Admission, Limits
@@ -36,7 +36,8 @@ from .sync_messages import Blocks, Fetch
 from .transport import Transport
 
 ReplicaFactory = Callable[[Restored | None], Replica]
-_CARRIERS = frozenset({PrePrepare, ViewChange, NewView})  # messages that carry other signed envelopes
+_CARRIERS = frozenset({PrePrepare, BlockReply, ViewChange, NewView})  # messages that carry signed envelopes
+_BLOCK_CARRIERS = (PrePrepare, BlockReply)  # a block attached: checked whenever one arrives
 _UNBOUND = frozenset({"bad-block-hash", "bad-tx-root"})  # a block not bound to its header (Membership.check_block)
 
 
@@ -56,8 +57,9 @@ def _embedded_once(message):
     def pre_prepare(pp):
         if once(pp):
             yield pp
-            if once(pp.message.block):
-                yield pp.message.block
+            block = pp.message.block  # None inside a VIEW-CHANGE or NEW-VIEW: named by digest
+            if block is not None and once(block):
+                yield block
 
     def view_change(vc):
         for c in vc.checkpoint_proof:
@@ -158,7 +160,7 @@ class Node:
             verified.add(env.signature)
             if len(verified) > self.VERIFIED_CACHE:
                 verified.clear()
-            if kind in _CARRIERS and (kind is PrePrepare or not self._is_replay(env)):
+            if kind in _CARRIERS and (kind in _BLOCK_CARRIERS or not self._is_replay(env)):
                 t, reason = self._check_embedded(env, kind, t)
         if reason is not None:
             self.metrics.drop(self.id, reason)
@@ -246,7 +248,9 @@ class Node:
         self.verified.add(signature)
 
     def _check_embedded(self, env: Signed, kind, t: int) -> tuple[int, str | None]:
-        if kind is PrePrepare:
+        if kind in _BLOCK_CARRIERS:
+            if env.message.block is None:  # a PRE-PREPARE sent on its own carries its block
+                return t, "malformed"
             reason, signatures = self.membership.check_block(env.message.block)
             if reason is not None:
                 return t, reason if reason in _UNBOUND else f"bad-request-in-block: {reason}"

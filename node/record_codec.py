@@ -8,7 +8,7 @@ messages a record holds unsigned use the same shape with the body in ``"message"
 
 | ``record`` | other fields |
 |---|---|
-| ``view-change-sent`` | ``view_change``: ``{"message": <VIEW-CHANGE body>, "envelopes": [...], "blocks": [...]}`` |
+| ``view-change-sent`` | ``view_change``: ``{"message": <VIEW-CHANGE body>, "envelopes": [...]}` (its pre-prepares name their blocks by digest; the `prepared` records hold the blocks)` |
 | ``new-view-built`` | ``view``: int |
 | ``view-installed`` | ``view``: int; ``new_view``: the NEW-VIEW envelope, or null for view 0 |
 | ``proposed`` | ``pre_prepare``: ``{"message": <PRE-PREPARE body>, "block": <block>}`` |

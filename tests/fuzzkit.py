@@ -18,8 +18,8 @@ from citychain.scenario import load_scenario
 from citychain.sim.run import SimRun, build
 from consensus.block import Block, BlockHeader, tx_root
 from consensus.encoding import canonical
-from consensus.messages import (Checkpoint, Commit, NewView, NewViewRequest, PrePrepare, Prepare, PreparedProof,
-                                Request, ViewChange)
+from consensus.messages import (BlockReply, BlockRequest, Checkpoint, Commit, NewView, NewViewRequest, PrePrepare,
+                                Prepare, PreparedProof, Request, ViewChange)
 from node.codec import MAX_BLOCK_REQUESTS, MAX_LIST_ITEMS, MAX_MESSAGE_BYTES, encode
 from node.signing import Signer
 from node.sync_messages import Blocks, Fetch
@@ -84,6 +84,8 @@ class Kit:
             self.sign(r2, NewViewRequest(1)),
             self.sign(r2, Fetch(1, 5)),
             self.sign(r2, Blocks(((block, commits),))),
+            self.sign(r2, BlockRequest(1, block.hash)),
+            self.sign(r3, BlockReply(block.hash, block)),
         ]
 
 

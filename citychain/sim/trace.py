@@ -45,8 +45,8 @@ def describe(env) -> dict:
     m = env.message
     kind = m.KIND
     out = {"kind": kind, "from": env.signer, "view": getattr(m, "view", None), "seq": getattr(m, "seq", None)}
-    if kind in ("pre-prepare", "prepare", "commit"):
-        out["digest"] = m.digest[:DIGEST]
+    if kind in ("pre-prepare", "prepare", "commit", "block-request", "block-reply"):
+        out["digest"] = m.digest[:DIGEST]  # the block's digest
     elif kind == "checkpoint":
         out["digest"] = m.block_hash[:DIGEST]
     elif kind == "request":

@@ -40,11 +40,13 @@ def test_a_block_whose_requests_do_not_match_its_header_is_refused(monkeypatch):
     assert run.metrics.drops_by_reason()["bad-tx-root"] > 0  # the lie is refused, under the codec's reason
 
 
-def test_a_new_view_reissuing_a_block_not_bound_to_its_header_is_refused_before_the_replica():
-    """The same lie inside a NEW-VIEW's re-issued pre-prepares (and so inside what a
-    VIEW-CHANGE's prepared proofs carry): refused as the codec would refuse it."""
+def test_a_fetched_block_not_bound_to_its_header_is_refused_before_the_replica():
+    """The same lie where a NEW-VIEW's re-issued blocks now come from: a NEW-VIEW names
+    them by digest (it carries no block to lie in), and a replica fetches a block it lacks
+    with BLOCK-REQUEST. A BLOCK-REPLY whose requests do not match its header is refused
+    as the codec would refuse it, before the replica sees it."""
     from consensus.block import BlockHeader, tx_root
-    from consensus.messages import NewView, Request
+    from consensus.messages import BlockReply, NewView, Request
     from citychain.sim.run import build
     from node.signing import Signer
 
@@ -59,6 +61,11 @@ def test_a_new_view_reissuing_a_block_not_bound_to_its_header_is_refused_before_
     header = BlockHeader(g.chain_id, 1, g.hash, tx_root(reqs), g.doc["state_root"], 1, sender, 5)
     lie = Block(header, reqs[:1], header.compute_hash())
     new_view = nsign.sign(NewView(1, (), (nsign.sign(PrePrepare(1, 1, lie.hash, lie)),)))
+    assert [p.message.block for p in new_view.message.pre_prepares] == [None]
     target = run.nodes[g.replicas[2]]
-    target.on_message(new_view, 1_000)
-    assert target.metrics.drops[target.id]["bad-embedded-message: bad-tx-root"] == 1
+    seen = []
+    original = target.replica.deliver
+    target.replica.deliver = lambda env, t: seen.append(env) or original(env, t)
+    target.on_message(nsign.sign(BlockReply(lie.hash, lie)), 1_000)
+    assert target.metrics.drops[target.id]["bad-tx-root"] == 1
+    assert seen == []

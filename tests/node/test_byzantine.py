@@ -153,6 +153,8 @@ def _new_view_with_one_block(net):
     replica = net.replicas["r0"]
     [pp] = [e.message for e in replica.step(Receive(0, net.request())) if type(e) is Broadcast
             and type(e.message) is PrePrepare]
+    # O names the block by digest: the new primary r1 makes its variant of a block it holds.
+    net.replicas["r1"].step(Receive(0, net.sign("r0", pp)))
     vcs = tuple(net.sign(r, ViewChange(1, 0, (), ())) for r in ("r1", "r2", "r3"))
     return NewView(1, vcs, (PrePrepare(1, pp.seq, pp.digest, pp.block),))
 

@@ -36,7 +36,8 @@ def refused_or_handed_on(raw: bytes) -> str | None:
 
 def test_the_kit_holds_a_valid_encoding_of_every_kind():
     assert sorted(KINDS) == sorted(["request", "pre-prepare", "prepare", "commit", "checkpoint", "view-change",
-                                    "view-change", "new-view", "new-view-request", "fetch", "blocks"])
+                                    "view-change", "new-view", "new-view-request", "fetch", "blocks",
+                                    "block-request", "block-reply"])
     for raw in KIT.encoded:
         decode(raw, KIT.chain)
 
@@ -170,3 +171,29 @@ def test_a_chain_fed_fuzz_at_one_node_still_commits():
 def test_valid_encodings_are_canonical():
     for raw in KIT.encoded:
         assert canonical(json.loads(raw)) == raw
+
+
+def test_a_block_reply_is_bound_to_its_digest_and_its_header():
+    """BLOCK-REPLY (docs/messages.md, "Blocks by digest"): its block must hash to the
+    signed digest, and its requests must match the header's tx_root."""
+    obj = json.loads(KIT.encoded[-1])
+    assert json.loads(obj["data"])["type"] == "block-reply"
+    other = json.loads(KIT.encoded[-1])
+    body = dict(json.loads(other["data"]), digest="ab" * 32)  # a digest its block does not hash to
+    assert feed(NODE, resign(KIT, other, body)) == "malformed"  # no block attached under that digest
+    tampered = json.loads(KIT.encoded[-1])
+    tampered["block"]["txs"] = []  # the header (and so the hash) kept, its requests gone
+    assert feed(NODE, canonical(tampered)) == "bad-tx-root"
+
+
+def test_pre_prepares_inside_a_new_view_name_their_blocks_by_digest():
+    new_view = next(raw for raw in KIT.encoded if json.loads(json.loads(raw)["data"])["type"] == "new-view")
+    obj = json.loads(new_view)
+    assert "blocks" not in obj
+    env = decode(new_view, KIT.chain)
+    assert all(p.message.block is None for p in env.message.pre_prepares)
+    assert all(proof.pre_prepare.message.block is None
+               for vc in env.message.view_changes for proof in vc.message.prepared)
+    pre = json.loads(KIT.encoded[1])
+    del pre["block"]  # sent on its own, a PRE-PREPARE must carry its block
+    assert feed(NODE, canonical(pre)) == "malformed"
