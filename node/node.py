@@ -26,6 +26,7 @@ from .admission import DEFAULT_LIMITS, Admission, Limits
 from .codec import MalformedMessage, decode
 from .costs import NO_COSTS, Costs
 from .execution import Executor
+from .fairqueue import TURN_TIMER, Turns
 from .ledger import Ledger
 from .membership import Membership
 from .metrics import Metrics
@@ -38,6 +39,7 @@ from .transport import Transport
 ReplicaFactory = Callable[[Restored | None], Replica]
 _CARRIERS = frozenset({PrePrepare, ViewChange, NewView})  # messages that carry other signed envelopes
 _UNBOUND = frozenset({"bad-block-hash", "bad-tx-root"})  # a block not bound to its header (Membership.check_block)
+_ITS_TURN = object()  # the ``link`` of a message served from its sender's queue: admitted already
 
 
 def _embedded_once(message):
@@ -113,6 +115,9 @@ class Node:
         # Per-sender rate and total backlog, checked before any verification (node/admission.py).
         # None: the caller admits messages itself (a node process, by the topic they came on).
         self.admission = Admission(limits) if limits is not None else None
+        # While the CPU is busy, admitted messages wait in their sender's queue, served in turn.
+        self.turns = Turns(cpu.verify, limits.queue, limits.max_backlog_ms * 1_000_000 // max(cpu.verify, 1)
+                           ) if limits is not None else None
         self._members = membership.members
 
     # ---- inputs -----------------------------------------------------------------
@@ -142,8 +147,12 @@ class Node:
             return
         busy = self.busy_until
         admission = self.admission
-        if admission is not None:
-            refused = admission.admit(env.signer if link is None else link, now, busy - now)
+        if admission is not None and link is not _ITS_TURN:
+            sender = env.signer if link is None else link
+            refused = admission.admit(sender, now, busy - now)
+            if refused is None and (busy > now or self.turns.held):  # the CPU is taken: wait for the sender's turn
+                self._wait_turn(sender, env, busy)
+                return
             if refused is not None:
                 self.metrics.drop(self.id, refused)
                 return
@@ -204,6 +213,9 @@ class Node:
         if self.paused:
             self.backlog.append((self.on_timer, name))
             return
+        if name == TURN_TIMER:
+            self._take_turns(now)
+            return
         t = now if now > self.busy_until else self.busy_until
         if name == SYNC_TIMER:
             self._charge(now, self.syncer.on_timer(t))
@@ -214,6 +226,32 @@ class Node:
         if name == VIEW_TIMER and self._forget_lapsed_requests(now):
             return
         self._run(TimerFired(t, name), now, t)
+
+    def _wait_turn(self, sender: str, env: Signed, busy: int) -> None:
+        """Queue ``env`` until the CPU is free and ``sender``'s turn comes (node/fairqueue.py)."""
+        turns = self.turns
+        refused = turns.hold(sender, env)
+        if refused is not None:
+            self.metrics.drop(self.id, refused)
+        elif not turns.armed:
+            turns.armed = True
+            self.transport.start_timer(self.id, TURN_TIMER, busy)
+
+    def _take_turns(self, now: int) -> None:
+        """The CPU is free: serve waiting messages in turn until it is busy again."""
+        turns = self.turns
+        turns.armed = False
+        while turns.held:
+            if self.busy_until > now:  # other work (a timer, a request) took the CPU meanwhile
+                turns.armed = True
+                self.transport.start_timer(self.id, TURN_TIMER, self.busy_until)
+                return
+            sender, env = turns.next()
+            turns.serving = env
+            start = self.busy_until if self.busy_until > now else now
+            self.on_message(env, now, _ITS_TURN)
+            turns.serving = None
+            turns.charge(sender, self.busy_until - start)
 
     def _forget_lapsed_requests(self, now: int) -> bool:
         """A request taken while its client's certificate held, still waiting when it no
@@ -387,6 +425,8 @@ class Node:
         object is never stepped again; ``recover`` builds a new one from the store."""
         self.down = True
         self.backlog.clear()
+        if self.turns is not None:
+            self.turns.clear()
         self.transport.cancel_all_timers(self.id)
 
     def recover(self, now: int) -> None:
