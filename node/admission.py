@@ -35,10 +35,11 @@ class Limits:
     burst: int = 5_000  # messages a sender may send at once (the bucket's size)
     max_backlog_ms: int = 10_000  # work queued at the node (simulator: modelled CPU backlog); 0: no bound
     queue: int = 1_000  # messages one sender may have waiting while the node is busy (node/fairqueue.py)
+    shared_ms: int = 5  # work taken first come, first served; beyond, senders queue and are served in turn
 
     def __post_init__(self):
-        if self.rate < 1 or self.burst < 1 or self.max_backlog_ms < 0 or self.queue < 1:
-            raise ValueError("rate, burst and queue must be >= 1, max_backlog_ms >= 0")
+        if self.rate < 1 or self.burst < 1 or self.max_backlog_ms < 0 or self.queue < 1 or self.shared_ms < 0:
+            raise ValueError("rate, burst and queue must be >= 1, max_backlog_ms and shared_ms >= 0")
 
 
 DEFAULT_LIMITS = Limits()

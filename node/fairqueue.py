@@ -4,7 +4,10 @@ A node's CPU is one server. Served first come, first served, f faulty members ea
 within their token bucket (node/admission.py) could keep it busy more than all the
 time and hold every honest message behind theirs. So, as BFT nodes do with one queue
 per peer (CometBFT's per-channel send queues, Linux's fq_codel), a message that
-arrives while the node is busy waits in its sender's queue, and the queues are served
+arrives while the node has more than ``window`` of work ahead waits in its sender's
+queue (less than that is taken first come, first served, as a real node's socket
+buffer would: it costs no scheduling, and bounds what a flood adds to an honest
+message's wait to ``window`` plus its turn), and the queues are served
 in turn by deficit round robin weighted by the work each message turned out to cost:
 a sender whose turn comes with credit left has its next message served, and pays
 what it cost; with none left it gets ``quantum`` more and goes to the back. A new
@@ -30,18 +33,26 @@ TURN_TIMER = "turn"  # the node's wake-up when its CPU is free and messages wait
 class Turns:
     """Per-sender queues served by deficit round robin (see the module docstring)."""
 
-    __slots__ = ("quantum", "per_sender", "max_held", "queues", "order", "credit", "held", "armed", "serving")
+    __slots__ = ("quantum", "per_sender", "max_held", "window", "queues", "order", "credit", "held", "armed",
+                 "serving")
 
-    def __init__(self, quantum: int, per_sender: int, max_held: int):
+    def __init__(self, quantum: int, per_sender: int, max_held: int, window: int = 0):
         self.quantum = quantum if quantum > 0 else 1  # ns of work a turn grants
         self.per_sender = per_sender
         self.max_held = max_held  # 0: no total bound
+        self.window = window  # ns of work taken first come, first served before senders queue
         self.queues: dict[str, deque] = {}  # sender -> its waiting messages (only senders with some)
         self.order: deque[str] = deque()  # senders with messages waiting, the one whose turn it is first
         self.credit: dict[str, int] = {}  # sender -> ns of work it may still use this turn
         self.held = 0  # messages waiting, all senders
         self.armed = False  # a TURN_TIMER is set
         self.serving = None  # the message being served (a trace names it in a drop)
+
+    def wake_at(self, busy_until: int, now: int) -> int:
+        """When to serve again, the CPU being busy until ``busy_until``: once half the window
+        is free (so one wake-up serves half a window of messages, not one), never before now."""
+        at = busy_until - self.window // 2
+        return at if at > now else now
 
     def hold(self, sender: str, item) -> str | None:
         """Queue ``item`` from ``sender``: None, or the reason it was dropped."""

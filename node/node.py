@@ -116,8 +116,8 @@ class Node:
         # None: the caller admits messages itself (a node process, by the topic they came on).
         self.admission = Admission(limits) if limits is not None else None
         # While the CPU is busy, admitted messages wait in their sender's queue, served in turn.
-        self.turns = Turns(cpu.verify, limits.queue, limits.max_backlog_ms * 1_000_000 // max(cpu.verify, 1)
-                           ) if limits is not None else None
+        self.turns = Turns(cpu.verify, limits.queue, limits.max_backlog_ms * 1_000_000 // max(cpu.verify, 1),
+                           limits.shared_ms * 1_000_000) if limits is not None else None
         self._members = membership.members
 
     # ---- inputs -----------------------------------------------------------------
@@ -150,8 +150,8 @@ class Node:
         if admission is not None and link is not _ITS_TURN:
             sender = env.signer if link is None else link
             refused = admission.admit(sender, now, busy - now)
-            if refused is None and (busy > now or self.turns.held):  # the CPU is taken: wait for the sender's turn
-                self._wait_turn(sender, env, busy)
+            if refused is None and (busy - now > self.turns.window or self.turns.held):  # wait for the sender's turn
+                self._wait_turn(sender, env, busy, now)
                 return
             if refused is not None:
                 self.metrics.drop(self.id, refused)
@@ -227,7 +227,7 @@ class Node:
             return
         self._run(TimerFired(t, name), now, t)
 
-    def _wait_turn(self, sender: str, env: Signed, busy: int) -> None:
+    def _wait_turn(self, sender: str, env: Signed, busy: int, now: int) -> None:
         """Queue ``env`` until the CPU is free and ``sender``'s turn comes (node/fairqueue.py)."""
         turns = self.turns
         refused = turns.hold(sender, env)
@@ -235,16 +235,17 @@ class Node:
             self.metrics.drop(self.id, refused)
         elif not turns.armed:
             turns.armed = True
-            self.transport.start_timer(self.id, TURN_TIMER, busy)
+            self.transport.start_timer(self.id, TURN_TIMER, turns.wake_at(busy, now))
 
     def _take_turns(self, now: int) -> None:
-        """The CPU is free: serve waiting messages in turn until it is busy again."""
+        """The CPU has room: serve waiting messages in turn until its shared window is full."""
         turns = self.turns
         turns.armed = False
+        window = turns.window
         while turns.held:
-            if self.busy_until > now:  # other work (a timer, a request) took the CPU meanwhile
+            if self.busy_until - now > window:
                 turns.armed = True
-                self.transport.start_timer(self.id, TURN_TIMER, self.busy_until)
+                self.transport.start_timer(self.id, TURN_TIMER, turns.wake_at(self.busy_until, now))
                 return
             sender, env = turns.next()
             turns.serving = env
