@@ -3,7 +3,9 @@
 The node is the same in the simulator and over MQTT; only the transport differs.
 Its CPU is modelled as a single server: work starts when the node is free and
 each signature, verification and transaction adds its cost, so messages leave at
-the time the node would really have finished producing them.
+the time the node would really have finished producing them. A message that finds
+more than a few milliseconds of work ahead waits in its sender's queue, and the
+queues are served in turn (node/fairqueue.py), so one sender's flood delays only it.
 
 What a real node keeps on disk survives ``crash``: the ledger, the world state
 and the durable protocol state the replica asks it to write (``Persist``
