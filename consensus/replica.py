@@ -52,6 +52,7 @@ RESEND_TIMER = "view-change-resend"
 FETCH_TIMER = "fetch"
 BLOCK_TIMER = "block-fetch"
 MAX_FUTURE_VIEWS = 16  # how far ahead of its own view a replica keeps messages
+CLIENT_SHARE = 4  # one client may hold at most 1/CLIENT_SHARE of the requests waiting to be ordered
 MAX_BACKOFF = 10  # the view-change timeout doubles at most this many times
 NEW_VIEWS_KEPT = 3  # NEW-VIEWs a replica keeps to serve peers that missed them
 
@@ -73,6 +74,8 @@ class ReplicaConfig:
     watermark_window: int = 20  # L = H - h
     view_change_timeout: int = 500_000_000  # ns a backup waits for a request to execute
     max_pending: int = 2000  # requests held waiting to be ordered; more are refused (back-pressure)
+    # One client may hold at most max_pending // CLIENT_SHARE of them (``mempool-client-full``),
+    # so a client flooding with valid requests cannot fill the pool for every other client.
     # Shared by the replicas of one process (the simulator), so executed request ids are
     # stored once, not once per replica (consensus/executed.py); None: a plain set.
     executed_index: ExecutedIndex | None = field(default=None, compare=False, repr=False)
@@ -193,6 +196,7 @@ class Replica:
         self.log: dict[int, Slot] = {}
         self.deferred: dict[int, tuple[Signed, bool]] = {}  # pre-prepares waiting for the block below
         self.pending: dict[str, Signed] = {}  # request id -> request, in arrival order
+        self.pending_of: dict[str, int] = {}  # client -> its requests in ``pending`` (only clients with some)
         self.accepted: dict[str, Signed] = {}  # requests in accepted, not yet executed blocks
         index = config.executed_index
         self.done: set[str] | ExecutedIds = set() if index is None else index.executed()  # request ids executed
@@ -363,9 +367,13 @@ class Replica:
             return [Drop("duplicate-request", env)]
         if len(self.pending) >= self.config.max_pending:
             return [Drop("mempool-full", env)]  # the client will retry
+        held = self.pending_of.get(env.signer, 0)
+        if held >= self.client_share:
+            return [Drop("mempool-client-full", env)]  # its share is full: the others' is not
         if len(env.data) > MAX_BLOCK_BYTES:
             return [Drop("oversized-request", env)]  # no block could hold it
         self.pending[rid] = env
+        self.pending_of[env.signer] = held + 1
         if self.active and self.me == self.primary:
             return self._maybe_propose(now)
         # A backup relays to the primary (section 4.1) and keeps the request, so
@@ -446,13 +454,26 @@ class Replica:
             return effects + [CatchUp(-1, peers)]
         raise LocalProtocolError(f"unknown timer {event.name!r}")
 
+    @property
+    def client_share(self) -> int:
+        """The requests one client may have waiting: a fair part of the pool, at least one."""
+        return max(1, self.config.max_pending // CLIENT_SHARE)
+
+    def _unhold(self, client: str) -> None:
+        left = self.pending_of[client] - 1
+        if left:
+            self.pending_of[client] = left
+        else:
+            del self.pending_of[client]
+
     def forget_requests(self, rids) -> bool:
         """Drop waiting requests the caller will not have ordered (their client's
         certificate no longer holds at its node, so no peer takes them from it either:
         waiting on them would only time out into a view change nobody joins). True if
         nothing waits any more: the request timer that fired has nothing to time out on."""
         for rid in rids:
-            self.pending.pop(rid, None)
+            if rid in self.pending:
+                self._unhold(self.pending.pop(rid).signer)
         if not self.active or self.pending or self.accepted:
             return False
         self.vc_timer = False
@@ -541,7 +562,7 @@ class Replica:
             pending, accepted = self.pending, self.accepted
             if pending:
                 for rid in m.block.ids & pending.keys():
-                    del pending[rid]
+                    self._unhold(pending.pop(rid).signer)
             for r in m.block.requests:
                 accepted[r.digest] = r
         if self.me != self.primary:
@@ -820,7 +841,7 @@ class Replica:
                 del accepted[rid]
         if pending:
             for rid in ids & pending.keys():
-                del pending[rid]
+                self._unhold(pending.pop(rid).signer)
         self.done |= ids
         if self.active:
             self.vc_attempts = 0  # progress: the next view change starts from the base timeout
@@ -1382,6 +1403,7 @@ class Replica:
                     if r.digest in self.accepted:
                         del self.accepted[r.digest]
                         self.pending[r.digest] = r
+                        self.pending_of[r.signer] = self.pending_of.get(r.signer, 0) + 1
                 slot.pre_prepare, slot.digest, slot.block, slot.prepared = None, None, None, False
         self.batch_due = bool(self.pending)
         if self.me != self.primary:

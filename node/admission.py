@@ -13,6 +13,9 @@ verified (an Ed25519 check) or handed to the replica, the node asks ``admit``:
   beyond, a message is dropped (``backlog-full``). (A node process bounds its queue
   in messages instead: its inbox, ``MAX_INBOX``.)
 
+What is admitted while the node is busy waits in its sender's own queue, at most
+``queue`` messages, and the queues are served in turn (node/fairqueue.py).
+
 Deterministic: time is the ``now`` the caller passes (virtual time in the simulator,
 the loop's monotonic clock in a process), in integer nanoseconds; no wall clock, no
 randomness. The defaults are far above what honest replicas send (docs/messages.md,
@@ -31,10 +34,12 @@ class Limits:
     rate: int = 5_000  # messages a second, per sender, sustained
     burst: int = 5_000  # messages a sender may send at once (the bucket's size)
     max_backlog_ms: int = 10_000  # work queued at the node (simulator: modelled CPU backlog); 0: no bound
+    queue: int = 1_000  # messages one sender may have waiting while the node is busy (node/fairqueue.py)
+    shared_ms: int = 5  # work taken first come, first served; beyond, senders queue and are served in turn
 
     def __post_init__(self):
-        if self.rate < 1 or self.burst < 1 or self.max_backlog_ms < 0:
-            raise ValueError("rate and burst must be >= 1, max_backlog_ms >= 0")
+        if self.rate < 1 or self.burst < 1 or self.max_backlog_ms < 0 or self.queue < 1 or self.shared_ms < 0:
+            raise ValueError("rate, burst and queue must be >= 1, max_backlog_ms and shared_ms >= 0")
 
 
 DEFAULT_LIMITS = Limits()

@@ -3,7 +3,9 @@
 The node is the same in the simulator and over MQTT; only the transport differs.
 Its CPU is modelled as a single server: work starts when the node is free and
 each signature, verification and transaction adds its cost, so messages leave at
-the time the node would really have finished producing them.
+the time the node would really have finished producing them. A message that finds
+more than a few milliseconds of work ahead waits in its sender's queue, and the
+queues are served in turn (node/fairqueue.py), so one sender's flood delays only it.
 
 What a real node keeps on disk survives ``crash``: the ledger, the world state
 and the durable protocol state the replica asks it to write (``Persist``
@@ -26,6 +28,7 @@ from .admission import DEFAULT_LIMITS, Admission, Limits
 from .codec import MalformedMessage, decode
 from .costs import NO_COSTS, Costs
 from .execution import Executor
+from .fairqueue import TURN_TIMER, Turns
 from .ledger import Ledger
 from .membership import Membership
 from .metrics import Metrics
@@ -39,6 +42,7 @@ ReplicaFactory = Callable[[Restored | None], Replica]
 _CARRIERS = frozenset({PrePrepare, BlockReply, ViewChange, NewView})  # messages that carry signed envelopes
 _BLOCK_CARRIERS = (PrePrepare, BlockReply)  # a block attached: checked whenever one arrives
 _UNBOUND = frozenset({"bad-block-hash", "bad-tx-root"})  # a block not bound to its header (Membership.check_block)
+_ITS_TURN = object()  # the ``link`` of a message served from its sender's queue: admitted already
 
 
 def _embedded_once(message):
@@ -115,6 +119,9 @@ class Node:
         # Per-sender rate and total backlog, checked before any verification (node/admission.py).
         # None: the caller admits messages itself (a node process, by the topic they came on).
         self.admission = Admission(limits) if limits is not None else None
+        # While the CPU is busy, admitted messages wait in their sender's queue, served in turn.
+        self.turns = Turns(cpu.verify, limits.queue, limits.max_backlog_ms * 1_000_000 // max(cpu.verify, 1),
+                           limits.shared_ms * 1_000_000) if limits is not None else None
         self._members = membership.members
 
     # ---- inputs -----------------------------------------------------------------
@@ -144,8 +151,12 @@ class Node:
             return
         busy = self.busy_until
         admission = self.admission
-        if admission is not None:
-            refused = admission.admit(env.signer if link is None else link, now, busy - now)
+        if admission is not None and link is not _ITS_TURN:
+            sender = env.signer if link is None else link
+            refused = admission.admit(sender, now, busy - now)
+            if refused is None and (busy - now > self.turns.window or self.turns.held):  # wait for the sender's turn
+                self._wait_turn(sender, env, busy, now)
+                return
             if refused is not None:
                 self.metrics.drop(self.id, refused)
                 return
@@ -206,6 +217,9 @@ class Node:
         if self.paused:
             self.backlog.append((self.on_timer, name))
             return
+        if name == TURN_TIMER:
+            self._take_turns(now)
+            return
         t = now if now > self.busy_until else self.busy_until
         if name == SYNC_TIMER:
             self._charge(now, self.syncer.on_timer(t))
@@ -216,6 +230,33 @@ class Node:
         if name == VIEW_TIMER and self._forget_lapsed_requests(now):
             return
         self._run(TimerFired(t, name), now, t)
+
+    def _wait_turn(self, sender: str, env: Signed, busy: int, now: int) -> None:
+        """Queue ``env`` until the CPU is free and ``sender``'s turn comes (node/fairqueue.py)."""
+        turns = self.turns
+        refused = turns.hold(sender, env)
+        if refused is not None:
+            self.metrics.drop(self.id, refused)
+        elif not turns.armed:
+            turns.armed = True
+            self.transport.start_timer(self.id, TURN_TIMER, turns.wake_at(busy, now))
+
+    def _take_turns(self, now: int) -> None:
+        """The CPU has room: serve waiting messages in turn until its shared window is full."""
+        turns = self.turns
+        turns.armed = False
+        window = turns.window
+        while turns.held:
+            if self.busy_until - now > window:
+                turns.armed = True
+                self.transport.start_timer(self.id, TURN_TIMER, turns.wake_at(self.busy_until, now))
+                return
+            sender, env = turns.next()
+            turns.serving = env
+            start = self.busy_until if self.busy_until > now else now
+            self.on_message(env, now, _ITS_TURN)
+            turns.serving = None
+            turns.charge(sender, self.busy_until - start)
 
     def _forget_lapsed_requests(self, now: int) -> bool:
         """A request taken while its client's certificate held, still waiting when it no
@@ -391,6 +432,8 @@ class Node:
         object is never stepped again; ``recover`` builds a new one from the store."""
         self.down = True
         self.backlog.clear()
+        if self.turns is not None:
+            self.turns.clear()
         self.transport.cancel_all_timers(self.id)
 
     def recover(self, now: int) -> None:

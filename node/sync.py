@@ -32,6 +32,18 @@ BATCH = 50  # blocks per response
 # The bytes of blocks and certificates per response: what a peer's decoder takes
 # (node/codec.py, MAX_MESSAGE_BYTES) less room for the envelope; at least one block.
 ANSWER_BYTES = MAX_MESSAGE_BYTES - (1 << 20)
+SECOND = 1_000_000_000
+# What one peer's FETCHes may take from this node: answering costs reading and sending
+# blocks, and a faulty peer could ask for the same blocks over and over. An honest node
+# catching up asks one peer for BATCH blocks at a time, each after the last answer.
+FETCH_BLOCKS_PER_S = 500
+FETCH_BYTES_PER_S = 64 << 20
+FETCH_BURST_S = 2  # a peer may take this many seconds' worth at once
+
+
+def entry_size(entry) -> int:
+    """The bytes a ledger entry (a block and its commit certificate) takes in an answer, about."""
+    return 1024 + sum(r.size for r in entry.block.requests) + sum(c.size for c in entry.certificate)
 
 
 def answer(ledger, from_height: int, to_height: int) -> tuple:
@@ -41,11 +53,39 @@ def answer(ledger, from_height: int, to_height: int) -> tuple:
     last = min(to_height, from_height + BATCH - 1, len(ledger))
     out, size = [], 0
     for e in ledger[from_height - 1:last]:
-        size += 1024 + sum(r.size for r in e.block.requests) + sum(c.size for c in e.certificate)
+        size += entry_size(e)
         if out and size > ANSWER_BYTES:
             break
         out.append((e.block, e.certificate))
     return tuple(out)
+
+
+class AnswerBudget:
+    """Per peer, the blocks and bytes this node answers FETCHes with: at most
+    ``blocks_per_s`` blocks and ``bytes_per_s`` bytes a second, ``burst_s`` seconds' worth
+    at once (GCRA, as node/admission.py: one integer per peer, the time its budget is full
+    again; an answer costs the longer of its two times). Peers are authenticated members,
+    so the table is bounded by the membership."""
+
+    __slots__ = ("blocks_per_s", "bytes_per_s", "tolerance", "full_at")
+
+    def __init__(self, blocks_per_s: int = FETCH_BLOCKS_PER_S, bytes_per_s: int = FETCH_BYTES_PER_S,
+                 burst_s: int = FETCH_BURST_S):
+        self.blocks_per_s = blocks_per_s
+        self.bytes_per_s = bytes_per_s
+        self.tolerance = burst_s * SECOND
+        self.full_at: dict[str, int] = {}
+
+    def spend(self, peer: str, now: int, blocks: int, size: int) -> bool:
+        """True (and charged) if ``peer`` may be sent ``blocks`` blocks of ``size`` bytes at ``now``."""
+        full_at = self.full_at.get(peer, now)
+        if full_at < now:
+            full_at = now
+        full_at += max(blocks * SECOND // self.blocks_per_s, size * SECOND // self.bytes_per_s)
+        if full_at - now > self.tolerance:
+            return False
+        self.full_at[peer] = full_at
+        return True
 
 
 class Host(Protocol):
@@ -82,6 +122,7 @@ class Syncer:
         self.attempt = 0
         self.asked: str | None = None
         self.fetched_blocks = 0
+        self.budget = AnswerBudget()
 
     @property
     def behind(self) -> bool:
@@ -151,8 +192,14 @@ class Syncer:
 
     def on_fetch(self, env: Signed, t: int) -> int:
         m: Fetch = env.message
-        entries = answer(self.node.ledger.entries, m.from_height, m.to_height)
-        return self.node.send_signed(env.signer, Blocks(entries), t)
+        node = self.node
+        ledger = node.ledger.entries
+        entries = answer(ledger, m.from_height, m.to_height)
+        size = sum(entry_size(ledger[b.height - 1]) for b, _c in entries)
+        if not self.budget.spend(env.signer, t, len(entries), size):
+            node.metrics.drop(node.id, "fetch-over-budget")  # it asks the next peer after its timeout
+            return t
+        return node.send_signed(env.signer, Blocks(entries), t)
 
     def on_blocks(self, env: Signed, t: int) -> int:
         node = self.node

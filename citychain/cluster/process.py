@@ -54,6 +54,7 @@ from node.sync import Syncer
 from . import topics
 from .counting import CountingTransport
 from .endpoint import Endpoint, read_credentials
+from .inbox import FairInbox
 from .notices import sign_notice
 from .transport import MqttTransport, now_ns
 
@@ -66,7 +67,7 @@ HEARTBEAT_S = 1.0
 # transaction unanswered for good (the watcher counts each node once per block).
 REPEATS = 3
 RECENT_BLOCKS = 16
-MAX_INBOX = 20_000  # received messages waiting to be handled; beyond that the client library drops them
+MAX_INBOX = 20_000  # received messages waiting to be handled, all senders (each: inbox.PER_SENDER); beyond, the client library drops them
 VERDICT_CACHE = 100_000  # signature checks remembered (about 30 MB at most)
 PEER_SILENCE_S = 3.0  # a peer not heard from for this long is not listed as connected
 # Per-sender admission, checked on the topic's sender (which the broker's ACL vouches
@@ -361,13 +362,18 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
 
 
 def _inbox_for(running: RunningNode) -> type[asyncio.Queue]:
-    """The connection's inbox: a message its sender's bucket refuses is never queued,
-    so a flood costs neither memory in the queue nor a place ahead of honest messages."""
+    """The connection's inbox: a message its sender's bucket refuses is never queued, so a
+    flood costs no memory in the queue; the admitted wait per sender and are served in
+    turn, so a flood within its bucket takes no place ahead of honest messages."""
 
-    class Inbox(asyncio.Queue):
-        def put_nowait(self, item) -> None:
-            if running.admit(item.topic.value):
-                super().put_nowait(item)
+    class Inbox(FairInbox):
+        @staticmethod
+        def admit(item) -> bool:
+            return running.admit(item.topic.value)
+
+        @staticmethod
+        def drop(reason: str) -> None:
+            running.metrics.drop(running.id, reason)
 
     return Inbox
 

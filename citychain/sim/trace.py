@@ -33,6 +33,7 @@ from consensus.durable import Accepted, Prepared, Proposed, Stabilised, ViewChan
 from consensus.effects import Drop, Execute, Persist
 from consensus.events import Adopted, Executed
 from consensus.quorum import quorum
+from node.fairqueue import TURN_TIMER
 
 from .network import SimNetwork
 
@@ -100,6 +101,7 @@ class Tap:
         self.id = node.id
         self.node = node
         self.recorder = recorder
+        recorder.turns[node.id] = getattr(node, "turns", None)
 
     def on_message(self, env, now: int, link: str | None = None) -> None:
         node = self.node
@@ -180,7 +182,8 @@ class RecordingNetwork(SimNetwork):
         super().client_send(near, dst, env, at)
 
     def _fire(self, node: str, name: str, at: int) -> None:
-        self.recorder.add(at, "timer", node=node, name=name)
+        if name != TURN_TIMER:  # the node's CPU taking the next waiting message: scheduling, not protocol
+            self.recorder.add(at, "timer", node=node, name=name)
         super()._fire(node, name, at)
 
 
@@ -196,6 +199,7 @@ class Recorder:
         self._ids: dict = {}  # envelope -> message number (envelopes hash by identity)
         self._desc: dict = {}
         self.current: dict[str, object] = {}  # node -> envelope being delivered to it
+        self.turns: dict[str, object] = {}  # node -> its fair queue (the envelope it serves from there)
         self.dropped: dict[str, deque] = {}  # node -> envelopes of Drop effects not yet counted
         self._state: dict[str, tuple] = {}
 
@@ -229,6 +233,8 @@ class Recorder:
         def drop(node: str, reason: str) -> None:
             pending = self.dropped.get(node)
             env = pending.popleft() if pending else self.current.get(node)
+            if env is None and self.turns.get(node) is not None:
+                env = self.turns[node].serving
             fields = {"msg": self.msg_id(env), **self.desc(env)} if env is not None else {}
             self.add(self.engine.now, "drop", node=node, reason=reason, **fields)
             count(node, reason)

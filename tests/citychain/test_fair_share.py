@@ -8,8 +8,9 @@ first served. So two faulty members (f = 2 at n = 7), each sending no faster tha
 bucket allows, keep every honest node's CPU busy more than 100% of the time: honest
 messages wait seconds behind theirs (more than the view-change timeout), and the chain
 commits nothing while they send. The docs promise the honest nodes keep committing.
-Not fixed here: the rate must be a fair share of a node's CPU (rate x verify x f < 1),
-or work must be queued per sender (fair queuing), so one sender's flood delays only it.
+Fixed by fair queuing (node/fairqueue.py): work that arrives while a node is busy waits
+in its sender's queue and the queues are served in turn, so one sender's flood delays
+only it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ def _small(taihu_path, nodes):
     return type(spec).model_validate(data)
 
 
-@pytest.mark.xfail(strict=True, reason="open (docs/messages.md, 'Known gap'): work is first come, first served, not a fair share per sender")
 def test_two_faulty_members_within_their_buckets_do_not_stop_the_chain(taihu_path, monkeypatch):
     seen = {}
     original_build = sim_run.build
@@ -61,6 +61,9 @@ def test_two_faulty_members_within_their_buckets_do_not_stop_the_chain(taihu_pat
     monkeypatch.setattr(sim_run, "build", build_with_floods)
     run = simulate(_small(taihu_path, 7))
     drops = run.metrics.drops_by_reason()
-    assert drops["rate-limited"] < 0.01 * 2 * 5 * FLOOD_S * 5_000  # the floods stayed (almost) within their buckets
+    # The floods stayed (almost) within their buckets: a few copies bunch up on the
+    # attackers' uplinks, shared with their own consensus traffic (more of it now that
+    # the chain keeps committing), and arrive a little faster than the bucket's rate.
+    assert drops["rate-limited"] < 0.03 * 2 * 5 * FLOOD_S * 5_000
     # Without the floods, 290 of the 300 transactions submitted by 3 s have committed.
     assert min(seen.values()) >= 150, seen

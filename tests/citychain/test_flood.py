@@ -137,7 +137,7 @@ def test_a_flooded_node_stays_bounded_and_the_honest_nodes_keep_committing(taihu
     assert sum(drops.values()) >= FLOOD * 0.95  # the rest: the first votes, VIEW-CHANGEs... kept
     # Other nodes saw none of it and refused nothing for admission.
     for node_id in ("node-00", "node-02"):
-        assert not {"rate-limited", "backlog-full"} & set(run.metrics.drops.get(node_id, {}))
+        assert not {"rate-limited", "backlog-full", "sender-queue-full"} & set(run.metrics.drops.get(node_id, {}))
     assert peak < 400 * 1024 * 1024  # the whole run, flood and signatures included
 
 
@@ -149,4 +149,5 @@ def test_honest_load_never_meets_the_admission_limits(name):
     from tests.conftest import SCENARIOS
     run = simulate(load_scenario(SCENARIOS / f"{name}.yaml"))
     drops = run.metrics.drops_by_reason()
-    assert drops["rate-limited"] == drops["backlog-full"] == 0
+    assert drops["rate-limited"] == drops["backlog-full"] == drops["sender-queue-full"] == 0
+    assert drops["fetch-over-budget"] == drops["mempool-client-full"] == 0

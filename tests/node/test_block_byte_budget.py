@@ -18,6 +18,8 @@ from consensus.effects import Broadcast
 from consensus.events import Receive
 from consensus.messages import PrePrepare, Request
 from node.codec import MAX_BLOCK_BYTES, MalformedMessage, decode, encode
+from node.identity import derive_key
+from node.signing import Signer
 
 from tests.consensus.harness import CHAIN, Net
 
@@ -45,7 +47,9 @@ def test_an_honest_primarys_full_block_of_ordinary_requests_decodes():
     """block_size 10,000 (the largest the scenario allows), each request 1.7 KB of args."""
     net = Net(4, block_size=10_000, max_pending=20_000)
     blob = "x" * 1_700
-    requests = [net.client.sign(Request(i, "evidence", "store", {"doc": blob}, i)) for i in range(10_000)]
+    # Four clients: one may hold at most a quarter of the pool (mempool-client-full).
+    clients = [Signer(f"client{k}", derive_key(0, CHAIN, f"client{k}"), CHAIN) for k in range(4)]
+    requests = [clients[i % 4].sign(Request(i, "evidence", "store", {"doc": blob}, i)) for i in range(10_000)]
     assert sum(len(r.data) for r in requests) > MAX_BLOCK_BYTES
     assert _refused(_proposal(net, requests)) is None
 
