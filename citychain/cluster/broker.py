@@ -42,6 +42,7 @@ import psutil
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from node.codec import MAX_MESSAGE_BYTES
 from node.identity import CertificateAuthority, cert_pem
 
 from . import topics
@@ -52,7 +53,13 @@ SERVICE_ACCOUNT = "mosquitto"
 
 
 MAX_INFLIGHT = 100  # unacknowledged QoS 1 messages per client
-MESSAGE_SIZE_LIMIT = 16 * 1024 * 1024  # bytes: a NEW-VIEW of 60 nodes' VIEW-CHANGEs is well below
+# bytes: the decoder's own limit (node/codec.py), so every message a node may accept can pass
+# the broker: a PRE-PREPARE or BLOCK-REPLY of a full block (16 MiB of requests, up to twice
+# that once escaped) and a state-transfer answer (MAX_MESSAGE_BYTES less 1 MiB).
+MESSAGE_SIZE_LIMIT = MAX_MESSAGE_BYTES
+# bytes queued per client beyond those in flight: the memory bound on a flood of large
+# messages (max_queued_messages alone would allow 10,000 x 64 MiB). Two full messages fit.
+MAX_QUEUED_BYTES = 2 * MAX_MESSAGE_BYTES
 
 
 class BrokerError(RuntimeError):
@@ -381,6 +388,7 @@ class Broker:
             # waiting behind them (then new ones are dropped), so a flooding member cannot
             # exhaust the broker's memory; and no message larger than any legitimate one.
             f"max_queued_messages {self.max_queued_messages}",
+            f"max_queued_bytes {MAX_QUEUED_BYTES}",
             f"max_inflight_messages {MAX_INFLIGHT}",
             f"message_size_limit {MESSAGE_SIZE_LIMIT}",
             "retain_available false",  # a retained message would be replayed to every node that subscribes

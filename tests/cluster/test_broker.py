@@ -21,8 +21,10 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from citychain.cluster import topics as T
-from citychain.cluster.broker import (Broker, BrokerError, Credentials, acl_text, client_ssl_context,
-                                      load_or_create_credentials, member_roles, site_brokers, start_sites)
+from citychain.cluster.broker import (MESSAGE_SIZE_LIMIT, Broker, BrokerError, Credentials, acl_text,
+                                      client_ssl_context, load_or_create_credentials, member_roles, site_brokers,
+                                      start_sites)
+from node.codec import MAX_MESSAGE_BYTES
 from node.identity import CertificateAuthority, derive_key
 
 from .conftest import CHAIN
@@ -395,3 +397,22 @@ def test_privileges_are_dropped_when_the_folder_allows(mosquitto, credentials, t
                 assert open_broker.run_as == runs_as[open_broker]
     finally:
         subprocess.run(["rm", "-rf", str(reachable)], check=True)
+
+
+def test_the_broker_passes_every_message_a_node_accepts_and_nothing_larger(broker):
+    """A PRE-PREPARE or BLOCK-REPLY of a full block is up to about 32 MiB once escaped:
+    the broker's limit is the decoder's (MAX_MESSAGE_BYTES), not less."""
+    big = b"x" * (40 * 1024 * 1024)
+    over = b"y" * (MESSAGE_SIZE_LIMIT + 1)
+
+    async def scenario():
+        async with listening(broker, "node-02") as got:
+            async with connected(broker, "node-00") as node0:
+                await node0.publish(T.bcast(CHAIN, "node-00"), big, qos=1)
+                await node0.publish(T.bcast(CHAIN, "node-00"), over, qos=1)
+                await node0.publish(T.bcast(CHAIN, "node-00"), b"marker", qos=1)
+            await until(got, (T.bcast(CHAIN, "node-00"), b"marker"), timeout=60)
+        return [len(payload) for _topic, payload in got]
+
+    assert MESSAGE_SIZE_LIMIT == MAX_MESSAGE_BYTES
+    assert run(scenario(), timeout=90) == [len(big), len(b"marker")]
