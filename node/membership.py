@@ -82,7 +82,29 @@ class Membership:
 
     def certificate_refusal(self, signer: str, now: int) -> str | None:
         """Why ``signer``'s certificate does not hold at node time ``now``, or None."""
-        at = self.epoch_ns + now
+        return self.refusal_at(signer, self.epoch_ns + now)
+
+    def block_time_refusal(self, block) -> str | None:
+        """Why a request in ``block`` may not be ordered at the block's time (its
+        timestamp, calendar ns): its signer's certificate was not yet valid, expired or
+        revoked then. Every node judges a block by the same time; only the revocation
+        list each node holds may differ (docs/messages.md, "Block time")."""
+        at = block.header.timestamp
+        low, high = self._all_valid
+        if low <= at <= high or not self.windows:
+            return None
+        for r in block.requests:
+            reason = self.refusal_at(r.signer, at)
+            if reason is not None:
+                return reason
+        return None
+
+    def request_valid_at(self, env: Signed, at: int) -> bool:
+        """May a primary put ``env`` in a block dated ``at``? (``ReplicaConfig.request_valid_at``)"""
+        return self.refusal_at(env.signer, at) is None
+
+    def refusal_at(self, signer: str, at: int) -> str | None:
+        """Why ``signer``'s certificate does not hold at calendar time ``at`` (ns), or None."""
         low, high = self._all_valid
         if low <= at <= high:
             return None

@@ -247,7 +247,10 @@ class Node:
 
     def _check_embedded(self, env: Signed, kind, t: int) -> tuple[int, str | None]:
         if kind is PrePrepare:
-            reason, signatures = self.membership.check_block(env.message.block)
+            block = env.message.block
+            reason, signatures = self.membership.check_block(block)
+            if reason is None:  # judged at the block's time, never cached: the CRL may be reloaded
+                reason = self.membership.block_time_refusal(block)
             if reason is not None:
                 return t, reason if reason in _UNBOUND else f"bad-request-in-block: {reason}"
             return self._charge_requests(signatures, t), None

@@ -293,7 +293,8 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
         log.warning(json.dumps({"node": node_id, "event": "revocation-list-stale", "file": str(crl_path),
                                 "next_update": next_update.isoformat()}))
     try:
-        # Certificates are checked on the wall clock: node time is the loop's monotonic clock.
+        # Certificates and block times are on the wall clock: node time is the loop's
+        # monotonic clock, so the calendar is the wall clock at start plus monotonic time.
         membership = membership_from_doc(doc, cache_limit=VERDICT_CACHE, crl=crl,
                                          epoch_ns=time.time_ns() - now_ns(loop))
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -334,7 +335,7 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
                           frozenset({node_id}) if behaviour == "fork" else frozenset(),
                           honest_groups=(tuple(honest[0::2]), tuple(honest[1::2])))
         syncer_class = syncer_for(behaviour)
-        node = Node(node_id, replica_factory(replica_config(doc, node_id, ghash), behaviour, ctx), signer,
+        node = Node(node_id, replica_factory(replica_config(doc, node_id, ghash, membership), behaviour, ctx), signer,
                     membership, transport, executor, ledger, metrics, NO_COSTS,
                     syncer=lambda nd: syncer_class(nd, checker, timeout, interval), store=store,
                     limits=None)  # admitted by topic in ``deliver``

@@ -51,47 +51,60 @@ def test_a_request_accepted_just_before_its_clients_expiry_does_not_strand_the_b
     assert drops["node-02"].get("request-certificate-lapsed") == 1, drops["node-02"]
 
 
-@pytest.mark.xfail(strict=True, reason="open (docs/messages.md, 'A known gap'): requests inside a block are not "
-                   "judged by time, so a faulty primary can order a revoked client's later request")
 def test_a_revoked_clients_request_signed_after_revocation_is_not_ordered_by_a_byzantine_primary(monkeypatch):
-    """client X is revoked from 0.5 s (the CA's CRL). At 3 s, long after, the holder of X's
+    """client X is revoked from 1 s (the CA's CRL; X.509 dates are whole seconds). At 3 s, long after, the holder of X's
     key (the reason to revoke it) signs a new request, and a Byzantine primary (node-00)
-    puts it in a block that extends the chain correctly. Every backup judges the request
-    inside the block for CA, role and signature only, never for time, so the three honest
-    backups prepare, commit and execute a transaction signed by a revoked key, dated after
-    its revocation: revocation does not hold against one faulty primary."""
+    puts it in a block that extends the chain correctly, dated now (3 s). Every backup
+    judges the request at the block's date (docs/messages.md, "Block time"): revoked, so
+    each refuses the pre-prepare, and the chain commits every other transaction. Dated
+    before the revocation instead (0.9 s), the block is refused as too old (more than
+    max_clock_skew_ms + view_change_timeout_ms, 1.5 s, behind the backups' clocks)."""
+    from citychain.genesis import SIM_EPOCH
     from citychain.scenario import Revocation
+    from citychain.summary import summarize
     from consensus.block import Block, BlockHeader, tx_root
     from consensus.messages import PrePrepare
+    from node.genesis import calendar_ns
 
     box = {}
+    epoch = calendar_ns(SIM_EPOCH)
 
     def inject(run):
         victim = _spare_client(run)
         box["victim"] = victim.id
 
-        def go(_arg, now):
-            head = run.nodes["node-01"].ledger
-            env = Signer(victim.id, run.genesis.identities[victim.id].key, run.genesis.chain_id).sign(
-                Request(1, "records", "put", {"key": "rev2", "value": "after-revocation"}, now))
-            box["digest"] = env.digest
-            header = BlockHeader(run.genesis.chain_id, head.height + 1, head.head_hash, tx_root((env,)),
-                                 run.nodes["node-01"].executor.state.root(), 0, "node-00", now)
-            block = Block.create(header, (env,))
-            key = run.genesis.identities["node-00"].key
-            pre = Signer("node-00", key, run.genesis.chain_id).sign(PrePrepare(0, block.height, block.hash, block))
-            for backup in ("node-01", "node-02", "node-03"):
-                run.nodes[backup].on_message(pre, now)
-        run.engine.at(3000 * MS, go, None)
+        def go(dated):
+            def at_time(_arg, now):
+                head = run.nodes["node-01"].ledger
+                env = Signer(victim.id, run.genesis.identities[victim.id].key, run.genesis.chain_id).sign(
+                    Request(1 + dated, "records", "put", {"key": "rev2", "value": "after-revocation"}, now))
+                box.setdefault("digests", []).append(env.digest)
+                header = BlockHeader(run.genesis.chain_id, head.height + 1, head.head_hash, tx_root((env,)),
+                                     run.nodes["node-01"].executor.state.root(), 0, "node-00", epoch + dated)
+                block = Block.create(header, (env,))
+                key = run.genesis.identities["node-00"].key
+                pre = Signer("node-00", key, run.genesis.chain_id).sign(PrePrepare(0, block.height, block.hash, block))
+                for backup in ("node-01", "node-02", "node-03"):
+                    run.nodes[backup].on_message(pre, now)
+            return at_time
+        run.engine.at(3000 * MS, go(3000 * MS), None)
+        run.engine.at(3100 * MS, go(900 * MS), None)
 
     scenario = small("taihu")
     clients = scenario.workload.clients
-    scenario = scenario.model_copy(update={"revocations": [Revocation(member=f"client-{clients - 1}", at_ms=500)]})
+    scenario = scenario.model_copy(update={"revocations": [Revocation(member=f"client-{clients - 1}", at_ms=1000)]})
     run = simulate(scenario, monkeypatch, inject=inject)
     assert run.membership.certificate_refusal(box["victim"], 3000 * MS) == "certificate-revoked"
+    assert run.membership.certificate_refusal(box["victim"], 900 * MS) is None
     for backup in ("node-01", "node-02", "node-03"):
         digests = {r.digest for e in run.nodes[backup].ledger.entries for r in e.block.requests}
-        assert box["digest"] not in digests, f"{backup} executed a request signed after its client's revocation"
+        assert not digests & set(box["digests"]), f"{backup} executed a request signed after its client's revocation"
+        drops = run.metrics.drops[backup]
+        assert drops.get("bad-request-in-block: certificate-revoked") == 1, dict(drops)
+        assert drops.get("timestamp-too-old") == 1, dict(drops)
+    s = summarize(run, "revoked")
+    assert s["safety_violations"] == 0 and s["agreement"] is True
+    assert s["committed_tx"] == s["submitted_tx"], s["dropped"]
 
 
 def _share_key(genesis, owner: str, member: str) -> None:
