@@ -58,9 +58,7 @@ class Membership:
         self.refused = dict(refused or {})
         self.windows = dict(windows or {})
         self.epoch_ns = epoch_ns
-        ends = [min(end, revoked - 1) if revoked is not None else end for _s, end, revoked in self.windows.values()]
-        # Between these calendar times every member's certificate is valid: the fast path.
-        self._all_valid = (max((w[0] for w in self.windows.values()), default=0), min(ends, default=1 << 80))
+        self._all_valid = self._valid_span()
         self._verdicts: dict[Signed, str | None] = {}
         self._blocks: dict = {}  # block -> (verdict on all its requests, frozenset of their signatures)
         self.verifications = 0  # real Ed25519 verifications performed
@@ -71,6 +69,18 @@ class Membership:
         # shares one object per envelope and keeps the identity cache only.
         self.cache_limit = cache_limit
         self._good: set[tuple[str, bytes, bytes]] | None = set() if cache_limit else None
+
+    def _valid_span(self) -> tuple[int, int]:
+        """Between these calendar times every member's certificate is valid: the fast path."""
+        ends = [min(end, revoked - 1) if revoked is not None else end for _s, end, revoked in self.windows.values()]
+        return max((w[0] for w in self.windows.values()), default=0), min(ends, default=1 << 80)
+
+    def set_revoked(self, revoked: dict[str, int]) -> None:
+        """Take a new revocation list: member id -> calendar ns it is revoked from (a
+        member not named is not revoked). A node process reloads the CA's list while it
+        runs; verdicts on signatures stay cached, since time is judged apart from them."""
+        self.windows = {m: (start, end, revoked.get(m)) for m, (start, end, _old) in self.windows.items()}
+        self._all_valid = self._valid_span()
 
     def role_of(self, member_id: str) -> str | None:
         entry = self.members.get(member_id)
