@@ -43,9 +43,10 @@ def test_a_request_accepted_just_before_its_clients_expiry_does_not_strand_the_b
     assert drops["node-00"].get("certificate-expired", 0) >= 1, drops  # the forwarded copy, refused
     stuck = run.nodes["node-02"].replica
     views = {n: (run.nodes[n].replica.view, run.nodes[n].replica.active) for n in run.genesis.replicas}
+    late = run.membership.epoch_ns + 2500 * MS  # block timestamps are calendar time
     late_votes = sum(1 for e in run.nodes["node-00"].ledger.entries
-                     if e.block.header.timestamp > 2500 * MS and any(c.signer == "node-02" for c in e.certificate))
-    late_blocks = sum(1 for e in run.nodes["node-00"].ledger.entries if e.block.header.timestamp > 2500 * MS)
+                     if e.block.header.timestamp > late and any(c.signer == "node-02" for c in e.certificate))
+    late_blocks = sum(1 for e in run.nodes["node-00"].ledger.entries if e.block.header.timestamp > late)
     assert stuck.active and stuck.view == run.nodes["node-00"].replica.view, (views, drops["node-02"])
     assert late_blocks == 0 or late_votes > 0, (late_votes, late_blocks, views)
     assert drops["node-02"].get("request-certificate-lapsed") == 1, drops["node-02"]
