@@ -307,3 +307,50 @@ def test_a_run_with_revocations_is_the_same_under_any_hash_seed(tmp_path):
         if rel.name in ("summary.json", "report.html"):
             a, b = (b"\n".join(l for l in x.split(b"\n") if b"wall_seconds" not in l) for x in (a, b))
         assert a == b, rel
+
+
+def test_a_revocation_landing_between_a_blocks_pre_prepare_and_its_commit_leaves_the_nodes_agreed(monkeypatch):
+    """Client X's request reaches the primary at 1 s and is proposed. The moment node-01
+    has taken that pre-prepare (and sent its PREPARE), X is revoked from before the block's
+    date (a CA list dated back, as after a key compromise): node-02 and node-03 judge the
+    same pre-prepare after it and refuse it. Whether the block then commits or not, every
+    honest node must end with the same chain and state, holding X's request at all of
+    them or at none, and the chain must commit the workload. (Here the block lacks a
+    quorum, a view change follows, and the new primary leaves the request out:
+    `request-certificate-lapsed`.)"""
+    from citychain.summary import audit_run, summarize
+    from consensus.messages import PrePrepare
+
+    box = {}
+
+    def inject(run):
+        victim = _spare_client(run)
+        env = Signer(victim.id, run.genesis.identities[victim.id].key, run.genesis.chain_id).sign(
+            Request(1, "records", "put", {"key": "landing", "value": "between"}, 1000 * MS))
+        box["digest"] = env.digest
+        node = run.nodes["node-01"]
+        original = node.on_message
+
+        def on_message(m, now, link=None):
+            original(m, now, link)
+            if (type(m.message) is PrePrepare and "revoked" not in box
+                    and any(r.digest == env.digest for r in m.message.block.requests)):
+                box["revoked"] = now
+                run.membership.set_revoked({victim.id: run.membership.epoch_ns})  # revoked from time 0
+        run.network.handlers["node-01"] = on_message  # what the network delivers to node-01
+        run.engine.at(1000 * MS, lambda _a, now: run.nodes["node-00"].on_message(env, now), None)
+
+    run = simulate(small(transactions=300, rate_tps=150), monkeypatch, inject=inject)
+    assert "revoked" in box, "the primary never proposed the request"
+    s = summarize(run, "landing")
+    assert s["safety_violations"] == 0 and s["agreement"] is True
+    assert audit_run(run).safety_violations == []
+    chains = {n: tuple(e.block.hash for e in run.nodes[n].ledger.entries) for n in run.genesis.replicas}
+    assert len(set(chains.values())) == 1, {n: len(c) for n, c in chains.items()}
+    held = {n: any(r.digest == box["digest"] for e in run.nodes[n].ledger.entries for r in e.block.requests)
+            for n in run.genesis.replicas}
+    assert len(set(held.values())) == 1, held
+    refused = sum(run.metrics.drops[n].get("bad-request-in-block: certificate-revoked", 0)
+                  for n in ("node-02", "node-03"))
+    assert refused >= 1, {n: dict(run.metrics.drops[n]) for n in run.genesis.replicas}
+    assert s["committed_tx"] == s["submitted_tx"], s["dropped"]
