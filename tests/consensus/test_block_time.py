@@ -203,3 +203,26 @@ def test_a_revocation_between_prepare_and_commit_does_not_undo_the_block():
     assert net.replicas["r3"].executed == 0 and "fetch" in net.timers["r3"]
     net.fire("r3", "fetch")
     assert [(c.target, c.peers) for c in net.catch_ups["r3"]] == [(1, ("r0", "r1", "r2"))]
+
+
+def test_a_block_refused_for_its_date_leads_to_a_view_change_and_the_request_commits():
+    """The backups hold a client's request (their timers run); the faulty primary r0
+    proposes it dated too far ahead. Refused everywhere, the request does not execute,
+    the timers fire, and r1, primary of view 1, proposes it dated on its own clock."""
+    net = _net()
+    net.now = 2_000_000_000
+    env = net.request()
+    for b in ("r1", "r2", "r3"):
+        net.step(b, Receive(net.now, env))
+    net.queue.clear()  # what the backups forwarded to r0: r0 is faulty and acts only as scripted
+    _offer(net, _forged(net, EPOCH + net.now + SKEW + 1, (env,)))
+    assert all(net.drops[b] == ["timestamp-too-far-ahead"] for b in ("r1", "r2", "r3")), net.drops
+    net.cut = {"r0"}
+    net.now += T
+    net.fire_all("view-change")
+    net.deliver_all()
+    assert {net.replicas[b].view for b in ("r1", "r2", "r3")} == {1}
+    assert all(net.heights()[b] == 1 for b in ("r1", "r2", "r3")), net.heights()
+    block = net.executed["r2"][0].block
+    assert block.header.proposer == "r1" and block.header.timestamp == EPOCH + net.now
+    assert [r.digest for r in block.requests] == [env.digest]
