@@ -449,7 +449,7 @@ def _read_faults(path: Path) -> dict | None:
     byzantine = faults.get("byzantine", [])
     if not isinstance(byzantine, list) or not all(isinstance(b, str) for b in byzantine):
         raise ExportError("faults.json: byzantine must be a list of node ids")
-    for key in ("healed_at_ns", "liveness_bound_ns"):
+    for key in ("healed_at_ns", "liveness_bound_ns", "epoch_ns"):
         if key in faults and (type(faults[key]) is not int or faults[key] < 0):
             raise ExportError(f"faults.json: {key} must be an integer >= 0")
     return faults
@@ -635,9 +635,11 @@ def liveness(checks: dict[str, LedgerCheck], report: AuditReport, submitted: lis
              faults: dict) -> dict:
     """From the ledgers alone: is every submitted transaction in the longest valid chain,
     and what is the longest wait from its submission (or the last fault's end, if later)
-    until the block holding it was proposed (the block's timestamp)?"""
+    until the block holding it was proposed (the block's timestamp, calendar time: less
+    ``epoch_ns``, the calendar time of the run's time 0, it is on the run's clock)?"""
     longest = _longest(checks)
-    proposed = {r.digest: b.header.timestamp for b in (longest.blocks if longest else []) for r in b.requests}
+    epoch = faults.get("epoch_ns", 0)
+    proposed = {r.digest: b.header.timestamp - epoch for b in (longest.blocks if longest else []) for r in b.requests}
     heal = faults.get("healed_at_ns", 0)
     bound = faults.get("liveness_bound_ns")
     missing, waited, worst = 0, 0, None

@@ -277,6 +277,85 @@ def why(out_dir, tx_id, height, node):
         sys.exit(EXIT_BAD_INPUT)
 
 
+@main.group()
+def crl():
+    """The chain CA's revocation list, revocations.crl, in a genesis directory.
+
+    Exit codes: 0 done; 2 bad input (no readable genesis.json, an unknown member, no CA
+    key or another key, a revocations.crl the chain's CA did not sign, a bad option).
+    """
+
+
+def _utc(value):
+    import datetime
+
+    return value if value is None or value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+
+
+@crl.command("revoke")
+@click.option("--genesis", "genesis_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The genesis directory (genesis.json; revocations.crl is written beside it).")
+@click.option("--member", required=True, help="The member or client id to revoke (node-03, client-7).")
+@click.option("--at", "at", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"]),
+              help="Revoked from this UTC date and time (default: now). Dates are whole seconds.")
+@click.option("--reason", help="The CRL reason code: key-compromise, ca-compromise, affiliation-changed, superseded, "
+              "cessation-of-operation, certificate-hold, privilege-withdrawn or aa-compromise.")
+def crl_revoke(genesis_dir, member, at, reason):
+    """Add MEMBER to revocations.crl, signed by the chain CA's key.
+
+    The key is ca-key.pem in the genesis directory or beside it (a cluster's directory:
+    citychain cluster up writes it there); a genesis from `citychain genesis` has none,
+    and the command exits 2. The list keeps every earlier revocation, carries the next CRL
+    number and is written atomically; running nodes reload it (on SIGHUP, or within a
+    heartbeat of the file changing: docs/deployment.md).
+    """
+    import datetime
+
+    from .crl import CrlError, revoke
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        done = revoke(Path(genesis_dir), member, _utc(at) or now.replace(microsecond=0),
+                      reason.replace("-", "_") if reason else None, now)
+    except (CrlError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    click.echo(f"wrote {genesis_dir}/revocations.crl: CRL number {done.number}, {len(done.entries)} revoked")
+
+
+@crl.command("show")
+@click.option("--genesis", "genesis_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The genesis directory holding revocations.crl.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def crl_show(genesis_dir, as_json):
+    """List revocations.crl: who is revoked, from when, why (no file: nobody)."""
+    from .crl import CrlError, show
+
+    try:
+        listed, entries = show(Path(genesis_dir))
+    except CrlError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    rows = [{"member": e.member, "serial": f"{e.serial:x}", "revoked_from": e.revoked_from.isoformat(),
+             "reason": e.reason.replace("_", "-") if e.reason else None} for e in entries]
+    if as_json:
+        click.echo(json.dumps({
+            "crl_number": listed.number if listed else None,
+            "last_update": listed.last_update.isoformat() if listed else None,
+            "next_update": listed.next_update.isoformat() if listed and listed.next_update else None,
+            "revoked": rows}))
+        return
+    if listed is None:
+        click.echo("no revocations.crl: nobody is revoked")
+        return
+    table = Table(title=f"revocations.crl: CRL number {listed.number}, issued {listed.last_update.isoformat()}")
+    for column in ("member", "serial", "revoked from", "reason"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["member"] or "(not in this genesis)", r["serial"], r["revoked_from"], r["reason"] or "")
+    Console().print(table)
+
+
 @main.command()
 def scenarios():
     """List the scenarios that ship with citychain, one line each.

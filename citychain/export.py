@@ -84,6 +84,7 @@ def write_run(out: Path, run: SimRun, summary: dict, name: str = "", report_wind
         "timeline": [{"at_ns": t, "event": what} for t, what in run.timeline],
         "healed_at_ns": run.plan.last_heal,
         "liveness_bound_ns": int(run.scenario.run.liveness_bound_s * 1e9),
+        "epoch_ns": run.membership.epoch_ns,  # block timestamps are calendar: this is virtual time 0
     }, indent=2) + "\n")
     if run.recorder is not None:  # a recorded run: its trace (docs/teaching.md) and the replica state plot
         from .teach.plots import replica_state

@@ -113,7 +113,8 @@ def build_genesis(scenario: Scenario, secret_keys: bool = False) -> Genesis:
                       "checkpoint_interval": c.checkpoint_interval, "watermark_window": c.watermark_window,
                       "view_change_timeout_ns": int(c.view_change_timeout_ms * 1e6),
                       "sync_interval_ns": int(c.sync_interval_ms * 1e6),
-                      "max_pending": c.max_pending or 20 * c.block_size},
+                      "max_pending": c.max_pending or 20 * c.block_size,
+                      "max_clock_skew_ns": int(c.max_clock_skew_ms * 1e6)},
         "state_root": empty_state_root(),
         "apps": scenario.apps,  # the applications' settings (policies) are part of the chain's rules
     }

@@ -100,6 +100,9 @@ class ConsensusSpec(_Strict):
                              "refused as 'mempool-full' (0: 20 blocks' worth)")
     view_change_timeout_ms: float = Field(500.0, ge=MIN_VIEW_CHANGE_TIMEOUT_MS, le=MAX_MS, description="how long a backup waits for a request "
                                           "to execute before it suspects the primary; doubles per failed view change")
+    max_clock_skew_ms: float = Field(1000.0, ge=1, le=MAX_MS, description="how far apart two honest nodes' calendar "
+                                     "clocks may be: a block dated further ahead of a backup's clock is refused, and "
+                                     "one further behind than this plus view_change_timeout_ms")
 
     @model_validator(mode="after")
     def _window_holds_a_checkpoint(self):

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import Callable
 
 from .block import MAX_BLOCK_BYTES, Block, BlockHeader, tx_root
 from .durable import (Accepted, DurableState, NewViewBuilt, Prepared, Proposed, Stabilised, ViewChangeSent,
@@ -55,6 +56,7 @@ MAX_FUTURE_VIEWS = 16  # how far ahead of its own view a replica keeps messages
 CLIENT_SHARE = 4  # one client may hold at most 1/CLIENT_SHARE of the requests waiting to be ordered
 MAX_BACKOFF = 10  # the view-change timeout doubles at most this many times
 NEW_VIEWS_KEPT = 3  # NEW-VIEWs a replica keeps to serve peers that missed them
+PROPOSE_AHEAD = 1_000_000  # ns a primary may date a block after its own clock (blocks in one instant)
 
 
 class LocalProtocolError(RuntimeError):
@@ -76,6 +78,17 @@ class ReplicaConfig:
     max_pending: int = 2000  # requests held waiting to be ordered; more are refused (back-pressure)
     # One client may hold at most max_pending // CLIENT_SHARE of them (``mempool-client-full``),
     # so a client flooding with valid requests cannot fill the pool for every other client.
+    # Block time is calendar time (ns since 1970): the replica's time plus epoch_ns. A
+    # backup takes a fresh proposal only if its timestamp is at most max_clock_skew ahead
+    # of its own calendar clock and at most max_clock_skew + view_change_timeout behind
+    # it, so a faulty primary cannot date a block (and the requests judged by that date,
+    # node/membership.py) outside that window (docs/messages.md, "Block time").
+    epoch_ns: int = 0
+    max_clock_skew: int = 1_000_000_000
+    # (request, block timestamp) -> may it be ordered in a block of that date? The node
+    # judges its client's certificate then; a primary leaves out what its backups would
+    # refuse the whole block for. None: every request may.
+    request_valid_at: Callable[[Signed, int], bool] | None = field(default=None, compare=False, repr=False)
     # Shared by the replicas of one process (the simulator), so executed request ids are
     # stored once, not once per replica (consensus/executed.py); None: a plain set.
     executed_index: ExecutedIndex | None = field(default=None, compare=False, repr=False)
@@ -215,7 +228,7 @@ class Replica:
         self.ahead_hint = 0  # highest sequence any vote named: others may be past us
         self._handlers = {
             Request: self._on_request,
-            PrePrepare: self._on_pre_prepare,
+            PrePrepare: self._receive_pre_prepare,
             Prepare: self._on_prepare,
             Commit: self._on_commit,
             Checkpoint: self._on_checkpoint,
@@ -394,22 +407,48 @@ class Replica:
                 return NOTHING
             self.batch_timer = True
             return [StartTimer(BATCH_TIMER, self.config.batch_timeout)]
+        early = self.head_timestamp + 1 - (self.config.epoch_ns + now)
+        if early > PROPOSE_AHEAD:
+            # The last block is dated after our clock (its primary's clock ran ahead):
+            # dated after it, ours could be too far ahead of a slow backup's clock. Wait
+            # until our clock nears it (at most twice the skew, for an honest quorum took it).
+            if self.batch_timer:
+                return NOTHING
+            self.batch_timer = True
+            return [StartTimer(BATCH_TIMER, early - PROPOSE_AHEAD)]
         effects: list[Effect] = []
         if self.batch_timer:
             self.batch_timer = False
             effects.append(CancelTimer(BATCH_TIMER))
         self.batch_due = False
+        timestamp = max(self.config.epoch_ns + now, self.head_timestamp + 1)
+        lapsed = self._drop_lapsed(timestamp)
+        if lapsed:
+            effects.extend(lapsed)
+            if not self.pending:
+                return effects
         requests = self._next_block_requests()
         header = BlockHeader(
             chain_id=self.config.chain_id, height=seq, prev_hash=self.head_hash,
             tx_root=tx_root(requests), state_root=self.state_root, view=self.view,
-            proposer=self.me, timestamp=max(now, self.head_timestamp + 1))
+            proposer=self.me, timestamp=timestamp)
         block = Block(header, requests, header.compute_hash())
         self.last_proposed = seq
         proposal = PrePrepare(self.view, seq, block.hash, block)
         effects.append(Persist(Proposed(proposal)))
         effects.append(Broadcast(proposal))
         return effects
+
+    def _drop_lapsed(self, timestamp: int) -> list[Effect]:
+        """Forget the waiting requests whose clients' certificates do not hold at the date
+        of the block about to be proposed: every honest backup would refuse the block."""
+        valid = self.config.request_valid_at
+        if valid is None:
+            return NOTHING
+        lapsed = [env for env in self.pending.values() if not valid(env, timestamp)]
+        for env in lapsed:
+            del self.pending[env.digest]
+        return [Drop("request-certificate-lapsed", env) for env in lapsed]
 
     def _next_block_requests(self) -> tuple[Signed, ...]:
         """The oldest pending requests, at most block_size of them and MAX_BLOCK_BYTES of
@@ -513,6 +552,25 @@ class Replica:
         if slot is None:
             slot = self.log[seq] = Slot(seq)
         return slot
+
+    def _receive_pre_prepare(self, env: Signed, now: int) -> list[Effect]:
+        """A pre-prepare off the network: its block time is judged against this replica's
+        clock now, when it arrives (held or deferred, it is not judged again later)."""
+        m: PrePrepare = env.message
+        if m.view >= self.view:
+            late = self._clock_refusal(m.block.header.timestamp, now)
+            if late is not None:
+                return [Drop(late, env)]
+        return self._on_pre_prepare(env, now)
+
+    def _clock_refusal(self, timestamp: int, now: int) -> str | None:
+        clock = self.config.epoch_ns + now
+        skew = self.config.max_clock_skew
+        if timestamp > clock + skew:
+            return "timestamp-too-far-ahead"
+        if timestamp < clock - skew - self.config.view_change_timeout:
+            return "timestamp-too-old"
+        return None
 
     def _on_pre_prepare(self, env: Signed, now: int, reissued: bool = False) -> list[Effect]:
         m: PrePrepare = env.message

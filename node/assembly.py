@@ -14,15 +14,24 @@ from consensus.replica import Replica, ReplicaConfig, Restored
 from .byzantine import Context, wrap
 
 
-def replica_config(doc: dict, me: str, genesis_hash: str) -> ReplicaConfig:
-    """The replica configuration of member ``me`` under genesis ``doc``."""
+DEFAULT_CLOCK_SKEW_NS = 1_000_000_000  # a genesis written before max_clock_skew_ns existed
+
+
+def replica_config(doc: dict, me: str, genesis_hash: str, membership=None) -> ReplicaConfig:
+    """The replica configuration of member ``me`` under genesis ``doc``. With the node's
+    ``membership``, blocks are dated on its calendar clock (``epoch_ns``: the calendar
+    ns of node time 0) and a primary leaves out requests whose certificates do not hold
+    at the block's date."""
     params = doc["consensus"]
     return ReplicaConfig(
         chain_id=doc["chain_id"], replicas=consensus_members(doc), me=me,
         genesis_hash=genesis_hash, genesis_state_root=doc["state_root"],
         block_size=params["block_size"], batch_timeout=params["batch_timeout_ns"],
         checkpoint_interval=params["checkpoint_interval"], watermark_window=params["watermark_window"],
-        view_change_timeout=params["view_change_timeout_ns"], max_pending=params["max_pending"])
+        view_change_timeout=params["view_change_timeout_ns"], max_pending=params["max_pending"],
+        epoch_ns=membership.epoch_ns if membership is not None else 0,
+        max_clock_skew=params.get("max_clock_skew_ns", DEFAULT_CLOCK_SKEW_NS),
+        request_valid_at=membership.request_valid_at if membership is not None else None)
 
 
 def consensus_members(doc: dict) -> tuple[str, ...]:

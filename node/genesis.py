@@ -25,6 +25,7 @@ from consensus.encoding import canonical, sha256_hex
 
 from .identity import public_key_of, subject_fields
 from .membership import Membership
+from .revocation import parse_crl
 
 MEMBER_ROLES = ("consensus", "observer")  # genesis "members"; "clients" hold role "client"
 
@@ -58,7 +59,7 @@ def membership_from_doc(doc: dict, cache_limit: int | None = None, crl: bytes | 
     node also checks each certificate's validity period, and ``crl`` (a PEM X.509 CRL
     the CA signed), at the time each message arrives."""
     ca = x509.load_pem_x509_certificate(doc["ca"].encode())
-    revoked = revocations(crl, ca) if crl else {}
+    revoked = revocation_dates(doc, revocations(crl, ca)) if crl else {}
     members, refused, windows = {}, {}, {}
     for entry in doc["members"] + doc["clients"]:
         cert = x509.load_pem_x509_certificate(entry["cert"].encode())
@@ -68,9 +69,8 @@ def membership_from_doc(doc: dict, cache_limit: int | None = None, crl: bytes | 
         members[entry["id"]] = (public_key_of(cert), org, role)
         if not _issued_by(cert, ca):
             refused[entry["id"]] = "certificate-not-from-chain-ca"
-        when = revoked.get(cert.serial_number)
         windows[entry["id"]] = (calendar_ns(cert.not_valid_before_utc), calendar_ns(cert.not_valid_after_utc),
-                                None if when is None else calendar_ns(when))
+                                revoked.get(entry["id"]))
     if epoch_ns is None:
         return Membership(doc["chain_id"], members, cache_limit, refused)
     return Membership(doc["chain_id"], members, cache_limit, refused, windows, epoch_ns)
@@ -78,12 +78,18 @@ def membership_from_doc(doc: dict, cache_limit: int | None = None, crl: bytes | 
 
 def revocations(crl_pem: bytes, ca: x509.Certificate) -> dict[int, datetime.datetime]:
     """Certificate serial -> the date it is revoked from, by a CRL the chain's CA
-    signed; ValueError for any other CRL (a node must not take revocations on
-    anyone else's word)."""
-    crl = x509.load_pem_x509_crl(crl_pem)
-    if crl.issuer != ca.subject or not crl.is_signature_valid(ca.public_key()):
-        raise ValueError("the revocation list is not signed by this chain's CA")
-    return {r.serial_number: r.revocation_date_utc for r in crl}
+    signed; ValueError for any other CRL (node/revocation.py)."""
+    return parse_crl(crl_pem, ca).revoked()
+
+
+def revocation_dates(doc: dict, revoked: dict[int, datetime.datetime]) -> dict[str, int]:
+    """Member id -> calendar ns it is revoked from, for the serials a CRL names."""
+    out = {}
+    for entry in doc["members"] + doc["clients"]:
+        when = revoked.get(x509.load_pem_x509_certificate(entry["cert"].encode()).serial_number)
+        if when is not None:
+            out[entry["id"]] = calendar_ns(when)
+    return out
 
 
 def read_crl(genesis_dir: Path) -> bytes | None:

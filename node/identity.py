@@ -141,14 +141,20 @@ class CertificateAuthority:
 
 
 def revocation_list(ca_cert: x509.Certificate, ca_key: Ed25519PrivateKey, revoked: dict[int, datetime.datetime],
-                    issued: datetime.datetime = NOT_BEFORE,
-                    next_update: datetime.datetime = NOT_AFTER) -> x509.CertificateRevocationList:
-    """A CRL the CA (``ca_cert``, ``ca_key``) signs: serial -> revoked from (X.509 dates are whole seconds)."""
+                    issued: datetime.datetime = NOT_BEFORE, next_update: datetime.datetime = NOT_AFTER,
+                    number: int | None = None, reasons: dict[int, str] | None = None) -> x509.CertificateRevocationList:
+    """A CRL the CA (``ca_cert``, ``ca_key``) signs: serial -> revoked from (X.509 dates are
+    whole seconds); with ``number`` its CRLNumber, with ``reasons`` serial -> a ReasonFlags name."""
     builder = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
                .last_update(issued).next_update(next_update))
+    if number is not None:
+        builder = builder.add_extension(x509.CRLNumber(number), critical=False)
     for serial, when in sorted(revoked.items()):
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build())
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
+        reason = (reasons or {}).get(serial)
+        if reason:
+            entry = entry.add_extension(x509.CRLReason(x509.ReasonFlags[reason]), critical=False)
+        builder = builder.add_revoked_certificate(entry.build())
     return builder.sign(ca_key, None)
 
 

@@ -60,9 +60,7 @@ class Membership:
         self.refused = dict(refused or {})
         self.windows = dict(windows or {})
         self.epoch_ns = epoch_ns
-        ends = [min(end, revoked - 1) if revoked is not None else end for _s, end, revoked in self.windows.values()]
-        # Between these calendar times every member's certificate is valid: the fast path.
-        self._all_valid = (max((w[0] for w in self.windows.values()), default=0), min(ends, default=1 << 80))
+        self._all_valid = self._valid_span()
         self._verdicts: dict[Signed, str | None] = {}
         self._blocks: dict = {}  # block -> (verdict on all its requests, frozenset of their signatures)
         self.verifications = 0  # real Ed25519 verifications performed
@@ -74,6 +72,18 @@ class Membership:
         self.cache_limit = cache_limit
         self._good: set[tuple[str, bytes, bytes]] | None = set() if cache_limit else None
 
+    def _valid_span(self) -> tuple[int, int]:
+        """Between these calendar times every member's certificate is valid: the fast path."""
+        ends = [min(end, revoked - 1) if revoked is not None else end for _s, end, revoked in self.windows.values()]
+        return max((w[0] for w in self.windows.values()), default=0), min(ends, default=1 << 80)
+
+    def set_revoked(self, revoked: dict[str, int]) -> None:
+        """Take a new revocation list: member id -> calendar ns it is revoked from (a
+        member not named is not revoked). A node process reloads the CA's list while it
+        runs; verdicts on signatures stay cached, since time is judged apart from them."""
+        self.windows = {m: (start, end, revoked.get(m)) for m, (start, end, _old) in self.windows.items()}
+        self._all_valid = self._valid_span()
+
     def role_of(self, member_id: str) -> str | None:
         entry = self.members.get(member_id)
         return entry[2] if entry else None
@@ -84,7 +94,29 @@ class Membership:
 
     def certificate_refusal(self, signer: str, now: int) -> str | None:
         """Why ``signer``'s certificate does not hold at node time ``now``, or None."""
-        at = self.epoch_ns + now
+        return self.refusal_at(signer, self.epoch_ns + now)
+
+    def block_time_refusal(self, block) -> str | None:
+        """Why a request in ``block`` may not be ordered at the block's time (its
+        timestamp, calendar ns): its signer's certificate was not yet valid, expired or
+        revoked then. Every node judges a block by the same time; only the revocation
+        list each node holds may differ (docs/messages.md, "Block time")."""
+        at = block.header.timestamp
+        low, high = self._all_valid
+        if low <= at <= high or not self.windows:
+            return None
+        for r in block.requests:
+            reason = self.refusal_at(r.signer, at)
+            if reason is not None:
+                return reason
+        return None
+
+    def request_valid_at(self, env: Signed, at: int) -> bool:
+        """May a primary put ``env`` in a block dated ``at``? (``ReplicaConfig.request_valid_at``)"""
+        return self.refusal_at(env.signer, at) is None
+
+    def refusal_at(self, signer: str, at: int) -> str | None:
+        """Why ``signer``'s certificate does not hold at calendar time ``at`` (ns), or None."""
         low, high = self._all_valid
         if low <= at <= high:
             return None

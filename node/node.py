@@ -290,9 +290,15 @@ class Node:
 
     def _check_embedded(self, env: Signed, kind, t: int) -> tuple[int, str | None]:
         if kind in _BLOCK_CARRIERS:
-            if env.message.block is None:  # a PRE-PREPARE sent on its own carries its block
+            block = env.message.block
+            if block is None:  # a PRE-PREPARE sent on its own carries its block
                 return t, "malformed"
-            reason, signatures = self.membership.check_block(env.message.block)
+            reason, signatures = self.membership.check_block(block)
+            # A fresh proposal is judged at its block's time, never cached (the CRL may be
+            # reloaded); a block fetched by digest was re-issued by a NEW-VIEW, and a
+            # re-issued block is not judged on time again (docs/messages.md, "Block time").
+            if reason is None and kind is PrePrepare:
+                reason = self.membership.block_time_refusal(block)
             if reason is not None:
                 return t, reason if reason in _UNBOUND else f"bad-request-in-block: {reason}"
             return self._charge_requests(signatures, t), None

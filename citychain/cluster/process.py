@@ -42,17 +42,19 @@ from node.checker import ChainChecker
 from node.codec import MalformedMessage, decode
 from node.costs import NO_COSTS
 from node.execution import Executor
-from node.genesis import CRL_FILE, membership_from_doc, read_crl, read_genesis, revocations
+from node.genesis import CRL_FILE, membership_from_doc, read_crl, read_genesis
 from node.identity import public_key_of
 from node.metrics import Metrics
 from node.node import Node
 from node.observer import ObserverConfig, ObserverReplica
+from node.revocation import parse_crl
 from node.signing import Signer
 from node.sqlite_store import StorageError, open_node_storage
 from node.sync import Syncer
 
 from . import topics
 from .counting import CountingTransport
+from .crl_watch import CrlWatch
 from .endpoint import Endpoint, read_credentials
 from .inbox import FairInbox
 from .notices import sign_notice
@@ -136,6 +138,7 @@ class RunningNode:
     failed: "StoreFailed | None" = None
     on_failure: object = None  # called with StoreFailed: the process stops
     admission: Admission = field(default_factory=lambda: Admission(PROCESS_LIMITS))
+    crl: CrlWatch | None = None  # the CA's revocation list, reloaded while the node runs
 
     # ---- inbound -----------------------------------------------------------------
 
@@ -228,6 +231,8 @@ class RunningNode:
 
     def heartbeat(self) -> None:
         """The periodic notice, repeating the reports of recently executed blocks."""
+        if self.crl is not None:
+            self.crl.check()
         repeated = [entry[0] for entry in self.recent if entry[1] > 0]
         for entry in self.recent:
             entry[1] = max(0, entry[1] - 1)
@@ -283,10 +288,8 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
     crl_path = Path(genesis_dir) / CRL_FILE
     try:  # the CRL's own faults are its own: say which file, not genesis.json
         crl = read_crl(Path(genesis_dir))
-        next_update = None
-        if crl is not None:
-            revocations(crl, ca)
-            next_update = x509.load_pem_x509_crl(crl).next_update_utc
+        listed = parse_crl(crl, ca) if crl is not None else None
+        next_update = listed.next_update if listed is not None else None
     except (OSError, ValueError, TypeError) as exc:
         raise NodeSetupError(f"{crl_path}: not a revocation list of this chain's CA ({exc})") from None
     if next_update is not None and next_update < datetime.datetime.now(datetime.timezone.utc):
@@ -294,7 +297,8 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
         log.warning(json.dumps({"node": node_id, "event": "revocation-list-stale", "file": str(crl_path),
                                 "next_update": next_update.isoformat()}))
     try:
-        # Certificates are checked on the wall clock: node time is the loop's monotonic clock.
+        # Certificates and block times are on the wall clock: node time is the loop's
+        # monotonic clock, so the calendar is the wall clock at start plus monotonic time.
         membership = membership_from_doc(doc, cache_limit=VERDICT_CACHE, crl=crl,
                                          epoch_ns=time.time_ns() - now_ns(loop))
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -335,7 +339,7 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
                           frozenset({node_id}) if behaviour == "fork" else frozenset(),
                           honest_groups=(tuple(honest[0::2]), tuple(honest[1::2])))
         syncer_class = syncer_for(behaviour)
-        node = Node(node_id, replica_factory(replica_config(doc, node_id, ghash), behaviour, ctx), signer,
+        node = Node(node_id, replica_factory(replica_config(doc, node_id, ghash, membership), behaviour, ctx), signer,
                     membership, transport, executor, ledger, metrics, NO_COSTS,
                     syncer=lambda nd: syncer_class(nd, checker, timeout, interval), store=store,
                     limits=None)  # admitted by topic in ``deliver``
@@ -346,7 +350,8 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
                     store=store, limits=None)
     running = RunningNode(node_id, entry["role"], node, transport, metrics, key, chain_id, loop,
                           peers=frozenset(m["id"] for m in doc["members"] if m["id"] != node_id),
-                          published_height=ledger.height)
+                          published_height=ledger.height,
+                          crl=CrlWatch(node_id, genesis_dir, doc, ca, membership, listed))
     transport.attach(running.on_timer, lambda: running.inbox.qsize() if running.inbox is not None else 0)
     now = now_ns(loop)
     if ledger.height > 0 or store.read() != DurableState():
@@ -483,6 +488,7 @@ async def run_nodes(genesis_dir: Path, data_root: Path, ids: list[str], address:
         log.info(json.dumps({"node": running.id, "event": "started", "height": running.node.ledger.height,
                              "pid": os.getpid(), "behaviour": behaviours.get(running.id)}))
     loop.add_signal_handler(signal.SIGUSR1, lambda: [log.info(json.dumps(r.debug_state())) for r in nodes])
+    loop.add_signal_handler(signal.SIGHUP, lambda: [r.crl.reload("sighup") for r in nodes if r.crl is not None])
     failed: list[StoreFailed] = []
 
     def fail(exc: StoreFailed) -> None:

@@ -123,7 +123,8 @@ def build(scenario: Scenario, record: bool = False) -> SimRun:
     nodes: dict[str, Node] = {}
     executed = ExecutedIndex()  # executed request ids, stored once for every replica (consensus/executed.py)
     for placement in genesis.nodes:
-        config = replace(replica_config(genesis.doc, placement.id, genesis.hash), executed_index=executed)
+        config = replace(replica_config(genesis.doc, placement.id, genesis.hash, membership),
+                         executed_index=executed)
         ident = genesis.identities[placement.id]
         signer = Signer(ident.id, ident.key, genesis.chain_id)
         bad = plan.byzantine.get(placement.id)
@@ -196,7 +197,7 @@ def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
     signers = {c.id: Signer(c.id, genesis.identities[c.id].key, genesis.chain_id) for c in genesis.clients}
     org_keys = {o["id"]: o["x25519"] for o in genesis.doc["organisations"]}
     stream = submissions(scenario.workload, genesis.clients, signers, rng_for(scenario.seed, "workload"),
-                         run.apps, org_keys)
+                         run.apps, org_keys, epoch=run.membership.epoch_ns)
     drain = int(scenario.run.drain_s * 1e9)
     retry = int(scenario.workload.retry_ms * 1e6)
     f = run.f

@@ -378,8 +378,11 @@ GENERATORS: dict[tuple[str, str], Generator] = {
 
 
 def submissions(spec: WorkloadSpec, clients: list[ClientPlacement], signers: dict[str, Signer],
-                rng: random.Random, apps: dict, org_keys: dict[str, str], start: int = 0) -> Iterator[Submission]:
-    """Yield the run's submissions in time order, signing each as it is produced."""
+                rng: random.Random, apps: dict, org_keys: dict[str, str], start: int = 0,
+                epoch: int = 0) -> Iterator[Submission]:
+    """Yield the run's submissions in time order, signing each as it is produced.
+    ``epoch``: the calendar ns of time 0, so dates in the arguments (a licence's
+    ``valid_until``) are calendar time, as block timestamps are."""
     mix = [(m.app, m.op) for m in spec.mix]
     weights = [m.weight for m in spec.mix]
     for app, op in mix:
@@ -396,7 +399,7 @@ def submissions(spec: WorkloadSpec, clients: list[ClientPlacement], signers: dic
         t += rng.expovariate(spec.rate_tps) * 1e9
         at = int(t)
         app, op = mix[0] if len(mix) == 1 else rng.choices(mix, weights)[0]
-        ctx = Ctx(rng, i, at, lag, flows, clients, by_org, apps, org_keys)
+        ctx = Ctx(rng, i, epoch + at, lag, flows, clients, by_org, apps, org_keys)
         # A generator may fall back to the op that creates what it needs (no batch to
         # transfer yet: register one), so it says which op it built.
         client, built_op, args = GENERATORS[(app, op)](ctx)

@@ -43,55 +43,69 @@ def test_a_request_accepted_just_before_its_clients_expiry_does_not_strand_the_b
     assert drops["node-00"].get("certificate-expired", 0) >= 1, drops  # the forwarded copy, refused
     stuck = run.nodes["node-02"].replica
     views = {n: (run.nodes[n].replica.view, run.nodes[n].replica.active) for n in run.genesis.replicas}
+    late = run.membership.epoch_ns + 2500 * MS  # block timestamps are calendar time
     late_votes = sum(1 for e in run.nodes["node-00"].ledger.entries
-                     if e.block.header.timestamp > 2500 * MS and any(c.signer == "node-02" for c in e.certificate))
-    late_blocks = sum(1 for e in run.nodes["node-00"].ledger.entries if e.block.header.timestamp > 2500 * MS)
+                     if e.block.header.timestamp > late and any(c.signer == "node-02" for c in e.certificate))
+    late_blocks = sum(1 for e in run.nodes["node-00"].ledger.entries if e.block.header.timestamp > late)
     assert stuck.active and stuck.view == run.nodes["node-00"].replica.view, (views, drops["node-02"])
     assert late_blocks == 0 or late_votes > 0, (late_votes, late_blocks, views)
     assert drops["node-02"].get("request-certificate-lapsed") == 1, drops["node-02"]
 
 
-@pytest.mark.xfail(strict=True, reason="open (docs/messages.md, 'A known gap'): requests inside a block are not "
-                   "judged by time, so a faulty primary can order a revoked client's later request")
 def test_a_revoked_clients_request_signed_after_revocation_is_not_ordered_by_a_byzantine_primary(monkeypatch):
-    """client X is revoked from 0.5 s (the CA's CRL). At 3 s, long after, the holder of X's
+    """client X is revoked from 1 s (the CA's CRL; X.509 dates are whole seconds). At 3 s, long after, the holder of X's
     key (the reason to revoke it) signs a new request, and a Byzantine primary (node-00)
-    puts it in a block that extends the chain correctly. Every backup judges the request
-    inside the block for CA, role and signature only, never for time, so the three honest
-    backups prepare, commit and execute a transaction signed by a revoked key, dated after
-    its revocation: revocation does not hold against one faulty primary."""
+    puts it in a block that extends the chain correctly, dated now (3 s). Every backup
+    judges the request at the block's date (docs/messages.md, "Block time"): revoked, so
+    each refuses the pre-prepare, and the chain commits every other transaction. Dated
+    before the revocation instead (0.9 s), the block is refused as too old (more than
+    max_clock_skew_ms + view_change_timeout_ms, 1.5 s, behind the backups' clocks)."""
+    from citychain.genesis import SIM_EPOCH
     from citychain.scenario import Revocation
+    from citychain.summary import summarize
     from consensus.block import Block, BlockHeader, tx_root
     from consensus.messages import PrePrepare
+    from node.genesis import calendar_ns
 
     box = {}
+    epoch = calendar_ns(SIM_EPOCH)
 
     def inject(run):
         victim = _spare_client(run)
         box["victim"] = victim.id
 
-        def go(_arg, now):
-            head = run.nodes["node-01"].ledger
-            env = Signer(victim.id, run.genesis.identities[victim.id].key, run.genesis.chain_id).sign(
-                Request(1, "records", "put", {"key": "rev2", "value": "after-revocation"}, now))
-            box["digest"] = env.digest
-            header = BlockHeader(run.genesis.chain_id, head.height + 1, head.head_hash, tx_root((env,)),
-                                 run.nodes["node-01"].executor.state.root(), 0, "node-00", now)
-            block = Block.create(header, (env,))
-            key = run.genesis.identities["node-00"].key
-            pre = Signer("node-00", key, run.genesis.chain_id).sign(PrePrepare(0, block.height, block.hash, block))
-            for backup in ("node-01", "node-02", "node-03"):
-                run.nodes[backup].on_message(pre, now)
-        run.engine.at(3000 * MS, go, None)
+        def go(dated):
+            def at_time(_arg, now):
+                head = run.nodes["node-01"].ledger
+                env = Signer(victim.id, run.genesis.identities[victim.id].key, run.genesis.chain_id).sign(
+                    Request(1 + dated, "records", "put", {"key": "rev2", "value": "after-revocation"}, now))
+                box.setdefault("digests", []).append(env.digest)
+                header = BlockHeader(run.genesis.chain_id, head.height + 1, head.head_hash, tx_root((env,)),
+                                     run.nodes["node-01"].executor.state.root(), 0, "node-00", epoch + dated)
+                block = Block.create(header, (env,))
+                key = run.genesis.identities["node-00"].key
+                pre = Signer("node-00", key, run.genesis.chain_id).sign(PrePrepare(0, block.height, block.hash, block))
+                for backup in ("node-01", "node-02", "node-03"):
+                    run.nodes[backup].on_message(pre, now)
+            return at_time
+        run.engine.at(3000 * MS, go(3000 * MS), None)
+        run.engine.at(3100 * MS, go(900 * MS), None)
 
     scenario = small("taihu")
     clients = scenario.workload.clients
-    scenario = scenario.model_copy(update={"revocations": [Revocation(member=f"client-{clients - 1}", at_ms=500)]})
+    scenario = scenario.model_copy(update={"revocations": [Revocation(member=f"client-{clients - 1}", at_ms=1000)]})
     run = simulate(scenario, monkeypatch, inject=inject)
     assert run.membership.certificate_refusal(box["victim"], 3000 * MS) == "certificate-revoked"
+    assert run.membership.certificate_refusal(box["victim"], 900 * MS) is None
     for backup in ("node-01", "node-02", "node-03"):
         digests = {r.digest for e in run.nodes[backup].ledger.entries for r in e.block.requests}
-        assert box["digest"] not in digests, f"{backup} executed a request signed after its client's revocation"
+        assert not digests & set(box["digests"]), f"{backup} executed a request signed after its client's revocation"
+        drops = run.metrics.drops[backup]
+        assert drops.get("bad-request-in-block: certificate-revoked") == 1, dict(drops)
+        assert drops.get("timestamp-too-old") == 1, dict(drops)
+    s = summarize(run, "revoked")
+    assert s["safety_violations"] == 0 and s["agreement"] is True
+    assert s["committed_tx"] == s["submitted_tx"], s["dropped"]
 
 
 def _share_key(genesis, owner: str, member: str) -> None:
@@ -293,3 +307,50 @@ def test_a_run_with_revocations_is_the_same_under_any_hash_seed(tmp_path):
         if rel.name in ("summary.json", "report.html"):
             a, b = (b"\n".join(l for l in x.split(b"\n") if b"wall_seconds" not in l) for x in (a, b))
         assert a == b, rel
+
+
+def test_a_revocation_landing_between_a_blocks_pre_prepare_and_its_commit_leaves_the_nodes_agreed(monkeypatch):
+    """Client X's request reaches the primary at 1 s and is proposed. The moment node-01
+    has taken that pre-prepare (and sent its PREPARE), X is revoked from before the block's
+    date (a CA list dated back, as after a key compromise): node-02 and node-03 judge the
+    same pre-prepare after it and refuse it. Whether the block then commits or not, every
+    honest node must end with the same chain and state, holding X's request at all of
+    them or at none, and the chain must commit the workload. (Here the block lacks a
+    quorum, a view change follows, and the new primary leaves the request out:
+    `request-certificate-lapsed`.)"""
+    from citychain.summary import audit_run, summarize
+    from consensus.messages import PrePrepare
+
+    box = {}
+
+    def inject(run):
+        victim = _spare_client(run)
+        env = Signer(victim.id, run.genesis.identities[victim.id].key, run.genesis.chain_id).sign(
+            Request(1, "records", "put", {"key": "landing", "value": "between"}, 1000 * MS))
+        box["digest"] = env.digest
+        node = run.nodes["node-01"]
+        original = node.on_message
+
+        def on_message(m, now, link=None):
+            original(m, now, link)
+            if (type(m.message) is PrePrepare and "revoked" not in box
+                    and any(r.digest == env.digest for r in m.message.block.requests)):
+                box["revoked"] = now
+                run.membership.set_revoked({victim.id: run.membership.epoch_ns})  # revoked from time 0
+        run.network.handlers["node-01"] = on_message  # what the network delivers to node-01
+        run.engine.at(1000 * MS, lambda _a, now: run.nodes["node-00"].on_message(env, now), None)
+
+    run = simulate(small(transactions=300, rate_tps=150), monkeypatch, inject=inject)
+    assert "revoked" in box, "the primary never proposed the request"
+    s = summarize(run, "landing")
+    assert s["safety_violations"] == 0 and s["agreement"] is True
+    assert audit_run(run).safety_violations == []
+    chains = {n: tuple(e.block.hash for e in run.nodes[n].ledger.entries) for n in run.genesis.replicas}
+    assert len(set(chains.values())) == 1, {n: len(c) for n, c in chains.items()}
+    held = {n: any(r.digest == box["digest"] for e in run.nodes[n].ledger.entries for r in e.block.requests)
+            for n in run.genesis.replicas}
+    assert len(set(held.values())) == 1, held
+    refused = sum(run.metrics.drops[n].get("bad-request-in-block: certificate-revoked", 0)
+                  for n in ("node-02", "node-03"))
+    assert refused >= 1, {n: dict(run.metrics.drops[n]) for n in run.genesis.replicas}
+    assert s["committed_tx"] == s["submitted_tx"], s["dropped"]

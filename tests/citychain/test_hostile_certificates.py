@@ -38,7 +38,7 @@ def votes_of(run, member: str, when: int) -> tuple[int, int]:
     before = after = 0
     for e in run.nodes["node-00"].ledger.entries:
         if any(c.signer == member for c in e.certificate):
-            t = e.block.header.timestamp
+            t = e.block.header.timestamp - run.membership.epoch_ns  # calendar time back to virtual
             before += t < when
             after += t > when + 10 * MS
     return before, after

@@ -74,7 +74,8 @@ def test_a_primary_re_proposing_an_executed_request_is_refused(monkeypatch):
             head = run.nodes["node-01"].ledger
             old = head.entries[0].block.requests[0]
             header = BlockHeader(run.genesis.chain_id, head.height + 1, head.head_hash, tx_root((old,)),
-                                 run.nodes["node-01"].executor.state.root(), 0, "node-00", now)
+                                 run.nodes["node-01"].executor.state.root(), 0, "node-00",
+                                 run.membership.epoch_ns + now)  # block time: calendar
             block = Block.create(header, (old,))
             key = run.genesis.identities["node-00"].key
             env = Signer("node-00", key, run.genesis.chain_id).sign(PrePrepare(0, block.height, block.hash, block))

@@ -54,12 +54,12 @@ def test_a_byzantine_primary_proposing_one_request_at_two_pipelined_sequences_ex
             sign = Signer("node-00", key, run.genesis.chain_id).sign
             h = ref.ledger.height
             h1 = BlockHeader(run.genesis.chain_id, h + 1, ref.ledger.head_hash, tx_root((env,)),
-                             ref.executor.state.root(), 0, "node-00", now)
+                             ref.executor.state.root(), 0, "node-00", run.membership.epoch_ns + now)
             b1 = Block.create(h1, (env,))
             shadow = copy.deepcopy(ref.executor)
             shadow.execute(b1)
             h2 = BlockHeader(run.genesis.chain_id, h + 2, b1.hash, tx_root((env,)), shadow.state.root(), 0,
-                             "node-00", now + 1)
+                             "node-00", run.membership.epoch_ns + now + 1)  # block time: calendar
             b2 = Block.create(h2, (env,))
             p1 = sign(PrePrepare(0, b1.height, b1.hash, b1))
             p2 = sign(PrePrepare(0, b2.height, b2.hash, b2))

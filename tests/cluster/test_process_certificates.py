@@ -16,7 +16,7 @@ from citychain.genesis import build_genesis
 from citychain.scenario import load_with_overrides
 from consensus.messages import Prepare
 from node.genesis import CRL_FILE
-from node.identity import NOT_BEFORE, CertificateAuthority
+from node.identity import NOT_BEFORE, CertificateAuthority, revocation_list
 from node.signing import Signer
 from tests.citychain.hostile_world import reissue
 
@@ -83,3 +83,37 @@ def test_a_process_whose_own_certificate_another_ca_issued_will_not_start(tmp_pa
     chain(tmp_path, tweak)
     with pytest.raises(NodeSetupError, match="node-01: its certificate in the genesis is refused"):
         open_and_deliver(tmp_path, [])
+
+
+def test_a_reloaded_list_revokes_a_member_of_a_running_node_and_an_older_one_is_refused(tmp_path):
+    """node-01 starts with no list; a newer list (CRL number 1) revoking node-02 arrives:
+    node-02's next vote is refused. Then the list without it (number 0) is offered:
+    refused, so node-02 stays revoked."""
+    genesis = chain(tmp_path)
+    path = tmp_path / "genesis" / CRL_FILE
+
+    def write(revoked, number):
+        crl = revocation_list(genesis.ca.cert, genesis.ca.key, revoked, number=number)
+        path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+
+    async def go():
+        running = open_node(tmp_path / "genesis", tmp_path / "data" / "node-01", "node-01", None,
+                            asyncio.get_running_loop())
+        try:
+            def deliver():
+                env = vote(genesis, "node-02")
+                running.deliver(f"citychain/taihu/to/node-01/{env.signer}", json.dumps(env.to_dict()).encode())
+                return running.metrics.drops_by_reason().get("certificate-revoked", 0)
+
+            assert deliver() == 0
+            write({genesis.identities["node-02"].cert.serial_number: NOT_BEFORE}, 1)
+            running.heartbeat()  # the file changed: taken at the heartbeat
+            assert running.crl.loaded.number == 1
+            assert deliver() == 1
+            write({}, 0)
+            assert running.crl.reload("sighup") is False
+            assert deliver() == 2 and running.crl.loaded.number == 1
+        finally:
+            running.transport.cancel_all_timers("node-01")
+            running.node.store.close()
+    asyncio.run(go())

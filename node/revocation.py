@@ -1,0 +1,58 @@
+"""The chain CA's revocation list as a node holds it, and when a new one may replace it.
+
+A node reads ``revocations.crl`` when it starts and again while it runs (on SIGHUP, or
+when the file changed: citychain/cluster/process.py). A list replaces the one held only
+if the chain's CA signed it and it is newer: a higher CRL number, or, without numbers on
+both, a later lastUpdate. An older list would bring revoked members back (an attacker
+with write access to the directory, or a stale copy), so it is refused and the node
+keeps the list it holds (docs/deployment.md).
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from cryptography import x509
+
+
+@dataclass(frozen=True)
+class RevocationList:
+    number: int | None  # the CRLNumber extension, if the list has one
+    last_update: datetime.datetime
+    next_update: datetime.datetime | None
+    entries: dict[int, tuple[datetime.datetime, str | None]]  # serial -> (revoked from, reason name)
+
+    def revoked(self) -> dict[int, datetime.datetime]:
+        return {serial: when for serial, (when, _reason) in self.entries.items()}
+
+    def older_than(self, other: RevocationList) -> str | None:
+        """Why this list may not replace ``other`` (it is not newer), or None."""
+        if self.number is not None and other.number is not None:
+            if self.number <= other.number:
+                return f"CRL number {self.number} is not above the loaded list's {other.number}"
+            return None
+        if self.last_update <= other.last_update:
+            return (f"lastUpdate {self.last_update.isoformat()} is not after the loaded list's "
+                    f"{other.last_update.isoformat()}")
+        return None
+
+
+def parse_crl(pem: bytes, ca: x509.Certificate) -> RevocationList:
+    """The list in ``pem``; ValueError unless the chain's CA (``ca``) signed it (a node
+    must not take revocations on anyone else's word)."""
+    crl = x509.load_pem_x509_crl(pem)
+    if crl.issuer != ca.subject or not crl.is_signature_valid(ca.public_key()):
+        raise ValueError("the revocation list is not signed by this chain's CA")
+    try:
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        number = None
+    entries = {}
+    for r in crl:
+        try:
+            reason = r.extensions.get_extension_for_class(x509.CRLReason).value.reason.name
+        except x509.ExtensionNotFound:
+            reason = None
+        entries[r.serial_number] = (r.revocation_date_utc, reason)
+    return RevocationList(number, crl.last_update_utc, crl.next_update_utc, entries)
