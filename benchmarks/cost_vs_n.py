@@ -1,12 +1,16 @@
 """Simulator cost per block against n: CPU seconds, deliveries and memory, and the exponent k.
 
-Each n runs in its own process (so each peak resident set is that run's own, not the
-largest so far), with a short fixed workload: taihu, records puts only, --tx
-transactions in blocks of --block (as benchmarks/sim_speed.py makes it). Prints per n
-the CPU seconds of the simulated run, the committed blocks, CPU ms and deliveries per
-block, and the peak resident set; then a least-squares fit of cost per block ∝ n^k over
-all n (CPU and deliveries), and k between each pair of neighbouring n. PBFT's normal
-case is O(n²) messages per block, so k ≤ 2 says the simulator adds no worse than that.
+Each n runs twice, each run in its own process (so each peak resident set is that
+run's own, not the largest so far), with a short fixed workload: taihu, records puts
+only, --tx and then 2 × --tx transactions in blocks of --block (as
+benchmarks/sim_speed.py makes it). The cost per block is the difference between the two
+runs over the difference in blocks: the marginal cost of a block, without what a run
+pays once whatever its length (the genesis: n keys and certificates; the idle drain at
+the end). Prints per n the CPU seconds of both runs, the marginal CPU ms and deliveries
+per block, and the peak resident set of the longer run; then a least-squares fit of cost
+per block ∝ n^k over all n (CPU and deliveries), and k between neighbouring n. PBFT's
+normal case is O(n²) messages per block, so k ≤ 2 says the simulator adds no worse than
+that.
 See docs/benchmarking.md.
 
     python benchmarks/cost_vs_n.py                          # n = 4, 16, 32, 64, 100, 150, 200
@@ -48,6 +52,14 @@ def one(n: int, tx: int, block: int, rate: float, scenario_path: Path) -> dict:
             "rss_before_mib": before, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def child(n: int, tx: int, args) -> dict:
+    """``one(n, tx)`` in a fresh process."""
+    done = subprocess.run([sys.executable, __file__, "--one", str(n), "--tx", str(tx), "--block", str(args.block),
+                           "--rate", str(args.rate), "--scenario", args.scenario],
+                          check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def fit_exponent(points: list[tuple[int, float]]) -> float:
     """k of y = c·n^k by least squares on (log n, log y)."""
     xs = [math.log(n) for n, _ in points]
@@ -71,20 +83,17 @@ def main() -> None:
     sizes = [int(x) for x in args.nodes.split(",")]
     print(f"{args.tx} transactions, {args.block} per block, scenario {Path(args.scenario).name}; "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{'n':>4} {'cpu s':>8} {'blocks':>6} {'cpu ms/block':>12} {'deliveries/block':>16} "
-          f"{'peak MiB':>9} {'run MiB':>8}")
+    print(f"{'n':>4} {'cpu s':>8} {'cpu s×2':>8} {'blk':>4} {'blk×2':>4} {'cpu ms/block':>12} "
+          f"{'deliveries/block':>16} {'peak MiB':>9} {'run MiB':>8}")
     rows = []
     for n in sizes:
-        child = subprocess.run([sys.executable, __file__, "--one", str(n), "--tx", str(args.tx),
-                                "--block", str(args.block), "--rate", str(args.rate), "--scenario", args.scenario],
-                               check=True, capture_output=True, text=True)
-        row = json.loads(child.stdout.strip().splitlines()[-1])
-        blocks = max(1, row["blocks"])
-        row["cpu_ms_per_block"] = 1000 * row["cpu_s"] / blocks
-        row["deliveries_per_block"] = row["deliveries"] / blocks
+        short, row = (child(n, tx, args) for tx in (args.tx, 2 * args.tx))
+        blocks = max(1, row["blocks"] - short["blocks"])
+        row["cpu_ms_per_block"] = 1000 * (row["cpu_s"] - short["cpu_s"]) / blocks
+        row["deliveries_per_block"] = (row["deliveries"] - short["deliveries"]) / blocks
         rows.append(row)
-        print(f"{n:>4} {row['cpu_s']:>8.2f} {row['blocks']:>6} {row['cpu_ms_per_block']:>12.1f} "
-              f"{row['deliveries_per_block']:>16,.0f} {row['peak_mib']:>9.0f} "
+        print(f"{n:>4} {short['cpu_s']:>8.2f} {row['cpu_s']:>8.2f} {short['blocks']:>4} {row['blocks']:>4} "
+              f"{row['cpu_ms_per_block']:>12.1f} {row['deliveries_per_block']:>16,.0f} {row['peak_mib']:>9.0f} "
               f"{row['peak_mib'] - row['rss_before_mib']:>8.0f}", flush=True)
     if len(rows) >= 2:
         for key, what in (("cpu_ms_per_block", "CPU seconds"), ("deliveries_per_block", "deliveries")):
@@ -92,7 +101,8 @@ def main() -> None:
             steps = ", ".join(f"{a['n']}→{b['n']}: {math.log(b[key] / a[key]) / math.log(b['n'] / a['n']):.2f}"
                               for a, b in zip(rows, rows[1:]))
             print(f"{what} per block ∝ n^k: k = {k:.2f} (least squares over all n; between neighbours {steps})")
-    print(f"load average {os.getloadavg()[0]:.1f}; run MiB = peak resident set minus the resident set before the run")
+    print(f"load average {os.getloadavg()[0]:.1f}; cpu s, blk: the run of --tx; cpu s×2, blk×2: the run of twice that; "
+          "run MiB: its peak resident set less the resident set before it")
 
 
 if __name__ == "__main__":
