@@ -17,6 +17,7 @@ from consensus.messages import Signed
 
 from .codec import MalformedMessage, decode_block, decode_object
 from .execution import BlockOutcome, Receipt
+from .history import HistoryStore, SpilledEntries
 
 
 class LedgerError(RuntimeError):
@@ -34,9 +35,13 @@ class LedgerEntry:
 
 
 class Ledger:
-    def __init__(self, genesis_hash: str):
+    """``history``: keep only the last ``window`` to ``2 × window`` entries in memory and
+    the ones below them in that store (the simulator's ledgers: node/history.py);
+    ``entries`` is then a sequence reading those back, and a list otherwise."""
+
+    def __init__(self, genesis_hash: str, history: HistoryStore | None = None, window: int = 32):
         self.genesis_hash = genesis_hash
-        self.entries: list[LedgerEntry] = []
+        self.entries: list[LedgerEntry] | SpilledEntries = [] if history is None else SpilledEntries(history, window)
         self.transactions = 0  # in all its blocks
 
     @property
@@ -67,9 +72,11 @@ class Ledger:
 
     def export(self, path: Path, cache: "LineCache | None" = None) -> None:
         cache = cache or LineCache()
+        entries = self.entries
+        lines = entries.lines(cache) if type(entries) is SpilledEntries else (cache.line(e) for e in entries)
         with open(path, "w", encoding="ascii") as out:
-            for entry in self.entries:
-                out.write(cache.line(entry))
+            for line in lines:
+                out.write(line)
                 out.write("\n")
 
 
@@ -117,13 +124,18 @@ def parse_line(line: str, chain_id: str) -> LedgerEntry:
     certificate, receipts = obj.get("certificate"), obj.get("receipts")
     if not isinstance(certificate, list) or not isinstance(receipts, list):
         raise MalformedMessage("malformed", "certificate and receipts must be lists")
-    try:
-        receipts = tuple(Receipt(r["tx"], r["ok"], r.get("reason", ""), r.get("result")) for r in receipts)
-    except (TypeError, KeyError, AttributeError) as exc:
-        raise MalformedMessage("malformed", f"receipt: {exc!r}") from None
+    receipts = receipts_from(receipts)
     if len(receipts) != len(block.requests) or any(r.tx != q.digest for r, q in zip(receipts, block.requests)):
         raise MalformedMessage("malformed", "receipts do not match the block's transactions")
     return LedgerEntry(block, tuple(decode_object(c, chain_id) for c in certificate), receipts)
+
+
+def receipts_from(items: list) -> tuple[Receipt, ...]:
+    """Receipts from their JSON objects (``Receipt.to_dict``), or MalformedMessage."""
+    try:
+        return tuple(Receipt(r["tx"], r["ok"], r.get("reason", ""), r.get("result")) for r in items)
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise MalformedMessage("malformed", f"receipt: {exc!r}") from None
 
 
 def read_ledger(path: Path) -> list[dict]:

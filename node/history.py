@@ -1,0 +1,205 @@
+"""Committed history on disk: the simulator's ledgers keep their last blocks in memory
+and the rest here, so a run's memory does not grow with its length (issue 13).
+
+One store per simulated run, shared by all its ledgers. The simulator's nodes share
+block, receipt and envelope objects, so the store keeps each block's header and
+transactions once (by hash), each receipt list and each COMMIT once (by the object, while
+it is recent), and per ledger and height only which of those its entry holds. Every
+part is kept as the canonical JSON text the export writes (docs/ledger.md), so a spilled
+entry exports without being decoded, byte for byte as from memory; reading one back
+decodes it (node/codec.py), sharing recently decoded blocks and COMMITs between readers.
+
+The store is scratch: it lives in a temporary directory, removed with the store, and
+holds nothing a run's outputs do not also hold. A node crash in the simulator keeps its
+ledger object, so it keeps its spilled entries too.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import tempfile
+import weakref
+from collections import OrderedDict
+from pathlib import Path
+
+from consensus.encoding import canonical
+
+from .codec import decode_block, decode_object
+
+_RECENT = 4096  # objects remembered by identity (store) or by row (decoded) before the oldest is forgotten
+
+
+class _Recent(OrderedDict):
+    """A bounded map that forgets its oldest key first."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def remember(self, key, value) -> None:
+        self[key] = value
+        if len(self) > self.limit:
+            self.popitem(last=False)
+
+
+class HistoryStore:
+    """The spilled ledger entries of one run (SQLite in a temporary directory)."""
+
+    def __init__(self, chain_id: str, directory: Path | None = None):
+        self.chain_id = chain_id
+        self.directory = Path(tempfile.mkdtemp(prefix="citychain-history-", dir=directory))
+        self._db = sqlite3.connect(self.directory / "history.sqlite", isolation_level=None, check_same_thread=False)
+        self._db.executescript("""
+            PRAGMA journal_mode = OFF;
+            PRAGMA synchronous = OFF;
+            CREATE TABLE blocks (hash TEXT PRIMARY KEY, header TEXT NOT NULL, txs TEXT NOT NULL) WITHOUT ROWID;
+            CREATE TABLE texts (id INTEGER PRIMARY KEY, text TEXT NOT NULL);
+            CREATE TABLE entries (ledger INTEGER, height INTEGER, hash TEXT NOT NULL, receipts INTEGER NOT NULL,
+                                  certificate TEXT NOT NULL, PRIMARY KEY (ledger, height)) WITHOUT ROWID;
+        """)
+        self.ledgers = 0
+        self._stored_blocks = _Recent(_RECENT)  # hash -> True: already in ``blocks``
+        self._rows = _Recent(_RECENT)  # id(object) -> (object, row in ``texts``): receipt lists, COMMITs
+        self._blocks = _Recent(64)  # hash -> decoded Block
+        self._decoded = _Recent(_RECENT)  # row in ``texts`` -> decoded COMMIT or receipt tuple
+        self._finalizer = weakref.finalize(self, _remove, self._db, self.directory)
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def new_ledger(self) -> int:
+        self.ledgers += 1
+        return self.ledgers
+
+    # ---- writing --------------------------------------------------------------------
+
+    def put(self, ledger: int, entry) -> None:
+        block = entry.block
+        if block.hash not in self._stored_blocks:
+            known = self._db.execute("SELECT 1 FROM blocks WHERE hash = ?", (block.hash,)).fetchone()
+            if known is None:
+                self._db.execute("INSERT INTO blocks VALUES (?, ?, ?)", (
+                    block.hash, canonical(block.header.to_dict()).decode(),
+                    canonical([r.to_dict() for r in block.requests]).decode()))
+            self._stored_blocks.remember(block.hash, True)
+        receipts = self._row(entry.receipts, lambda rs: canonical([r.to_dict() for r in rs]).decode())
+        certificate = ",".join(str(self._row(c, lambda c: canonical(c.to_dict()).decode())) for c in entry.certificate)
+        self._db.execute("INSERT INTO entries VALUES (?, ?, ?, ?, ?)",
+                         (ledger, block.height, block.hash, receipts, certificate))
+
+    def _row(self, obj, encode) -> int:
+        known = self._rows.get(id(obj))
+        if known is not None and known[0] is obj:
+            return known[1]
+        row = self._db.execute("INSERT INTO texts (text) VALUES (?)", (encode(obj),)).lastrowid
+        self._rows.remember(id(obj), (obj, row))
+        return row
+
+    # ---- reading --------------------------------------------------------------------
+
+    def _parts(self, ledger: int, start: int, stop: int):
+        """(hash, header, txs, receipts row, certificate rows) for heights start..stop-1."""
+        return self._db.execute(
+            "SELECT e.hash, b.header, b.txs, e.receipts, e.certificate FROM entries e JOIN blocks b ON b.hash = e.hash "
+            "WHERE e.ledger = ? AND e.height >= ? AND e.height < ? ORDER BY e.height", (ledger, start, stop))
+
+    def _texts(self, rows: list[int]) -> dict[int, str]:
+        out = {}
+        for i in range(0, len(rows), 500):
+            chunk = rows[i:i + 500]
+            out.update(self._db.execute(f"SELECT id, text FROM texts WHERE id IN ({','.join('?' * len(chunk))})",
+                                        chunk).fetchall())
+        return out
+
+    def lines(self, ledger: int, start: int, stop: int):
+        """The export lines (node/ledger.py ``LineCache.line``) of heights start..stop-1."""
+        for block_hash, header, txs, receipts, certificate in self._parts(ledger, start, stop).fetchall():
+            rows = [int(r) for r in certificate.split(",")] if certificate else []
+            texts = self._texts(rows + [receipts])
+            cert = ",".join(texts[r] for r in rows)
+            yield (f'{{"certificate":[{cert}],"hash":"{block_hash}","header":{header},'
+                   f'"receipts":{texts[receipts]},"txs":{txs}}}')
+
+    def entries(self, ledger: int, start: int, stop: int) -> list:
+        """The ledger entries of heights start..stop-1, decoded."""
+        from .ledger import LedgerEntry, receipts_from  # the ledger module imports this one
+
+        out = []
+        for block_hash, header, txs, receipts, certificate in self._parts(ledger, start, stop).fetchall():
+            rows = [int(r) for r in certificate.split(",")] if certificate else []
+            missing = [r for r in rows + [receipts] if r not in self._decoded]
+            texts = self._texts(missing) if missing else {}
+            for r in missing:
+                value = json.loads(texts[r])
+                self._decoded.remember(r, receipts_from(value) if r == receipts else decode_object(value, self.chain_id))
+            block = self._blocks.get(block_hash)
+            if block is None:
+                block = decode_block({"hash": block_hash, "header": json.loads(header), "txs": json.loads(txs)},
+                                     self.chain_id)
+                self._blocks.remember(block_hash, block)
+            out.append(LedgerEntry(block, tuple(self._decoded[r] for r in rows), self._decoded[receipts]))
+        return out
+
+
+def _remove(db: sqlite3.Connection, directory: Path) -> None:
+    db.close()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+class SpilledEntries:
+    """A ledger's entries as a sequence: the last ``window`` in memory, the ones below
+    them in ``store``. Indexing, slicing, iterating and ``len`` work as on the list a
+    ledger otherwise keeps; reading a spilled entry decodes it from the store."""
+
+    def __init__(self, store: HistoryStore, window: int):
+        self.store = store
+        self.window = window
+        self.ledger = store.new_ledger()
+        self.spilled = 0  # heights 1..spilled are in the store
+        self.recent: list = []
+
+    def append(self, entry) -> None:
+        self.recent.append(entry)
+        if len(self.recent) > 2 * self.window:  # spill in batches, keeping at least ``window``
+            for old in self.recent[:self.window]:
+                self.spilled += 1
+                self.store.put(self.ledger, old)
+            del self.recent[:self.window]
+
+    def __len__(self) -> int:
+        return self.spilled + len(self.recent)
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __getitem__(self, index):
+        n = len(self)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(n)
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            if stop <= start:
+                return []
+            below = self.store.entries(self.ledger, start + 1, min(stop, self.spilled) + 1) if start < self.spilled else []
+            return below + self.recent[max(start - self.spilled, 0):max(stop - self.spilled, 0)]
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("ledger index out of range")
+        if index >= self.spilled:
+            return self.recent[index - self.spilled]
+        return self.store.entries(self.ledger, index + 1, index + 2)[0]
+
+    def __iter__(self):
+        chunk = 256
+        for start in range(1, self.spilled + 1, chunk):
+            yield from self.store.entries(self.ledger, start, min(start + chunk, self.spilled + 1))
+        yield from list(self.recent)
+
+    def lines(self, cache):
+        """Export lines, spilled ones straight from the store's text."""
+        yield from self.store.lines(self.ledger, 1, self.spilled + 1)
+        for entry in self.recent:
+            yield cache.line(entry)
