@@ -144,7 +144,8 @@ class Membership:
                 if reason is not None:
                     verdict = reason
                     break
-            if self.verdict_limit is not None and len(self._blocks) >= self.verdict_limit // 64:
+            if self.verdict_limit is not None and len(self._blocks) >= self.verdict_limit // 512:
+                # a block verdict holds the block, its requests with it: far fewer of these
                 _forget_older_half(self._blocks)
             known = self._blocks[block] = (verdict, frozenset(r.signature for r in block.requests))
         return known
