@@ -110,8 +110,8 @@ def build(scenario: Scenario, record: bool = False, history_window: int | None =
     membership = genesis.membership()
     membership.bound_verdicts(VERDICTS, keep_checked)
     history = HistoryStore(genesis.chain_id)
+    metrics = Metrics(history)
     history_window = HISTORY_WINDOW if history_window is None else history_window
-    metrics = Metrics()
     engine = Engine()
     sites = {p.id: p.site for p in genesis.nodes + genesis.observers}
     recorder = Recorder(genesis.replicas, engine) if record else None
@@ -201,7 +201,10 @@ def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
     default ``CITYCHAIN_VERIFY_THREADS`` or 0, none); the run is the same either way, and
     whatever ``history_window`` (``build``)."""
     started = time.perf_counter()
-    run = build(scenario, record, history_window, keep_checked)
+    options = {"history_window": history_window} if history_window is not None else {}
+    if keep_checked:
+        options["keep_checked"] = True
+    run = build(scenario, record=True, **options) if record else build(scenario, **options)
     threads = default_threads() if verify_threads is None else verify_threads
     ahead = VerifyAhead(run.membership, threads) if threads > 0 else None
     if ahead is not None:
