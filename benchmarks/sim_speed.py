@@ -57,7 +57,7 @@ def main() -> None:
     for n in sizes:
         scenario = scenario_for(Path(args.scenario), n, args.tx, args.block, args.rate)
         gc.collect()
-        run = simulate(scenario)
+        run = simulate(scenario, keep_checked=True)  # every envelope, for the floor
         summary = summarize(run, "bench")
         floor, unique = crypto_floor(run)
         deliveries = summary["messages"]["total"] - summary["messages_lost"]

@@ -16,6 +16,7 @@ from apps.base import Rejected, Tx
 from consensus.block import Block
 from consensus.encoding import canonical, check_canonical_value
 
+from .codec import MalformedMessage
 from .state import WorldState, bucket_of
 
 
@@ -69,6 +70,14 @@ class _TxView:
 
     def delete(self, key: str) -> None:
         self.writes[self.prefix + key] = None
+
+
+def receipts_from(items: list) -> tuple[Receipt, ...]:
+    """Receipts from their JSON objects (``Receipt.to_dict``), or MalformedMessage."""
+    try:
+        return tuple(Receipt(r["tx"], r["ok"], r.get("reason", ""), r.get("result")) for r in items)
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise MalformedMessage("malformed", f"receipt: {exc!r}") from None
 
 
 class OutcomeMemo(dict):

@@ -27,6 +27,7 @@ from pathlib import Path
 from consensus.encoding import canonical
 
 from .codec import decode_block, decode_object
+from .execution import receipts_from
 
 _RECENT = 4096  # objects remembered by identity (store) or by row (decoded) before the oldest is forgotten
 
@@ -128,10 +129,8 @@ class HistoryStore:
             yield (f'{{"certificate":[{cert}],"hash":"{block_hash}","header":{header},'
                    f'"receipts":{texts[receipts]},"txs":{txs}}}')
 
-    def entries(self, ledger: int, start: int, stop: int) -> list:
-        """The ledger entries of heights start..stop-1, decoded."""
-        from .ledger import LedgerEntry, receipts_from  # the ledger module imports this one
-
+    def entries(self, ledger: int, start: int, stop: int) -> list[tuple]:
+        """The (block, certificate, receipts) of heights start..stop-1, decoded."""
         out = []
         for block_hash, header, txs, receipts, certificate in self._parts(ledger, start, stop).fetchall():
             rows = [int(r) for r in certificate.split(",")] if certificate else []
@@ -145,7 +144,7 @@ class HistoryStore:
                 block = decode_block({"hash": block_hash, "header": json.loads(header), "txs": json.loads(txs)},
                                      self.chain_id)
                 self._blocks.remember(block_hash, block)
-            out.append(LedgerEntry(block, tuple(self._decoded[r] for r in rows), self._decoded[receipts]))
+            out.append((block, tuple(self._decoded[r] for r in rows), self._decoded[receipts]))
         return out
 
 
@@ -206,60 +205,3 @@ class TxBlocks:
 def _remove(db: sqlite3.Connection, directory: Path) -> None:
     db.close()
     shutil.rmtree(directory, ignore_errors=True)
-
-
-class SpilledEntries:
-    """A ledger's entries as a sequence: the last ``window`` in memory, the ones below
-    them in ``store``. Indexing, slicing, iterating and ``len`` work as on the list a
-    ledger otherwise keeps; reading a spilled entry decodes it from the store."""
-
-    def __init__(self, store: HistoryStore, window: int):
-        self.store = store
-        self.window = window
-        self.ledger = store.new_ledger()
-        self.spilled = 0  # heights 1..spilled are in the store
-        self.recent: list = []
-
-    def append(self, entry) -> None:
-        self.recent.append(entry)
-        if len(self.recent) > 2 * self.window:  # spill in batches, keeping at least ``window``
-            for old in self.recent[:self.window]:
-                self.spilled += 1
-                self.store.put(self.ledger, old)
-            del self.recent[:self.window]
-
-    def __len__(self) -> int:
-        return self.spilled + len(self.recent)
-
-    def __bool__(self) -> bool:
-        return len(self) > 0
-
-    def __getitem__(self, index):
-        n = len(self)
-        if isinstance(index, slice):
-            start, stop, step = index.indices(n)
-            if step != 1:
-                return [self[i] for i in range(start, stop, step)]
-            if stop <= start:
-                return []
-            below = self.store.entries(self.ledger, start + 1, min(stop, self.spilled) + 1) if start < self.spilled else []
-            return below + self.recent[max(start - self.spilled, 0):max(stop - self.spilled, 0)]
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError("ledger index out of range")
-        if index >= self.spilled:
-            return self.recent[index - self.spilled]
-        return self.store.entries(self.ledger, index + 1, index + 2)[0]
-
-    def __iter__(self):
-        chunk = 256
-        for start in range(1, self.spilled + 1, chunk):
-            yield from self.store.entries(self.ledger, start, min(start + chunk, self.spilled + 1))
-        yield from list(self.recent)
-
-    def lines(self, cache):
-        """Export lines, spilled ones straight from the store's text."""
-        yield from self.store.lines(self.ledger, 1, self.spilled + 1)
-        for entry in self.recent:
-            yield cache.line(entry)
