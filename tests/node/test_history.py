@@ -51,3 +51,27 @@ def test_spilled_entries_index_and_slice_as_a_list():
             assert [key(e) for e in a[lo:hi]] == [key(e) for e in b[lo:hi]]
         with pytest.raises(IndexError):
             b[n]
+
+
+def test_per_transaction_records_read_as_the_dicts_they_replace():
+    from types import SimpleNamespace
+
+    from node.history import HistoryStore, SubmittedTimes, TxBlocks
+
+    store = HistoryStore("chain")
+    times, plain = SubmittedTimes(store), {}
+    for tx, at in (("b", 5), ("a", 7), ("c", 1), ("a", 9)):  # a again: its value changes, not its place
+        times[tx] = at
+        plain[tx] = at
+    assert list(times.items()) == list(plain.items()) and list(times) == list(plain) and len(times) == 3
+    assert times.get("a") == 9 and times.get("z") is None and times.get("z", 0) == 0
+    assert "c" in times and "z" not in times
+    blocks = TxBlocks(store)
+    request = lambda d: SimpleNamespace(digest=d)  # noqa: E731
+    blocks.add_block(SimpleNamespace(hash="h1", requests=[request("a"), request("b")]))
+    blocks.add_block(SimpleNamespace(hash="h2", requests=[request("a")]))  # a fork carried a twice
+    assert blocks.get("a") == ["h1", "h2"] and blocks.get("b") == ["h1"] and blocks.get("z", ()) == ()
+    assert dict(blocks.items()) == {"a": ["h1", "h2"], "b": ["h1"]}
+    directory = store.directory
+    store.close()
+    assert not directory.exists()
