@@ -51,6 +51,8 @@ class HistoryStore:
     def __init__(self, chain_id: str, directory: Path | None = None):
         self.chain_id = chain_id
         self.directory = Path(tempfile.mkdtemp(prefix="citychain-history-", dir=directory))
+        # Any thread may be the one whose garbage collection finalizes the store (a
+        # verify-ahead worker: citychain/sim/verify.py), and closes the connection.
         self._db = sqlite3.connect(self.directory / "history.sqlite", isolation_level=None, check_same_thread=False)
         self._db.executescript("""
             PRAGMA journal_mode = OFF;
