@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from sim_memory import rss_mib, scenario_for  # noqa: E402  (benchmarks/ is this script's own folder)
+from citychain.bench.records_run import rss_mib, scenario_for  # noqa: E402
 
 
 def one(n: int, tx: int, block: int, rate: float, scenario_path: Path) -> dict:

@@ -51,12 +51,8 @@ class HistoryStore:
     def __init__(self, chain_id: str, directory: Path | None = None):
         self.chain_id = chain_id
         self.directory = Path(tempfile.mkdtemp(prefix="citychain-history-", dir=directory))
-        # Any thread may be the one whose garbage collection finalizes the store (a
-        # verify-ahead worker: citychain/sim/verify.py), and closes the connection.
-        self._db = sqlite3.connect(self.directory / "history.sqlite", isolation_level=None, check_same_thread=False)
+        self._db = _open(self.directory)
         self._db.executescript("""
-            PRAGMA journal_mode = OFF;
-            PRAGMA synchronous = OFF;
             CREATE TABLE blocks (hash TEXT PRIMARY KEY, header TEXT NOT NULL, txs TEXT NOT NULL) WITHOUT ROWID;
             CREATE TABLE texts (id INTEGER PRIMARY KEY, text TEXT NOT NULL);
             CREATE TABLE entries (ledger INTEGER, height INTEGER, hash TEXT NOT NULL, receipts INTEGER NOT NULL,
@@ -74,6 +70,26 @@ class HistoryStore:
         self._blocks = _Recent(64)  # hash -> decoded Block
         self._decoded = _Recent(_RECENT)  # row in ``texts`` -> decoded COMMIT or receipt tuple
         self._finalizer = weakref.finalize(self, _remove, self._db, self.directory)
+
+    def __deepcopy__(self, memo) -> "HistoryStore":
+        """An independent copy (a copied world, tests/twins/world.py, goes its own way):
+        the database copied to a directory of its own, the caches with it (what they name
+        is in both)."""
+        new = HistoryStore.__new__(HistoryStore)
+        memo[id(self)] = new
+        new.chain_id, new.ledgers = self.chain_id, self.ledgers
+        new.directory = Path(tempfile.mkdtemp(prefix="citychain-history-", dir=self.directory.parent))
+        new._db = _open(new.directory)
+        self._db.execute("COMMIT")  # a backup copies what is committed
+        self._db.backup(new._db)
+        self._db.execute("BEGIN")
+        new._db.execute("BEGIN")
+        for name in ("_stored_blocks", "_rows", "_blocks", "_decoded"):
+            mine = getattr(self, name)
+            setattr(new, name, _Recent(mine.limit))
+            getattr(new, name).update(mine)
+        new._finalizer = weakref.finalize(new, _remove, new._db, new.directory)
+        return new
 
     def close(self) -> None:
         self._finalizer()
@@ -155,7 +171,11 @@ class SubmittedTimes:
     mapping that iterates in the order transactions were first submitted, as a dict does."""
 
     def __init__(self, store: HistoryStore):
-        self._db = store._db
+        self.store = store
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self.store._db
 
     def __setitem__(self, tx: str, at: int) -> None:
         self._db.execute("INSERT INTO submitted VALUES (?, ?) ON CONFLICT (tx) DO UPDATE SET at = excluded.at",
@@ -183,7 +203,11 @@ class TxBlocks:
     executed blocks that hold it (one, unless forks carried it twice)."""
 
     def __init__(self, store: HistoryStore):
-        self._db = store._db
+        self.store = store
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self.store._db
 
     def add_block(self, block) -> None:
         self._db.executemany("INSERT INTO tx_blocks VALUES (?, ?)", ((r.digest, block.hash) for r in block.requests))
@@ -202,6 +226,15 @@ class TxBlocks:
             hashes.append(h)
         if tx is not None:
             yield tx, hashes
+
+
+def _open(directory: Path) -> sqlite3.Connection:
+    # Any thread may be the one whose garbage collection finalizes the store (a
+    # verify-ahead worker: citychain/sim/verify.py), and closes the connection.
+    db = sqlite3.connect(directory / "history.sqlite", isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode = OFF")
+    db.execute("PRAGMA synchronous = OFF")
+    return db
 
 
 def _remove(db: sqlite3.Connection, directory: Path) -> None:

@@ -75,3 +75,18 @@ def test_per_transaction_records_read_as_the_dicts_they_replace():
     directory = store.directory
     store.close()
     assert not directory.exists()
+
+
+def test_a_copied_world_spills_on_its_own():
+    # tests/twins/world.py copies worlds to explore branches: a copy's store is its own.
+    import copy
+
+    _, spilled = _runs("catch-up-4")
+    ledger = next(n.ledger for n in spilled.nodes.values() if n.ledger.entries.spilled)
+    twin = copy.deepcopy(ledger)
+    assert twin.entries.store is not ledger.entries.store
+    assert twin.entries.store.directory != ledger.entries.store.directory
+    key = lambda e: (e.block.hash, tuple(c.signature for c in e.certificate))  # noqa: E731
+    assert [key(e) for e in twin.entries] == [key(e) for e in ledger.entries]
+    twin.entries.store.close()
+    assert [key(e) for e in ledger.entries][-1] == key(ledger.entries[-1])
