@@ -72,7 +72,7 @@ def main() -> None:
         summary = summaries[walls.index(wall)] if wall in walls else summaries[0]
         # The same (scenario, seed) in this process: the same run, so the same signed objects.
         gc.collect()
-        run = simulate(load_with_overrides(scenario, nodes=n))
+        run = simulate(load_with_overrides(scenario, nodes=n), keep_checked=True)  # for the floor
         here = summarize(run, "equal-work")
         if here["head"] != summary["head"]:
             sys.exit(f"n = {n}: the run in this process differs from the timed process's ({here['head']})")

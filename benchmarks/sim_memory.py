@@ -21,25 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from citychain.scenario import load_scenario  # noqa: E402
+from citychain.bench.records_run import rss_mib, scenario_for  # noqa: E402
 from citychain.sim.run import simulate  # noqa: E402
-
-
-def scenario_for(path: Path, n: int, tx: int, block: int, rate: float):
-    """The run of benchmarks/sim_speed.py: records puts only, ``block`` per block."""
-    s = load_scenario(path)
-    data = s.model_dump()
-    data["nodes"] = n
-    data["workload"]["transactions"] = tx
-    data["workload"]["rate_tps"] = rate
-    data["workload"]["mix"] = [{"app": "records", "op": "put", "weight": 1}]
-    data["consensus"]["block_size"] = block
-    return type(s).model_validate(data)
-
-
-def rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 def main() -> None:

@@ -22,22 +22,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from citychain.bench.floor import crypto_floor  # noqa: E402
-from citychain.scenario import load_scenario  # noqa: E402
+from citychain.bench.records_run import scenario_for  # noqa: E402
 from citychain.sim.run import simulate  # noqa: E402
 from citychain.summary import summarize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def scenario_for(path: Path, n: int, tx: int, block: int, rate: float):
-    s = load_scenario(path)
-    data = s.model_dump()
-    data["nodes"] = n
-    data["workload"]["transactions"] = tx
-    data["workload"]["rate_tps"] = rate  # about the chain's capacity: full blocks, no overload spiral
-    data["workload"]["mix"] = [{"app": "records", "op": "put", "weight": 1}]
-    data["consensus"]["block_size"] = block
-    return type(s).model_validate(data)
 
 
 def main() -> None:
@@ -57,7 +46,7 @@ def main() -> None:
     for n in sizes:
         scenario = scenario_for(Path(args.scenario), n, args.tx, args.block, args.rate)
         gc.collect()
-        run = simulate(scenario)
+        run = simulate(scenario, keep_checked=True)  # every envelope, for the floor
         summary = summarize(run, "bench")
         floor, unique = crypto_floor(run)
         deliveries = summary["messages"]["total"] - summary["messages_lost"]

@@ -2,23 +2,47 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from consensus.quorum import quorum
 from node.metrics import percentile
 
-from .audit import RunAudit, audit_chains, compare_chains
+from node.checker import ChainChecker
+
+from .audit import RunAudit, compare_chains
 from .sim.run import SimRun
 
 BENIGN = {"stale", "duplicate", "duplicate-request", "old-view", "stale-view-change", "stale-new-view"}
 # (late or repeated copies, client retransmissions: expected in a healthy run)
 
 
+AUDIT_CHUNK = 32  # heights read from every ledger in turn: fewer than the decoded blocks a HistoryStore shares
+
+
 def audit_run(run: SimRun) -> RunAudit:
     """Safety over every honest node (crashed ones included: a prefix is fine), and
-    agreement over the honest nodes running at the end."""
+    agreement over the honest nodes running at the end. What ``audit_chains`` judges,
+    read a few heights at a time from every ledger in turn, so that a ledger spilled to
+    its run's store (node/history.py) is decoded once for all the nodes holding it, and
+    never held whole."""
     honest = run.honest
-    chains = {nid: [(e.block, e.certificate) for e in run.nodes[nid].ledger.entries] for nid in honest}
-    report = audit_chains(chains, run.membership, run.genesis.hash, set(run.genesis.replicas))
-    up = {nid: [b.hash for b, _ in chains[nid]] for nid in honest if not run.nodes[nid].down}
+    checker = ChainChecker(run.membership, run.genesis.hash, set(run.genesis.replicas))
+    ledgers = {nid: run.nodes[nid].ledger for nid in honest}
+    hashes: dict[str, list[str]] = {nid: [] for nid in honest}
+    problems: dict[str, list[str]] = {nid: [] for nid in honest}
+    top = max((ledger.height for ledger in ledgers.values()), default=0)
+    for start in range(0, top, AUDIT_CHUNK):
+        for nid, ledger in ledgers.items():
+            mine = hashes[nid]
+            for i, e in enumerate(ledger.entries[start:start + AUDIT_CHUNK], start=start + 1):
+                problems[nid].extend(checker.check_entry(i, mine[-1] if mine else run.genesis.hash, e.block,
+                                                         e.certificate))
+                mine.append(e.block.hash)
+    invalid = {nid: p for nid, p in problems.items() if p}
+    agreement, violations = compare_chains(hashes)
+    report = RunAudit(len(ledgers), {nid: len(h) for nid, h in hashes.items()}, agreement and not invalid,
+                      violations, invalid)
+    up = {nid: hashes[nid] for nid in honest if not run.nodes[nid].down}
     agreement, _ = compare_chains(up)
     report.agreement = agreement and not report.invalid
     return report
@@ -36,34 +60,61 @@ def reference_chain(run: SimRun):
     return max(honest_up, key=lambda node: node.ledger.height).ledger.entries
 
 
-def tx_latencies_ns(run: SimRun) -> dict[str, int]:
-    """Per committed tx: from submission until f + 1 nodes executed it."""
+@dataclass
+class ReferenceRead:
+    """What the summary takes from the reference chain, read once (a spilled ledger is
+    decoded as it is read: node/history.py)."""
+    blocks: int = 0
+    head_hash: str = ""
+    committed: int = 0
+    rejected: int = 0
+    rejections: dict = field(default_factory=dict)  # app.op -> {"count", "example"}
+    last_reply: int | None = None  # the latest reply quorum of its blocks (a block without one: the first submission)
+    latencies: dict = field(default_factory=dict)  # tx -> ns from submission to f + 1 replies
+    committed_at: dict = field(default_factory=dict)  # tx -> when f + 1 nodes had executed it
+
+
+def read_reference(run: SimRun) -> ReferenceRead:
     replies = reply_times(run)
-    latencies = {}
-    for entry in reference_chain(run):
-        done = replies.get(entry.block.hash)
+    submitted = run.metrics.submitted
+    out = ReferenceRead(head_hash=run.genesis.hash)
+    latencies, committed_at, rejections = out.latencies, out.committed_at, out.rejections
+    for e in reference_chain(run):
+        block = e.block
+        out.blocks += 1
+        out.head_hash = block.hash
+        out.committed += len(block.requests)
+        for req, receipt in zip(block.requests, e.receipts):
+            if not receipt.ok:
+                out.rejected += 1
+                key = f"{req.message.app}.{req.message.op}"
+                entry = rejections.setdefault(key, {"count": 0, "example": receipt.reason})
+                entry["count"] += 1
+        done = replies.get(block.hash)
+        reply = run.first_submit if done is None else done
+        out.last_reply = reply if out.last_reply is None else max(out.last_reply, reply)
         if done is None:
             continue
-        for r in entry.block.requests:
-            submitted = run.metrics.submitted.get(r.digest)
-            if submitted is not None:
-                latencies[r.digest] = done - submitted
-    return latencies
+        for r in block.requests:
+            committed_at[r.digest] = done
+            at = submitted.get(r.digest)
+            if at is not None:
+                latencies[r.digest] = done - at
+    return out
 
 
-def liveness(run: SimRun, entries) -> dict:
+def tx_latencies_ns(run: SimRun) -> dict[str, int]:
+    """Per committed tx: from submission until f + 1 nodes executed it."""
+    return read_reference(run).latencies
+
+
+def liveness(run: SimRun, committed_at: dict[str, int]) -> dict:
     """Is every submitted transaction answered (f + 1 matching replies), each within the
     bound of the later of its submission and the last fault's end? Every transaction
     counts, not only those caught by a fault: Byzantine nodes with no timeline (silent
-    primaries in a row) must not pass unjudged. ``recovery_ms`` is the worst such wait."""
+    primaries in a row) must not pass unjudged. ``recovery_ms`` is the worst such wait.
+    ``committed_at``: tx -> its reply quorum (``read_reference``)."""
     heal = run.plan.last_heal
-    replies = reply_times(run)
-    committed_at = {}
-    for e in entries:
-        at = replies.get(e.block.hash)
-        if at is not None:
-            for r in e.block.requests:
-                committed_at[r.digest] = at
     uncommitted = [tx for tx in run.metrics.submitted if tx not in committed_at]
     waits = {tx: committed_at[tx] - max(sub, heal) for tx, sub in run.metrics.submitted.items() if tx in committed_at}
     worst_tx = max(waits, key=waits.get, default=None)
@@ -166,24 +217,13 @@ def summarize(run: SimRun, scenario_name: str, report: RunAudit | None = None) -
     n = len(run.genesis.replicas)
     f = run.f
     metrics = run.metrics
-    entries = reference_chain(run)
-    latencies = tx_latencies_ns(run)
-    ms = [v / 1e6 for v in latencies.values()]
-    committed = sum(len(e.block.requests) for e in entries)
-    rejected = sum(1 for e in entries for r in e.receipts if not r.ok)
-    rejections: dict[str, dict] = {}
-    for e in entries:
-        for req, receipt in zip(e.block.requests, e.receipts):
-            if not receipt.ok:
-                key = f"{req.message.app}.{req.message.op}"
-                entry = rejections.setdefault(key, {"count": 0, "example": receipt.reason})
-                entry["count"] += 1
-    replies = reply_times(run)
-    last_reply = max((replies.get(e.block.hash, run.first_submit) for e in entries), default=run.first_submit)
-    busy = last_reply - run.first_submit
+    ref = read_reference(run)
+    ms = [v / 1e6 for v in ref.latencies.values()]
+    committed, rejected, rejections = ref.committed, ref.rejected, ref.rejections
+    busy = (run.first_submit if ref.last_reply is None else ref.last_reply) - run.first_submit
     drops = metrics.drops_by_reason()
-    live = liveness(run, entries)
-    head_hash = entries[-1].block.hash if entries else run.genesis.hash
+    live = liveness(run, ref.committed_at)
+    del ref.committed_at, ref.latencies
     status = node_status(run)
     live["reason"] = explain_liveness(run, live, status)
     recoveries = recovery(run)
@@ -199,7 +239,7 @@ def summarize(run: SimRun, scenario_name: str, report: RunAudit | None = None) -
         "committed_tx": committed,
         "rejected_tx": rejected,
         "rejections": dict(sorted(rejections.items())),
-        "blocks": len(entries),
+        "blocks": ref.blocks,
         "tps": round(committed / (busy / 1e9), 2) if busy > 0 else 0.0,
         "latency_ms": {
             "p50": round(percentile(ms, 50), 3), "p95": round(percentile(ms, 95), 3),
@@ -225,7 +265,7 @@ def summarize(run: SimRun, scenario_name: str, report: RunAudit | None = None) -
         "liveness": live,
         "recovery_ms": max(known) if known else None,
         "recovery": recoveries,
-        "head": {"height": len(entries), "hash": head_hash},
+        "head": {"height": ref.blocks, "hash": ref.head_hash},
         "node_status": status,
         "cpu_ms_per_node": {"mean": round(sum(metrics.cpu_ns.values()) / max(1, n) / 1e6, 3),
                             "max": round(max(metrics.cpu_ns.values(), default=0) / 1e6, 3)},

@@ -28,14 +28,20 @@ class ChainChecker:
         problems: list[str] = []
         prev = self.genesis
         for i, (block, cert) in enumerate(chain, start=1):
-            h = block.header
-            if h.height != i:
-                problems.append(f"block at position {i} claims height {h.height}")
-            if h.prev_hash != prev:
-                problems.append(f"height {i}: prev_hash does not link to the block below")
-            problems.extend(f"height {i}: {p}" for p in self.check_block(block))
-            problems.extend(f"height {i}: {p}" for p in self.check_certificate(block, cert))
+            problems.extend(self.check_entry(i, prev, block, cert))
             prev = block.hash
+        return problems
+
+    def check_entry(self, i: int, prev: str, block: Block, cert: tuple[Signed, ...]) -> list[str]:
+        """The problems of the block at position ``i`` of a chain whose block below hashes to ``prev``."""
+        problems: list[str] = []
+        h = block.header
+        if h.height != i:
+            problems.append(f"block at position {i} claims height {h.height}")
+        if h.prev_hash != prev:
+            problems.append(f"height {i}: prev_hash does not link to the block below")
+        problems.extend(f"height {i}: {p}" for p in self.check_block(block))
+        problems.extend(f"height {i}: {p}" for p in self.check_certificate(block, cert))
         return problems
 
     def check_block(self, block: Block) -> list[str]:

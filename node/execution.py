@@ -7,6 +7,8 @@ lets the simulator compute it once for every node that holds the same state.
 
 from __future__ import annotations
 
+import itertools
+
 import json
 from dataclasses import dataclass
 
@@ -14,6 +16,7 @@ from apps.base import Rejected, Tx
 from consensus.block import Block
 from consensus.encoding import canonical, check_canonical_value
 
+from .codec import MalformedMessage
 from .state import WorldState, bucket_of
 
 
@@ -67,6 +70,31 @@ class _TxView:
 
     def delete(self, key: str) -> None:
         self.writes[self.prefix + key] = None
+
+
+def receipts_from(items: list) -> tuple[Receipt, ...]:
+    """Receipts from their JSON objects (``Receipt.to_dict``), or MalformedMessage."""
+    try:
+        return tuple(Receipt(r["tx"], r["ok"], r.get("reason", ""), r.get("result")) for r in items)
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise MalformedMessage("malformed", f"receipt: {exc!r}") from None
+
+
+class OutcomeMemo(dict):
+    """The simulator's shared memo, bounded: above ``2 × limit`` outcomes its oldest
+    ``limit`` are forgotten. Nodes execute a block close together in time, so only a
+    node far behind (crashed, cut off) meets a forgotten one, and executes it again to
+    the same outcome (it is a pure function of the state and the block)."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        if len(self) > 2 * self.limit:
+            for old in list(itertools.islice(self, self.limit)):
+                del self[old]
 
 
 class Executor:

@@ -16,7 +16,8 @@ from consensus.encoding import canonical
 from consensus.messages import Signed
 
 from .codec import MalformedMessage, decode_block, decode_object
-from .execution import BlockOutcome, Receipt
+from .execution import BlockOutcome, Receipt, receipts_from
+from .history import HistoryStore
 
 
 class LedgerError(RuntimeError):
@@ -33,10 +34,75 @@ class LedgerEntry:
         return self  # committed: never changes, so copies share it
 
 
+class SpilledEntries:
+    """A ledger's entries as a sequence: the last ``window`` in memory, the ones below
+    them in ``store``. Indexing, slicing, iterating and ``len`` work as on the list a
+    ledger otherwise keeps; reading a spilled entry decodes it from the store
+    (node/history.py)."""
+
+    def __init__(self, store: HistoryStore, window: int):
+        self.store = store
+        self.window = window
+        self.ledger = store.new_ledger()
+        self.spilled = 0  # heights 1..spilled are in the store
+        self.recent: list = []
+
+    def append(self, entry) -> None:
+        self.recent.append(entry)
+        if len(self.recent) > 2 * self.window:  # spill in batches, keeping at least ``window``
+            for old in self.recent[:self.window]:
+                self.spilled += 1
+                self.store.put(self.ledger, old)
+            del self.recent[:self.window]
+
+    def _read(self, start: int, stop: int) -> list[LedgerEntry]:
+        return [LedgerEntry(*parts) for parts in self.store.entries(self.ledger, start, stop)]
+
+    def __len__(self) -> int:
+        return self.spilled + len(self.recent)
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __getitem__(self, index):
+        n = len(self)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(n)
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            if stop <= start:
+                return []
+            below = self._read(start + 1, min(stop, self.spilled) + 1) if start < self.spilled else []
+            return below + self.recent[max(start - self.spilled, 0):max(stop - self.spilled, 0)]
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("ledger index out of range")
+        if index >= self.spilled:
+            return self.recent[index - self.spilled]
+        return self._read(index + 1, index + 2)[0]
+
+    def __iter__(self):
+        chunk = 256
+        for start in range(1, self.spilled + 1, chunk):
+            yield from self._read(start, min(start + chunk, self.spilled + 1))
+        yield from list(self.recent)
+
+    def lines(self, cache):
+        """Export lines, spilled ones straight from the store's text."""
+        yield from self.store.lines(self.ledger, 1, self.spilled + 1)
+        for entry in self.recent:
+            yield cache.line(entry)
+
+
 class Ledger:
-    def __init__(self, genesis_hash: str):
+    """``history``: keep only the last ``window`` to ``2 × window`` entries in memory and
+    the ones below them in that store (the simulator's ledgers: node/history.py);
+    ``entries`` is then a sequence reading those back, and a list otherwise."""
+
+    def __init__(self, genesis_hash: str, history: HistoryStore | None = None, window: int = 32):
         self.genesis_hash = genesis_hash
-        self.entries: list[LedgerEntry] = []
+        self.entries: list[LedgerEntry] | SpilledEntries = [] if history is None else SpilledEntries(history, window)
         self.transactions = 0  # in all its blocks
 
     @property
@@ -67,9 +133,11 @@ class Ledger:
 
     def export(self, path: Path, cache: "LineCache | None" = None) -> None:
         cache = cache or LineCache()
+        entries = self.entries
+        lines = entries.lines(cache) if type(entries) is SpilledEntries else (cache.line(e) for e in entries)
         with open(path, "w", encoding="ascii") as out:
-            for entry in self.entries:
-                out.write(cache.line(entry))
+            for line in lines:
+                out.write(line)
                 out.write("\n")
 
 
@@ -117,10 +185,7 @@ def parse_line(line: str, chain_id: str) -> LedgerEntry:
     certificate, receipts = obj.get("certificate"), obj.get("receipts")
     if not isinstance(certificate, list) or not isinstance(receipts, list):
         raise MalformedMessage("malformed", "certificate and receipts must be lists")
-    try:
-        receipts = tuple(Receipt(r["tx"], r["ok"], r.get("reason", ""), r.get("result")) for r in receipts)
-    except (TypeError, KeyError, AttributeError) as exc:
-        raise MalformedMessage("malformed", f"receipt: {exc!r}") from None
+    receipts = receipts_from(receipts)
     if len(receipts) != len(block.requests) or any(r.tx != q.digest for r, q in zip(receipts, block.requests)):
         raise MalformedMessage("malformed", "receipts do not match the block's transactions")
     return LedgerEntry(block, tuple(decode_object(c, chain_id) for c in certificate), receipts)

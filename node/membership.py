@@ -14,6 +14,8 @@ time 0): a fixed date in the simulator, the wall clock in a process.
 
 from __future__ import annotations
 
+import itertools
+
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -71,6 +73,13 @@ class Membership:
         # shares one object per envelope and keeps the identity cache only.
         self.cache_limit = cache_limit
         self._good: set[tuple[str, bytes, bytes]] | None = set() if cache_limit else None
+        # The simulator's identity cache, bounded too (``bound_verdicts``): when full, its
+        # older half is forgotten, in place (nodes hold the dict for their fast path). A
+        # run goes on sending new envelopes for as long as it lasts, and kept here they
+        # would be the largest part of its memory; one forgotten and met again is
+        # verified again, to the same verdict.
+        self.verdict_limit: int | None = None
+        self.checked: dict[Signed, None] | None = None  # with ``keep_checked``: every envelope checked, for the crypto floor
 
     def _valid_span(self) -> tuple[int, int]:
         """Between these calendar times every member's certificate is valid: the fast path."""
@@ -88,9 +97,17 @@ class Membership:
         entry = self.members.get(member_id)
         return entry[2] if entry else None
 
+    def bound_verdicts(self, limit: int, keep_checked: bool = False) -> None:
+        """Remember at most ``limit`` verdicts (and block verdicts); ``keep_checked``: keep
+        every distinct envelope checked anyway, in ``checked`` (benchmarks/sim_speed.py
+        times the crypto floor over them)."""
+        self.verdict_limit = limit
+        self.checked = dict.fromkeys(self._verdicts) if keep_checked else None
+
     def authenticated(self) -> list[Signed]:
-        """Every distinct envelope checked so far (whatever the verdict)."""
-        return list(self._verdicts)
+        """Every distinct envelope checked so far (whatever the verdict); with a bounded
+        cache, only the ones still remembered unless ``keep_checked``."""
+        return list(self.checked) if self.checked is not None else list(self._verdicts)
 
     def certificate_refusal(self, signer: str, now: int) -> str | None:
         """Why ``signer``'s certificate does not hold at node time ``now``, or None."""
@@ -141,6 +158,10 @@ class Membership:
         if self.cache_limit and len(self._verdicts) >= self.cache_limit:
             self._verdicts.clear()
             self._blocks.clear()
+        elif self.verdict_limit is not None and len(self._verdicts) >= self.verdict_limit:
+            _forget_older_half(self._verdicts)
+        if self.checked is not None:
+            self.checked[env] = None
         self._verdicts[env] = verdict
         return verdict
 
@@ -157,6 +178,9 @@ class Membership:
                 if reason is not None:
                     verdict = reason
                     break
+            if self.verdict_limit is not None and len(self._blocks) >= self.verdict_limit // 512:
+                # a block verdict holds the block, its requests with it: far fewer of these
+                _forget_older_half(self._blocks)
             known = self._blocks[block] = (verdict, frozenset(r.signature for r in block.requests))
         return known
 
@@ -203,3 +227,9 @@ class Membership:
                 good.clear()
             good.add(seen)
         return None
+
+
+def _forget_older_half(cache: dict) -> None:
+    """Drop the first-inserted half of ``cache``, in place."""
+    for key in list(itertools.islice(cache, len(cache) // 2)):
+        del cache[key]

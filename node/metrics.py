@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from .history import SubmittedTimes, TxBlocks
+
 
 def percentile(values: list[float], p: float) -> float:
     """The p-th percentile (0..100) by linear interpolation between closest ranks
@@ -21,17 +23,20 @@ def percentile(values: list[float], p: float) -> float:
 
 
 class Metrics:
-    def __init__(self):
+    """``history``: keep the per-transaction records (``submitted``, ``tx_blocks``) in
+    that store rather than in memory (the simulator: node/history.py); they read the same."""
+
+    def __init__(self, history=None):
         self.messages: Counter[str] = Counter()  # copies sent, by message type
         self.bytes: Counter[str] = Counter()
         self.lost = 0  # copies the network model dropped (loss, partitions)
         self.lost_to_crash = 0  # copies that reached a crashed node
         self.drops: dict[str, Counter[str]] = {}  # node -> reason -> count
-        self.submitted: dict[str, int] = {}  # tx id -> submit time (ns)
+        self.submitted = {} if history is None else SubmittedTimes(history)  # tx id -> submit time (ns)
         self.executed_at: dict[str, list[int]] = {}  # block hash -> execution times across nodes
         self.cpu_ns: Counter[str] = Counter()  # node -> modelled busy time
         self.first_executions = 0  # transactions executed by at least one node
-        self.tx_blocks: dict[str, list[str]] = {}  # tx id -> hashes of the blocks executed that hold it
+        self.tx_blocks = {} if history is None else TxBlocks(history)  # tx id -> hashes of the executed blocks holding it
         self.retries = 0  # client retransmissions to every node
         self.views_installed: set[int] = set()  # views above 0 some node installed
         self.proposals: dict[tuple[str, int, int], set[str]] = {}  # (primary, view, seq) -> digests it sent
@@ -65,8 +70,12 @@ class Metrics:
         if times is None:
             times = self.executed_at[block.hash] = []
             self.first_executions += len(block.requests)
-            for r in block.requests:
-                self.tx_blocks.setdefault(r.digest, []).append(block.hash)
+            tx_blocks = self.tx_blocks
+            if type(tx_blocks) is dict:
+                for r in block.requests:
+                    tx_blocks.setdefault(r.digest, []).append(block.hash)
+            else:
+                tx_blocks.add_block(block)
         times.append(at)
 
     def answered(self, digest: str, f: int) -> bool:

@@ -8,8 +8,9 @@ import time
 
 
 def crypto_floor(run) -> tuple[float, int]:
-    """Seconds to sign and verify every unique envelope of ``run`` (a ``SimRun``) once,
-    and how many there were (each is one signature made and one verified)."""
+    """Seconds to sign and verify every unique envelope of ``run`` (a ``SimRun`` made with
+    ``simulate(..., keep_checked=True)``: a run otherwise remembers only its recent ones)
+    once, and how many there were (each is one signature made and one verified)."""
     envelopes = run.membership.authenticated()
     keys = {i.id: i.key for i in run.genesis.identities.values()}
     publics = {name: key.public_key() for name, key in keys.items()}

@@ -13,7 +13,8 @@ from consensus.quorum import quorum
 from node.assembly import chain_apps, client_directory, replica_config, replica_factory, sync_timings
 from node.byzantine import Context, syncer_for
 from node.checker import ChainChecker
-from node.execution import Executor
+from node.execution import Executor, OutcomeMemo
+from node.history import HistoryStore
 from node.ledger import Ledger
 from node.membership import Membership
 from node.metrics import Metrics
@@ -96,10 +97,21 @@ def trace_header(run: SimRun, name: str) -> dict:
             "end_ns": run.end_ns}
 
 
-def build(scenario: Scenario, record: bool = False) -> SimRun:
+VERDICTS = 1 << 15  # signature verdicts a run remembers (node/membership.py ``bound_verdicts``)
+HISTORY_WINDOW = 32  # ledger entries each node keeps in memory, at least; the rest in its run's HistoryStore
+MEMO = 256  # block outcomes remembered for nodes behind (node/execution.py), at least
+
+
+def build(scenario: Scenario, record: bool = False, history_window: int | None = None,
+          keep_checked: bool = False) -> SimRun:
+    """The chain of ``scenario``, ready to run. ``history_window``: see ``HISTORY_WINDOW``;
+    ``keep_checked``: remember every envelope checked, for ``crypto_floor``."""
     genesis = build_genesis(scenario)
     membership = genesis.membership()
-    metrics = Metrics()
+    membership.bound_verdicts(VERDICTS, keep_checked)
+    history = HistoryStore(genesis.chain_id)
+    metrics = Metrics(history)
+    history_window = HISTORY_WINDOW if history_window is None else history_window
     engine = Engine()
     sites = {p.id: p.site for p in genesis.nodes + genesis.observers}
     recorder = Recorder(genesis.replicas, engine) if record else None
@@ -111,7 +123,7 @@ def build(scenario: Scenario, record: bool = False) -> SimRun:
     plan = plan_faults(scenario, genesis)
     apps = chain_apps(genesis.doc)
     directory = client_directory(genesis.doc)
-    memo: dict = {}  # (state root, block hash) -> outcome, shared by nodes holding the same state
+    memo = OutcomeMemo(MEMO)  # (state root, block hash) -> outcome, shared by nodes holding the same state
     states = WeakValueDictionary()  # (state root, block hash) -> the state after it, shared likewise
     cpu = CpuCosts.from_spec(scenario.cpu)
     replicas = genesis.replicas
@@ -136,7 +148,7 @@ def build(scenario: Scenario, record: bool = False) -> SimRun:
         if recorder is not None:
             make = (lambda saved, m=make, nid=placement.id: recorder.watch(nid, m(saved)))
         node = Node(placement.id, make, signer, membership, network,
-                    Executor(apps, directory, WorldState(), memo, states), Ledger(genesis.hash), metrics, cpu,
+                    Executor(apps, directory, WorldState(), memo, states), Ledger(genesis.hash, history, history_window), metrics, cpu,
                     syncer=lambda nd, cls=syncer_class: cls(nd, checker, sync_timeout, sync_interval))
         nodes[placement.id] = node
         network.attach(placement.id, node.on_message, node.on_timer)
@@ -145,7 +157,7 @@ def build(scenario: Scenario, record: bool = False) -> SimRun:
         watcher = ObserverConfig(genesis.chain_id, replicas, placement.id)
         node = Node(placement.id, lambda _saved, c=watcher: ObserverReplica(c),
                     Signer(ident.id, ident.key, genesis.chain_id), membership, network,
-                    Executor(apps, directory, WorldState(), memo, states), Ledger(genesis.hash), metrics, cpu,
+                    Executor(apps, directory, WorldState(), memo, states), Ledger(genesis.hash, history, history_window), metrics, cpu,
                     syncer=lambda nd: Syncer(nd, checker, sync_timeout, sync_interval // 2))
         nodes[placement.id] = node
         network.attach(placement.id, node.on_message, node.on_timer, votes=False)
@@ -182,13 +194,18 @@ def _apply(run: SimRun, action: Action, now: int) -> None:
 
 
 def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = None,
-             record: bool = False, verify_threads: int | None = None) -> SimRun:
+             record: bool = False, verify_threads: int | None = None, history_window: int | None = None,
+             keep_checked: bool = False) -> SimRun:
     """Run the scenario's workload to completion (or until the drain time runs out).
     ``record``: keep a trace of the run (``run.trace()``; citychain/sim/trace.py).
     ``verify_threads``: worker threads verifying signatures ahead (citychain/sim/verify.py;
-    default ``CITYCHAIN_VERIFY_THREADS`` or 0, none); the run is the same either way."""
+    default ``CITYCHAIN_VERIFY_THREADS`` or 0, none); the run is the same either way, and
+    whatever ``history_window`` (``build``)."""
     started = time.perf_counter()
-    run = build(scenario, record=True) if record else build(scenario)
+    options = {"history_window": history_window} if history_window is not None else {}
+    if keep_checked:
+        options["keep_checked"] = True
+    run = build(scenario, record=True, **options) if record else build(scenario, **options)
     threads = default_threads() if verify_threads is None else verify_threads
     ahead = VerifyAhead(run.membership, threads) if threads > 0 else None
     if ahead is not None:

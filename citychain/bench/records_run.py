@@ -1,0 +1,29 @@
+"""The run the simulator benchmarks measure (benchmarks/sim_speed.py, sim_memory.py,
+cost_vs_n.py): a scenario with records puts only, n nodes, a transaction count, a block
+size and an offered rate; and the process's resident set, for the memory columns."""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+
+def scenario_for(path: Path, n: int, tx: int, block: int, rate: float):
+    """The scenario at ``path`` with ``n`` nodes and ``tx`` records puts, ``block`` per
+    block, offered at ``rate`` tx/s."""
+    from ..scenario import load_scenario
+
+    s = load_scenario(path)
+    data = s.model_dump()
+    data["nodes"] = n
+    data["workload"]["transactions"] = tx
+    data["workload"]["rate_tps"] = rate
+    data["workload"]["mix"] = [{"app": "records", "op": "put", "weight": 1}]
+    data["consensus"]["block_size"] = block
+    return type(s).model_validate(data)
+
+
+def rss_mib() -> float:
+    """The resident set now (Linux: /proc/self/statm), in MiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
