@@ -114,6 +114,7 @@ class Node:
         # None: the caller admits messages itself (a node process, by the topic they came on).
         self.admission = Admission(limits) if limits is not None else None
         self._members = membership.members
+        self._all_valid = membership.all_valid_node_time  # certificate_refusal's fast path, inline
 
     # ---- inputs -----------------------------------------------------------------
 
@@ -151,7 +152,9 @@ class Node:
         reason = self._verdicts.get(env, 0)
         if reason == 0:
             reason = self.membership.authenticate(env)
-        if reason is None:  # the sender's certificate at this node's time (valid, not revoked)
+        if reason is None and not self._all_valid[0] <= now <= self._all_valid[1]:
+            # The sender's certificate at this node's time (valid, not revoked); inside
+            # the span where every certificate holds there is nothing to look up.
             reason = self.membership.certificate_refusal(env.signer, now)
         if reason is None:
             verified = self.verified
