@@ -171,7 +171,18 @@ class Node:
         if handler is not None:
             self._charge(now, handler(env, t))
             return
-        self._run(env, now, t)
+        replica = self.replica
+        effects = replica.deliver(env, t)
+        if effects or replica.installed_view != self._installed:
+            self._after(effects, now, t)
+            return
+        # Most deliveries: a vote recorded, nothing to do. Charged inline, as _charge does.
+        busy = self.busy_until
+        if t > busy:
+            begin = now if now > busy else busy
+            if t > begin:
+                self.metrics.cpu_ns[self.id] += t - begin
+            self.busy_until = t
 
     def on_wire(self, raw: bytes, now: int) -> None:
         """Bytes from a transport: decoded (node/codec.py), or counted under the reason
@@ -283,20 +294,18 @@ class Node:
     def _run(self, event, started: int, t: int) -> None:
         """Step the replica with ``event`` (or deliver an envelope) and perform its effects."""
         replica = self.replica
-        effects = replica.deliver(event, t) if type(event) is Signed else replica.step(event)
-        if not effects:  # most deliveries: a vote recorded, nothing to do (charge inline)
+        self._after(replica.deliver(event, t) if type(event) is Signed else replica.step(event), started, t)
+
+    def _after(self, effects, started: int, t: int) -> None:
+        """Perform what the replica returned for work that began at ``started`` and ran until ``t``."""
+        if not effects:
+            replica = self.replica
             if replica.installed_view != self._installed:
                 self._installed = replica.installed_view
                 self.metrics.views_installed.add(self._installed)
-            busy = self.busy_until
-            begin = started if started > busy else busy
-            if t > begin:
-                self.metrics.cpu_ns[self.id] += t - begin
-            if t > busy:
-                self.busy_until = t
+            self._charge(started, t)
             return
-        queue = deque()
-        self._perform(effects, queue, t, started)
+        self._perform(effects, deque(), t, started)
 
     def _perform(self, first, queue, t: int, started: int) -> None:
         effects = first

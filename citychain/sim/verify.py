@@ -20,7 +20,10 @@ from __future__ import annotations
 import os
 import select
 import struct
-from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the pool is loaded only when asked for (start-up counts: docs/benchmarking.md)
+    from concurrent.futures import Future
 
 
 from node.membership import Membership
@@ -70,6 +73,8 @@ class _Key:
 class VerifyAhead:
     def __init__(self, membership: Membership, threads: int):
         self.membership = membership
+        from concurrent.futures import ThreadPoolExecutor
+
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify-ahead")
         self.pending: dict[bytes, tuple[object, bytes, Future]] = {}
         self.keys = {}
