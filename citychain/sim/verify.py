@@ -12,7 +12,10 @@ A verdict is a pure function of (key, signature, bytes): the answer is the same
 whichever thread computes it, and nothing else changes. Every role, body and
 membership rule is still applied by ``Membership`` on the main thread, in the same
 order, and the modelled CPU costs are charged exactly as before. So a run is
-byte-identical with and without the pool (tests/sim/test_verify_ahead.py).
+byte-identical with and without the pool (tests/citychain/test_verify_ahead.py).
+
+``VerifyProcess`` does the same in one forked worker process, which needs no GIL of
+ours: the thread pool's worker waits for the GIL after every check (docs/benchmarking.md).
 """
 
 from __future__ import annotations
@@ -226,8 +229,11 @@ class VerifyProcess:
         and on a busy machine a wake-up can cost the writer its core."""
         self._drain()  # the worker never waits on a full answer pipe, so neither do we on it
         view = memoryview(self.outbox)
-        while view:
-            view = view[os.write(self.out, view):]
+        try:
+            while view:
+                view = view[os.write(self.out, view):]
+        except OSError:  # the worker is gone: its answers stop, and ``verdict`` verifies here
+            pass
         view.release()
         self.outbox.clear()
         self.handed = self.asked

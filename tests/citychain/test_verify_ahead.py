@@ -79,3 +79,37 @@ def test_a_bad_signature_is_still_refused_when_a_worker_process_checks_it():
     ahead = summarize(simulate(scenario, verify_process=True), "x")
     assert plain["dropped"] == ahead["dropped"]
     assert plain["dropped"].get("bad-signature", 0) > 0
+
+
+def _two_members():
+    from consensus.messages import Commit
+    from node.identity import derive_key
+    from node.membership import Membership
+    from node.signing import Signer
+
+    keys = {m: derive_key(1, "unit", m) for m in ("node-00", "node-01")}
+    membership = Membership("unit", {m: (k.public_key(), "org", "consensus") for m, k in keys.items()})
+    good = [Signer(m, k, "unit").sign(Commit(0, s, "ab" * 32)) for s in (1, 2, 3) for m, k in keys.items()]
+    return membership, good
+
+
+def test_a_worker_process_that_dies_leaves_the_verdicts_to_the_main_process():
+    """The worker killed before it answers: every envelope is still judged, here, as
+    without it (a forged signature refused, the rest accepted)."""
+    import os
+    import signal
+    from dataclasses import replace
+
+    from citychain.sim.verify import VerifyProcess
+
+    membership, good = _two_members()
+    forged = replace(good[0], signature=bytes(64))
+    worker = VerifyProcess(membership)
+    os.kill(worker.pid, signal.SIGKILL)
+    try:
+        for env in good + [forged]:
+            worker.sent(env)
+        verdicts = [membership.authenticate(env) for env in good + [forged]]
+    finally:
+        worker.close()
+    assert verdicts == [None] * len(good) + ["bad-signature"]
