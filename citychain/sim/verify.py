@@ -23,10 +23,6 @@ from __future__ import annotations
 import os
 import select
 import struct
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # the pool is loaded only when asked for (start-up counts: docs/benchmarking.md)
-    from concurrent.futures import Future
 
 
 from node.membership import Membership
@@ -73,41 +69,55 @@ class _Key:
         return getattr(self.key, name)
 
 
-class VerifyAhead:
-    def __init__(self, membership: Membership, threads: int):
-        self.membership = membership
-        from concurrent.futures import ThreadPoolExecutor
+class _Ahead:
+    """What both kinds of worker share: the members' keys wrapped for the run, and the
+    envelopes sent whose answers are under way (``pending``, by signature)."""
 
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify-ahead")
-        self.pending: dict[bytes, tuple[object, bytes, Future]] = {}
+    def __init__(self, membership: Membership):
+        self.membership = membership
+        self.pending: dict[bytes, tuple[object, bytes, object]] = {}  # signature -> (key, data, future)
         self.keys = {}
         for member, (key, org, role) in list(membership.members.items()):
             self.keys[member] = key
             membership.members[member] = (_Key(key, self.pending), org, role)
         self._verdicts = membership._verdicts
 
-    def sent(self, env) -> None:
-        """An envelope leaves a node (or a client): start checking its signature."""
-        signature = env.signature
-        if signature in self.pending or env in self._verdicts:
-            return
+    def _key_to_ask(self, env):
+        """The signer's key if ``env`` is worth checking ahead (not checked, not under way), else None."""
+        if env.signature in self.pending or env in self._verdicts:
+            return None
         key = self.keys.get(env.signer)
-        if key is None:
-            return
-        pending = self.pending
-        if len(pending) >= PENDING_LIMIT:
+        if key is not None and len(self.pending) >= PENDING_LIMIT:
+            pending = self.pending
             for old in list(pending)[:PENDING_LIMIT // 2]:
                 del pending[old]
-        pending[signature] = (key, env.data, self.pool.submit(key.verify, signature, env.data))
+        return key
 
-    def close(self) -> None:
-        """Stop the workers and give the membership its plain keys back."""
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def _give_keys_back(self) -> None:
         self.pending.clear()
         members = self.membership.members
         for member, (key, org, role) in list(members.items()):
             if isinstance(key, _Key):
                 members[member] = (key.key, org, role)
+
+
+class VerifyAhead(_Ahead):
+    def __init__(self, membership: Membership, threads: int):
+        super().__init__(membership)
+        from concurrent.futures import ThreadPoolExecutor  # here: start-up counts (docs/benchmarking.md)
+
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify-ahead")
+
+    def sent(self, env) -> None:
+        """An envelope leaves a node (or a client): start checking its signature."""
+        key = self._key_to_ask(env)
+        if key is not None:
+            self.pending[env.signature] = (key, env.data, self.pool.submit(key.verify, env.signature, env.data))
+
+    def close(self) -> None:
+        """Stop the workers and give the membership its plain keys back."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self._give_keys_back()
 
 
 _HEAD = struct.Struct("<III")  # member index, signature length, data length
@@ -153,7 +163,7 @@ class _Ticket:
             self.key.verify(self.signature, self.data)
 
 
-class VerifyProcess:
+class VerifyProcess(_Ahead):
     """Verify ahead in one forked worker process, which holds no GIL of ours.
 
     The thread pool above waits on the GIL after every check; a process does not. Each
@@ -164,17 +174,9 @@ class VerifyProcess:
     raises exactly what it would have raised without the worker."""
 
     def __init__(self, membership: Membership):
-        self.membership = membership
-        self.pending: dict[bytes, tuple[object, bytes, _Ticket]] = {}
-        self.keys = {}
-        self.index = {}
-        plain = []
-        for member, (key, org, role) in list(membership.members.items()):
-            self.keys[member] = key
-            self.index[member] = len(plain)
-            plain.append(key)
-            membership.members[member] = (_Key(key, self.pending), org, role)
-        self._verdicts = membership._verdicts
+        super().__init__(membership)
+        self.index = {member: i for i, member in enumerate(self.keys)}  # as the worker numbers them
+        plain = list(self.keys.values())
         self.answers = bytearray()
         self.outbox = bytearray()  # requests not yet written to the worker
         self.asked = 0  # requests made
@@ -205,21 +207,15 @@ class VerifyProcess:
 
     def sent(self, env) -> None:
         """An envelope leaves a node (or a client): hand its signature to the worker."""
-        signature = env.signature
-        if signature in self.pending or env in self._verdicts:
-            return
-        key = self.keys.get(env.signer)
+        key = self._key_to_ask(env)
         if key is None:
             return
-        pending = self.pending
-        if len(pending) >= PENDING_LIMIT:
-            for old in list(pending)[:PENDING_LIMIT // 2]:
-                del pending[old]
+        signature = env.signature
         data = env.data
         self.outbox += _HEAD.pack(self.index[env.signer], len(signature), len(data))
         self.outbox += signature
         self.outbox += data
-        pending[signature] = (key, data, _Ticket(self, self.asked, key, signature, data))
+        self.pending[signature] = (key, data, _Ticket(self, self.asked, key, signature, data))
         self.asked += 1
         if self.asked - self.handed >= BATCH:
             self._flush()
@@ -265,8 +261,4 @@ class VerifyProcess:
         os.close(self.out)
         os.close(self.answers_fd)
         os.waitpid(self.pid, 0)
-        self.pending.clear()
-        members = self.membership.members
-        for member, (key, org, role) in list(members.items()):
-            if isinstance(key, _Key):
-                members[member] = (key.key, org, role)
+        self._give_keys_back()
