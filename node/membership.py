@@ -61,8 +61,6 @@ class Membership:
         ends = [min(end, revoked - 1) if revoked is not None else end for _s, end, revoked in self.windows.values()]
         # Between these calendar times every member's certificate is valid: the fast path.
         self._all_valid = (max((w[0] for w in self.windows.values()), default=0), min(ends, default=1 << 80))
-        # The same span in node time, for a caller's inline test (Node.on_message, once per copy).
-        self.all_valid_node_time = (self._all_valid[0] - epoch_ns, self._all_valid[1] - epoch_ns)
         self._verdicts: dict[Signed, str | None] = {}
         self._blocks: dict = {}  # block -> (verdict on all its requests, frozenset of their signatures)
         self.verifications = 0  # real Ed25519 verifications performed

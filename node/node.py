@@ -114,7 +114,6 @@ class Node:
         # None: the caller admits messages itself (a node process, by the topic they came on).
         self.admission = Admission(limits) if limits is not None else None
         self._members = membership.members
-        self._all_valid = membership.all_valid_node_time  # certificate_refusal's fast path, inline
 
     # ---- inputs -----------------------------------------------------------------
 
@@ -152,9 +151,7 @@ class Node:
         reason = self._verdicts.get(env, 0)
         if reason == 0:
             reason = self.membership.authenticate(env)
-        if reason is None and not self._all_valid[0] <= now <= self._all_valid[1]:
-            # The sender's certificate at this node's time (valid, not revoked); inside
-            # the span where every certificate holds there is nothing to look up.
+        if reason is None:  # the sender's certificate at this node's time (valid, not revoked)
             reason = self.membership.certificate_refusal(env.signer, now)
         if reason is None:
             verified = self.verified
@@ -171,18 +168,7 @@ class Node:
         if handler is not None:
             self._charge(now, handler(env, t))
             return
-        replica = self.replica
-        effects = replica.deliver(env, t)
-        if effects or replica.installed_view != self._installed:
-            self._after(effects, now, t)
-            return
-        # Most deliveries: a vote recorded, nothing to do. Charged inline, as _charge does.
-        busy = self.busy_until
-        if t > busy:
-            begin = now if now > busy else busy
-            if t > begin:
-                self.metrics.cpu_ns[self.id] += t - begin
-            self.busy_until = t
+        self._run(env, now, t)
 
     def on_wire(self, raw: bytes, now: int) -> None:
         """Bytes from a transport: decoded (node/codec.py), or counted under the reason
@@ -294,18 +280,20 @@ class Node:
     def _run(self, event, started: int, t: int) -> None:
         """Step the replica with ``event`` (or deliver an envelope) and perform its effects."""
         replica = self.replica
-        self._after(replica.deliver(event, t) if type(event) is Signed else replica.step(event), started, t)
-
-    def _after(self, effects, started: int, t: int) -> None:
-        """Perform what the replica returned for work that began at ``started`` and ran until ``t``."""
-        if not effects:
-            replica = self.replica
+        effects = replica.deliver(event, t) if type(event) is Signed else replica.step(event)
+        if not effects:  # most deliveries: a vote recorded, nothing to do (charge inline)
             if replica.installed_view != self._installed:
                 self._installed = replica.installed_view
                 self.metrics.views_installed.add(self._installed)
-            self._charge(started, t)
+            busy = self.busy_until
+            begin = started if started > busy else busy
+            if t > begin:
+                self.metrics.cpu_ns[self.id] += t - begin
+            if t > busy:
+                self.busy_until = t
             return
-        self._perform(effects, deque(), t, started)
+        queue = deque()
+        self._perform(effects, queue, t, started)
 
     def _perform(self, first, queue, t: int, started: int) -> None:
         effects = first
