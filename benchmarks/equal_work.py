@@ -21,6 +21,7 @@ import argparse
 import gc
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,15 +39,23 @@ from citychain.summary import summarize  # noqa: E402
 SCENARIO = Path(__file__).resolve().parent / "equal_work.yaml"
 
 
-def whole_process(scenario: Path, n: int) -> tuple[float, dict]:
-    """Wall seconds of one `python -m citychain run` process, and its JSON summary."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def whole_process(scenario: Path, n: int) -> tuple[float, float, dict]:
+    """Wall seconds and CPU seconds (user + sys, with any worker it forks) of one
+    `python -m citychain run` process, and its JSON summary."""
     command = [sys.executable, "-m", "citychain", "run", str(scenario), "--nodes", str(n), "--json", "--no-progress"]
+    cpu = _children_cpu()
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - start
+    cpu = _children_cpu() - cpu
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-2000:]}")
-    return wall, json.loads(done.stdout)
+    return wall, cpu, json.loads(done.stdout)
 
 
 def main() -> None:
@@ -60,13 +69,15 @@ def main() -> None:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"equal work: {scenario.name}, median of {args.repeat} processes per n; "
           f"{os.cpu_count()} cores, load average {load} (1, 5, 15 min) at the start")
-    print(f"{'n':>4} {'wall s':>7} {'min s':>6} {'max s':>6} {'in-run s':>8} {'floor s':>8} {'ratio':>6} "
-          f"{'unique sigs':>11} {'deliveries':>10} {'deliv/s':>9} {'blocks':>6} {'agree':>5}")
+    print(f"{'n':>4} {'wall s':>7} {'min s':>6} {'max s':>6} {'cpu s':>6} {'in-run s':>8} {'floor s':>8} "
+          f"{'ratio':>6} {'cpu floor':>9} {'cpu ratio':>9} {'unique sigs':>11} {'deliveries':>10} {'deliv/s':>9} "
+          f"{'blocks':>6} {'agree':>5}")
     for n in sizes:
-        walls, summaries = [], []
+        walls, cpus, summaries = [], [], []
         for _ in range(args.repeat):
-            wall, summary = whole_process(scenario, n)
+            wall, cpu, summary = whole_process(scenario, n)
             walls.append(wall)
+            cpus.append(cpu)
             summaries.append(summary)
         wall = statistics.median(walls)
         summary = summaries[walls.index(wall)] if wall in walls else summaries[0]
@@ -77,10 +88,13 @@ def main() -> None:
         if here["head"] != summary["head"]:
             sys.exit(f"n = {n}: the run in this process differs from the timed process's ({here['head']})")
         floor, unique = crypto_floor(run)
+        cpu_floor, _ = crypto_floor(run, time.thread_time)
         del run
         deliveries = summary["messages"]["total"] - summary["messages_lost"]
-        print(f"{n:>4} {wall:>7.2f} {min(walls):>6.2f} {max(walls):>6.2f} {summary['wall_seconds']:>8.2f} "
-              f"{floor:>8.2f} {wall / floor:>6.2f} {unique:>11,} {deliveries:>10,} {deliveries / wall:>9,.0f} "
+        cpu = statistics.median(cpus)
+        print(f"{n:>4} {wall:>7.2f} {min(walls):>6.2f} {max(walls):>6.2f} {cpu:>6.2f} {summary['wall_seconds']:>8.2f} "
+              f"{floor:>8.2f} {wall / floor:>6.2f} {cpu_floor:>9.2f} {cpu / cpu_floor:>9.2f} {unique:>11,} "
+              f"{deliveries:>10,} {deliveries / wall:>9,.0f} "
               f"{summary['blocks']:>6} {str(summary['agreement']):>5}", flush=True)
     print(f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())} at the end")
 

@@ -17,6 +17,7 @@ import gc
 import math
 import resource
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -39,22 +40,27 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(x) for x in args.nodes.split(",")]
     print(f"{args.tx} signed transactions, {args.block} per block, scenario {Path(args.scenario).name}")
-    header = (f"{'n':>4} {'wall s':>8} {'floor s':>8} {'ratio':>6} {'deliveries':>11} {'deliv/s':>10} "
+    header = (f"{'n':>4} {'wall s':>8} {'cpu s':>6} {'floor s':>8} {'ratio':>6} {'cpu floor':>9} {'cpu ratio':>9} "
+              f"{'deliveries':>11} {'deliv/s':>10} "
               f"{'blocks':>6} {'wall ms/block':>13} {'unique sigs':>11} {'peak MiB':>9} {'agree':>5}")
     print(header)
     per_block = []
     for n in sizes:
         scenario = scenario_for(Path(args.scenario), n, args.tx, args.block, args.rate)
         gc.collect()
+        cpu = time.process_time()  # this process's user + sys (a worker process it forks is not in it)
         run = simulate(scenario, keep_checked=True)  # every envelope, for the floor
+        cpu = time.process_time() - cpu
         summary = summarize(run, "bench")
         floor, unique = crypto_floor(run)
+        cpu_floor, _ = crypto_floor(run, time.thread_time)
         deliveries = summary["messages"]["total"] - summary["messages_lost"]
         wall = run.wall_seconds
         blocks = summary["blocks"]
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         per_block.append((n, wall / max(1, blocks)))
-        print(f"{n:>4} {wall:>8.2f} {floor:>8.2f} {wall / floor:>6.2f} {deliveries:>11,} "
+        print(f"{n:>4} {wall:>8.2f} {cpu:>6.2f} {floor:>8.2f} {wall / floor:>6.2f} {cpu_floor:>9.2f} "
+              f"{cpu / cpu_floor:>9.2f} {deliveries:>11,} "
               f"{deliveries / wall:>10,.0f} {blocks:>6} {1000 * wall / max(1, blocks):>13.1f} {unique:>11,} "
               f"{peak:>9.0f} {str(summary['agreement']):>5}")
         del run

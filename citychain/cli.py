@@ -100,6 +100,8 @@ def run(scenario, nodes, seed, out, force, no_trace, report_window, as_json, pro
 
 
 def _window(text):
+    if not text:  # the usual case: no need to load the report's module (start-up counts)
+        return None
     from .teach.report import WindowError, parse_window
 
     try:

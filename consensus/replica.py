@@ -677,71 +677,75 @@ class Replica:
         self.future.setdefault((m.view, m.seq), env)
         return self._witness(m.view, env.signer, now)
 
-    def _admit_vote(self, env: Signed, m, by_table: str) -> tuple[Slot, dict[str, Signed]] | Drop:
-        """Check a PREPARE or COMMIT against view and watermarks and record it.
+    def _admit_vote(self, env: Signed, m, commits: bool) -> tuple[Slot, dict[str, Signed]] | Drop:
+        """Check a PREPARE (``commits`` false) or COMMIT against view and watermarks and record it.
 
-        The hottest code of a simulation (one call per vote delivered): kept flat."""
-        if m.view < self.installed_view:
+        The hottest code of a simulation (one call per vote delivered): kept flat, with
+        each attribute read once."""
+        view = m.view
+        if view < self.installed_view:
             return Drop("old-view", env)
-        if m.view > self.view + MAX_FUTURE_VIEWS:
+        if view > self.view + MAX_FUTURE_VIEWS:
             return Drop("too-far-ahead", env)
         seq = m.seq
-        if seq <= self.low:
+        low = self.low
+        if seq <= low:
             return Drop("stale", env)
-        if seq > self.low + self.window:
+        if seq > low + self.window:
             return Drop("beyond-high-watermark", env)
         slot = self.log.get(seq)
         if slot is None:
             slot = self.log[seq] = Slot(seq)
-        by_key = slot.prepares if by_table == "prepares" else slot.commits
-        key = (m.view, m.digest)
-        votes = by_key.get(key)
+        by_key = slot.commits if commits else slot.prepares
+        votes = by_key.get((view, m.digest))
+        signer = env.signer
         if votes is None:
             # A new digest for this (seq, view): an honest replica votes for one only, so
             # a signer already voting another is equivocating. Refusing it bounds the
             # digests a slot holds per view by n, whatever a faulty replica sends.
-            signer = env.signer
             for (v, _d), others in by_key.items():
-                if v == m.view and signer in others:
+                if v == view and signer in others:
                     return Drop("conflicting-vote", env)
-            votes = by_key[key] = {}
-        elif env.signer in votes:
+            votes = by_key[(view, m.digest)] = {}
+        elif signer in votes:
             return Drop("duplicate", env)
-        votes[env.signer] = env
+        votes[signer] = env
         if seq > self.ahead_hint:
             self.ahead_hint = seq
         return slot, votes
 
     def _on_prepare(self, env: Signed, now: int) -> list[Effect]:
         m: Prepare = env.message
-        if m.view < self.view:
+        view = m.view
+        if view < self.view:
             return [Drop("old-view", env)]
-        if env.signer == self.config.replicas[m.view % self.n]:
+        if env.signer == self.config.replicas[view % self.n]:
             return [Drop("prepare-from-primary", env)]
-        admitted = self._admit_vote(env, m, "prepares")
+        admitted = self._admit_vote(env, m, False)
         if type(admitted) is Drop:
-            return [admitted] + self._note_far_working(m.view, env.signer)
+            return [admitted] + self._note_far_working(view, env.signer)
         slot, votes = admitted
-        if m.view > self.view or not self.active:
-            return self._witness(m.view, env.signer, now)
-        if slot.prepared or slot.digest != m.digest or slot.view != m.view or len(votes) < self.q - 1:
+        if view > self.view or not self.active:
+            return self._witness(view, env.signer, now)
+        if slot.prepared or slot.digest != m.digest or slot.view != view or len(votes) < self.q - 1:
             return NOTHING
         return self._advance(slot)
 
     def _on_commit(self, env: Signed, now: int) -> list[Effect]:
         m: Commit = env.message
-        admitted = self._admit_vote(env, m, "commits")
+        admitted = self._admit_vote(env, m, True)
         if type(admitted) is Drop:
             return [admitted] + self._note_far_working(m.view, env.signer)
         slot, votes = admitted
         effects: list[Effect] = NOTHING
-        if m.view > self.view or (m.view == self.view and not self.active):
-            effects = self._witness(m.view, env.signer, now)
+        view = m.view
+        if view > self.view or (view == self.view and not self.active):
+            effects = self._witness(view, env.signer, now)
         if m.seq > self.delivered + 1 and not self.fetch_timer:
             effects = effects + self._arm_fetch()
         if len(votes) < self.q or slot.committed:
             return effects
-        return effects + self._try_commit(slot, (m.view, m.digest))
+        return effects + self._try_commit(slot, (view, m.digest))
 
     def _advance(self, slot: Slot) -> list[Effect]:
         """prepared(m, v, n, i): the pre-prepare plus 2f prepares from distinct backups

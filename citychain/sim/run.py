@@ -32,7 +32,7 @@ from .faults import Action, FaultPlan, plan_faults
 from .network import SimNetwork
 from .trace import FORMAT as TRACE_FORMAT
 from .trace import Recorder, RecordingNetwork, Trace
-from .verify import VerifyAhead, default_threads
+from .verify import VerifyAhead, VerifyProcess, default_process, default_threads
 from .workload import Submission, submissions
 
 
@@ -195,19 +195,21 @@ def _apply(run: SimRun, action: Action, now: int) -> None:
 
 def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = None,
              record: bool = False, verify_threads: int | None = None, history_window: int | None = None,
-             keep_checked: bool = False) -> SimRun:
+             keep_checked: bool = False, verify_process: bool | None = None) -> SimRun:
     """Run the scenario's workload to completion (or until the drain time runs out).
     ``record``: keep a trace of the run (``run.trace()``; citychain/sim/trace.py).
     ``verify_threads``: worker threads verifying signatures ahead (citychain/sim/verify.py;
-    default ``CITYCHAIN_VERIFY_THREADS`` or 0, none); the run is the same either way, and
-    whatever ``history_window`` (``build``)."""
+    default ``CITYCHAIN_VERIFY_THREADS`` or 0, none); ``verify_process``: one worker
+    process instead (default ``CITYCHAIN_VERIFY_PROCESS=1``); the run is the same either
+    way, and whatever ``history_window`` (``build``)."""
     started = time.perf_counter()
     options = {"history_window": history_window} if history_window is not None else {}
     if keep_checked:
         options["keep_checked"] = True
     run = build(scenario, record=True, **options) if record else build(scenario, **options)
     threads = default_threads() if verify_threads is None else verify_threads
-    ahead = VerifyAhead(run.membership, threads) if threads > 0 else None
+    process = default_process() if verify_process is None else verify_process
+    ahead = VerifyProcess(run.membership) if process else VerifyAhead(run.membership, threads) if threads > 0 else None
     if ahead is not None:
         run.network.ahead = ahead.sent
     genesis, engine, metrics, network = run.genesis, run.engine, run.metrics, run.network

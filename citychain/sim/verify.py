@@ -12,13 +12,18 @@ A verdict is a pure function of (key, signature, bytes): the answer is the same
 whichever thread computes it, and nothing else changes. Every role, body and
 membership rule is still applied by ``Membership`` on the main thread, in the same
 order, and the modelled CPU costs are charged exactly as before. So a run is
-byte-identical with and without the pool (tests/sim/test_verify_ahead.py).
+byte-identical with and without the pool (tests/citychain/test_verify_ahead.py).
+
+``VerifyProcess`` does the same in one forked worker process, which needs no GIL of
+ours: the thread pool's worker waits for the GIL after every check (docs/benchmarking.md).
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+import select
+import struct
+
 
 from node.membership import Membership
 
@@ -37,6 +42,11 @@ def default_threads() -> int:
         return max(0, int(text)) if text else 0
     except ValueError:
         return 0
+
+
+def default_process() -> bool:
+    """Verify ahead in a worker process: ``CITYCHAIN_VERIFY_PROCESS=1``, else not."""
+    return os.environ.get("CITYCHAIN_VERIFY_PROCESS", "") == "1"
 
 
 class _Key:
@@ -59,36 +69,196 @@ class _Key:
         return getattr(self.key, name)
 
 
-class VerifyAhead:
-    def __init__(self, membership: Membership, threads: int):
+class _Ahead:
+    """What both kinds of worker share: the members' keys wrapped for the run, and the
+    envelopes sent whose answers are under way (``pending``, by signature)."""
+
+    def __init__(self, membership: Membership):
         self.membership = membership
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify-ahead")
-        self.pending: dict[bytes, tuple[object, bytes, Future]] = {}
+        self.pending: dict[bytes, tuple[object, bytes, object]] = {}  # signature -> (key, data, future)
         self.keys = {}
         for member, (key, org, role) in list(membership.members.items()):
             self.keys[member] = key
             membership.members[member] = (_Key(key, self.pending), org, role)
         self._verdicts = membership._verdicts
 
-    def sent(self, env) -> None:
-        """An envelope leaves a node (or a client): start checking its signature."""
-        signature = env.signature
-        if signature in self.pending or env in self._verdicts:
-            return
+    def _key_to_ask(self, env):
+        """The signer's key if ``env`` is worth checking ahead (not checked, not under way), else None."""
+        if env.signature in self.pending or env in self._verdicts:
+            return None
         key = self.keys.get(env.signer)
-        if key is None:
-            return
-        pending = self.pending
-        if len(pending) >= PENDING_LIMIT:
+        if key is not None and len(self.pending) >= PENDING_LIMIT:
+            pending = self.pending
             for old in list(pending)[:PENDING_LIMIT // 2]:
                 del pending[old]
-        pending[signature] = (key, env.data, self.pool.submit(key.verify, signature, env.data))
+        return key
 
-    def close(self) -> None:
-        """Stop the workers and give the membership its plain keys back."""
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def _give_keys_back(self) -> None:
         self.pending.clear()
         members = self.membership.members
         for member, (key, org, role) in list(members.items()):
             if isinstance(key, _Key):
                 members[member] = (key.key, org, role)
+
+
+class VerifyAhead(_Ahead):
+    def __init__(self, membership: Membership, threads: int):
+        super().__init__(membership)
+        from concurrent.futures import ThreadPoolExecutor  # here: start-up counts (docs/benchmarking.md)
+
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify-ahead")
+
+    def sent(self, env) -> None:
+        """An envelope leaves a node (or a client): start checking its signature."""
+        key = self._key_to_ask(env)
+        if key is not None:
+            self.pending[env.signature] = (key, env.data, self.pool.submit(key.verify, env.signature, env.data))
+
+    def close(self) -> None:
+        """Stop the workers and give the membership its plain keys back."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self._give_keys_back()
+
+
+_HEAD = struct.Struct("<III")  # member index, signature length, data length
+BATCH = 16  # envelopes per write to the worker (it is also handed what it has when an answer is awaited)
+GOOD = 1  # a verdict byte: the signature verified; anything else is checked again here
+
+
+def _serve(requests: int, answers: int, keys: list) -> None:
+    """The worker process: verify each (member, signature, data) as it comes and answer
+    one byte per request, in order. Ends when the pipe closes."""
+    inp = os.fdopen(requests, "rb", buffering=1 << 16)
+    while True:
+        head = inp.read(_HEAD.size)
+        if len(head) < _HEAD.size:
+            return
+        member, sig_len, size = _HEAD.unpack(head)
+        signature = inp.read(sig_len)
+        data = inp.read(size)
+        try:
+            keys[member].verify(signature, data)
+            verdict = GOOD
+        except Exception:  # InvalidSignature or anything else: the main process repeats it
+            verdict = 0
+        os.write(answers, bytes((verdict,)))
+
+
+class _Ticket:
+    """The answer to one request to the worker process, as a ``Future`` gives it."""
+
+    __slots__ = ("worker", "index", "key", "signature", "data")
+
+    def __init__(self, worker: "VerifyProcess", index: int, key, signature: bytes, data: bytes):
+        self.worker = worker
+        self.index = index
+        self.key = key
+        self.signature = signature
+        self.data = data
+
+    def result(self) -> None:
+        if self.worker.verdict(self.index) != GOOD:
+            # Refused (or the worker could not say): the main thread verifies it itself, so
+            # the exception raised is exactly the one ``key.verify`` raises here.
+            self.key.verify(self.signature, self.data)
+
+
+class VerifyProcess(_Ahead):
+    """Verify ahead in one forked worker process, which holds no GIL of ours.
+
+    The thread pool above waits on the GIL after every check; a process does not. Each
+    sent envelope is written to a pipe (member index, signature, bytes); the worker
+    verifies in order and answers one byte each; ``verdict`` reads the answers as they
+    come. A verdict is a pure function of (key, signature, bytes), so the run is the
+    same: a signature the worker refuses is verified again on the main thread, which
+    raises exactly what it would have raised without the worker."""
+
+    def __init__(self, membership: Membership):
+        super().__init__(membership)
+        self.index = {member: i for i, member in enumerate(self.keys)}  # as the worker numbers them
+        plain = list(self.keys.values())
+        self.answers = bytearray()
+        self.outbox = bytearray()  # requests not yet written to the worker
+        self.asked = 0  # requests made
+        self.handed = 0  # requests written to the worker
+        requests_r, requests_w = os.pipe()
+        answers_r, answers_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the worker: verify until the pipe closes, then leave at once
+            code = 0
+            try:
+                os.close(requests_w)
+                os.close(answers_r)
+                _serve(requests_r, answers_w, plain)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(requests_r)
+        os.close(answers_w)
+        self.out = requests_w
+        self.answers_fd = answers_r
+        os.set_blocking(answers_r, False)
+        try:  # a larger pipe: the main process rarely waits to hand work over (Linux)
+            import fcntl
+            fcntl.fcntl(requests_w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+        except (ImportError, OSError):
+            pass
+
+    def sent(self, env) -> None:
+        """An envelope leaves a node (or a client): hand its signature to the worker."""
+        key = self._key_to_ask(env)
+        if key is None:
+            return
+        signature = env.signature
+        data = env.data
+        self.outbox += _HEAD.pack(self.index[env.signer], len(signature), len(data))
+        self.outbox += signature
+        self.outbox += data
+        self.pending[signature] = (key, data, _Ticket(self, self.asked, key, signature, data))
+        self.asked += 1
+        if self.asked - self.handed >= BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Hand the envelopes sent so far to the worker, in one write: each write wakes it,
+        and on a busy machine a wake-up can cost the writer its core."""
+        self._drain()  # the worker never waits on a full answer pipe, so neither do we on it
+        view = memoryview(self.outbox)
+        try:
+            while view:
+                view = view[os.write(self.out, view):]
+        except OSError:  # the worker is gone: its answers stop, and ``verdict`` verifies here
+            pass
+        view.release()
+        self.outbox.clear()
+        self.handed = self.asked
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                chunk = os.read(self.answers_fd, 1 << 16)
+                if not chunk:
+                    return
+                self.answers += chunk
+        except BlockingIOError:
+            return
+
+    def verdict(self, index: int) -> int:
+        answers = self.answers
+        if len(answers) <= index and self.handed <= index:
+            self._flush()
+        while len(answers) <= index:
+            select.select([self.answers_fd], [], [])
+            before = len(answers)
+            self._drain()
+            if len(answers) == before:
+                return 0  # the worker is gone: verify here
+        return answers[index]
+
+    def close(self) -> None:
+        """Stop the worker and give the membership its plain keys back."""
+        os.close(self.out)
+        os.close(self.answers_fd)
+        os.waitpid(self.pid, 0)
+        self._give_keys_back()
