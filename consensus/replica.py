@@ -1220,6 +1220,12 @@ class Replica:
             return held[0].message.block
         return None
 
+    def wants_block(self, digest: str) -> bool:
+        """Is this replica fetching the block ``digest``? A BLOCK-REPLY for any other is
+        refused (``unrequested-block``): the caller need not check its block's requests
+        first (one signature each) for an answer nobody asked for."""
+        return digest in self.fetching
+
     def _on_block_request(self, env: Signed, now: int) -> list[Effect]:
         """Serve a block a peer must fetch: at most once per (replica, block) per
         BLOCK_TIMER period (the asker's retry period), as a block may be 16 MiB."""
