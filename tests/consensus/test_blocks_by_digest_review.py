@@ -41,7 +41,8 @@ def test_a_byzantine_replica_with_an_old_certificate_and_a_withheld_block_stalls
        view times out, the next does the same. The chain never moves again.
 
     Before blocks by digest, r0's VIEW-CHANGE had to carry B with its certificate, so a
-    NEW-VIEW built on it brought B to every replica. Safety-argument point 3 counts on
+    NEW-VIEW built on it brought B to every replica: the same schedule on main (dc04eb1),
+    without the fetch-specific asserts, orders the block. Safety-argument point 3 counts on
     "at least f + 1 honest replicas accepted it and are among the holders asked", and its
     parenthesis says such a schedule costs the view, which "times out into the next":
     here it costs every later view. A fix needs O to re-issue only blocks some honest
@@ -99,3 +100,30 @@ def test_a_byzantine_replica_with_an_old_certificate_and_a_withheld_block_stalls
     assert asked == {"r0"} | {p.signer for p in proof.prepares}  # the claimant, then the signers
     # Liveness: the honest replicas, in a fair network with one faulty replica, order a block.
     assert any(net.executed[r] for r in HONEST), "every later view re-issues B, which no honest replica holds"
+
+
+def test_a_fetch_pending_when_state_transfer_brings_the_block_ends_and_asks_nobody_again():
+    """r3 lacks block 1, which view 1's O re-issues; every BLOCK-REPLY to it is lost. r1 and
+    r2 cannot commit it without r3's PREPARE (r0 is gone): r3 is behind for good unless
+    state transfer brings block 1 (here: its commit certificate from view 0's r0, r1, r2
+    COMMITs, as a peer that committed it would send). The fetch must end there: no
+    further BLOCK-REQUEST, the block-fetch timer a no-op, and the view-1 PREPARE sent."""
+    from consensus.events import Adopted
+    from .test_blocks_by_digest import change_view, prepared_but_not_committed, sent_by
+
+    net = Net(4, block_size=1)
+    digest = prepared_but_not_committed(net, lacking="r3")
+    net.drop_if = lambda dst, env: type(env.message).__name__ == "BlockReply"
+    change_view(net)
+    net.deliver_all()
+    r3 = net.replicas["r3"]
+    assert digest in r3.fetching
+    block = net.replicas["r1"].held_block(1, digest)
+    certificate = tuple(net.sign(r, Commit(0, 1, digest)) for r in ("r0", "r1", "r2"))
+    net.step("r3", Adopted(net.now, block, certificate, "22" * 32))
+    assert not r3.fetching and r3.executed == 1
+    assert Prepare(1, 1, digest) in sent_by(net, "r3", Prepare)
+    asked = len(sent_by(net, "r3", BlockRequest))
+    if "block-fetch" in net.timers["r3"]:
+        net.fire("r3", "block-fetch")
+    assert len(sent_by(net, "r3", BlockRequest)) == asked
