@@ -127,3 +127,34 @@ def test_a_fetch_pending_when_state_transfer_brings_the_block_ends_and_asks_nobo
     if "block-fetch" in net.timers["r3"]:
         net.fire("r3", "block-fetch")
     assert len(sent_by(net, "r3", BlockRequest)) == asked
+
+
+def test_a_replica_that_prepared_a_fetched_block_serves_it_after_a_restart_from_its_encoded_records():
+    """r3 fetches block 1 for view 1's O and prepares it; then it crashes. Its durable
+    records go through the on-disk encoding (node/record_codec.py, as node/sqlite_store.py
+    writes them) and back: restored, r3 still holds the block (its `Accepted` and
+    `Prepared` records carry it, not the digest-only form O named it by) and serves it."""
+    from consensus.durable import DurableState
+    from consensus.effects import Persist
+    from node.record_codec import decode_record, encode_record
+    from .harness import CHAIN
+    from .test_blocks_by_digest import change_view, prepared_but_not_committed
+
+    net = Net(4, block_size=1)
+    digest = prepared_but_not_committed(net, lacking="r3")
+    net.drop_if = lambda dst, env: type(env.message) is Commit  # nothing commits in view 1 either
+    change_view(net)
+    net.deliver_all()
+    assert net.replicas["r3"].log[1].prepared and net.replicas["r3"].log[1].view == 1
+    stored = DurableState()
+    for effect in net.effects["r3"]:
+        if type(effect) is Persist:
+            stored.apply(decode_record(encode_record(effect.record), CHAIN))
+    assert stored.prepared[1].pre_prepare.message.block is not None
+    net.stores["r3"] = stored
+    net.restart("r3")
+    r3 = net.replicas["r3"]
+    assert r3.held_block(1, digest) is not None and r3.held_block(1, digest).hash == digest
+    net.step("r3", Receive(net.now, net.sign("r1", BlockRequest(1, digest))))
+    replies = [e for e in net.effects["r3"] if type(e) is Send and type(e.message).__name__ == "BlockReply"]
+    assert [(e.to, e.message.block.hash) for e in replies] == [("r1", digest)]
