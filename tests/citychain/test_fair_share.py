@@ -35,7 +35,7 @@ def _small(taihu_path, nodes):
     return type(spec).model_validate(data)
 
 
-@pytest.mark.xfail(strict=True, reason="open (docs/messages.md, 'Known gap'): work is first come, first served, not a fair share per sender")
+@pytest.mark.xfail(strict=True, reason="open (docs/messages.md, 'Known gaps'): work is first come, first served, not a fair share per sender")
 def test_two_faulty_members_within_their_buckets_do_not_stop_the_chain(taihu_path, monkeypatch):
     seen = {}
     original_build = sim_run.build
