@@ -9,7 +9,7 @@ from consensus.block import Block, BlockHeader, tx_root
 from consensus.messages import BlockReply, Request
 from consensus.replica import BlockFetch
 from node.codec import encode
-from tests.fuzzkit import NOW, Kit, feed
+from tests.fuzzkit import Kit, feed
 
 
 def _reply(kit: Kit, node, signer: str, count: int, base: int):
