@@ -109,8 +109,9 @@ class BlockFetch:
     """A block the installed NEW-VIEW re-issues by digest and this replica does not hold.
 
     ``holders``: the replicas whose VIEW-CHANGE claimed it prepared it, then the other
-    signers of those prepared certificates (a certificate is a quorum: f + 1 honest
-    replicas accepted the pre-prepare, so hold the block). Asked one at a time, the
+    signers of those prepared certificates (a certificate is a quorum: its honest
+    PREPARE signers, at least f, accepted the pre-prepare with its block; docs/messages.md,
+    "Blocks by digest", point 3, and its known gap). Asked one at a time, the
     next one each BLOCK_TIMER. ``pre``: the NEW-VIEW's signed pre-prepare to take up
     once the block is here; None once this replica moved on to a further view (the
     block, if it comes, is kept: the next NEW-VIEW may re-issue it again)."""
@@ -1302,6 +1303,12 @@ class Replica:
         if held is not None and held[0].message.digest == digest:
             return held[0].message.block
         return None
+
+    def wants_block(self, digest: str) -> bool:
+        """Is this replica fetching the block ``digest``? A BLOCK-REPLY for any other is
+        refused (``unrequested-block``): the caller need not check its block's requests
+        first (one signature each) for an answer nobody asked for."""
+        return digest in self.fetching
 
     def _on_block_request(self, env: Signed, now: int) -> list[Effect]:
         """Serve a block a peer must fetch: at most once per (replica, block) per

@@ -171,7 +171,9 @@ class Node:
             verified.add(env.signature)
             if len(verified) > self.VERIFIED_CACHE:
                 verified.clear()
-            if kind in _CARRIERS and (kind in _BLOCK_CARRIERS or not self._is_replay(env)):
+            if kind is BlockReply and not self._wants_block(env):
+                reason = "unrequested-block"  # before its block's requests are checked, one signature each
+            elif kind in _CARRIERS and (kind in _BLOCK_CARRIERS or not self._is_replay(env)):
                 t, reason = self._check_embedded(env, kind, t)
         if reason is not None:
             self.metrics.drop(self.id, reason)
@@ -282,6 +284,11 @@ class Node:
         its embedded envelopes need no checking (consensus/replica.py, ``is_replay``)."""
         is_replay = getattr(self.replica, "is_replay", None)  # (an observer has none)
         return is_replay is not None and is_replay(env)
+
+    def _wants_block(self, env: Signed) -> bool:
+        """Is the replica fetching this BLOCK-REPLY's block (consensus/replica.py, ``wants_block``)?"""
+        wants = getattr(self.replica, "wants_block", None)  # (an observer has none)
+        return wants is None or wants(env.message.digest)
 
     def _remember(self, signature: bytes) -> None:
         if len(self.verified) >= self.VERIFIED_CACHE:

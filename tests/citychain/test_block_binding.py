@@ -63,6 +63,10 @@ def test_a_fetched_block_not_bound_to_its_header_is_refused_before_the_replica()
     new_view = nsign.sign(NewView(1, (), (nsign.sign(PrePrepare(1, 1, lie.hash, lie)),)))
     assert [p.message.block for p in new_view.message.pre_prepares] == [None]
     target = run.nodes[g.replicas[2]]
+    # It is fetching that digest (a BLOCK-REPLY for any other is refused unread,
+    # unrequested-block: tests/node/test_block_reply_flood.py).
+    from consensus.replica import BlockFetch
+    target.replica.fetching[lie.hash] = BlockFetch(1, lie.hash, (sender,), None)
     seen = []
     original = target.replica.deliver
     target.replica.deliver = lambda env, t: seen.append(env) or original(env, t)
