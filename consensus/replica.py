@@ -106,7 +106,9 @@ class ReplicaConfig:
 
 @dataclass(slots=True)
 class BlockFetch:
-    """A block the installed NEW-VIEW re-issues by digest and this replica does not hold.
+    """A block the installed NEW-VIEW re-issues by digest and this replica does not hold,
+    or (``for_view``) one a VIEW-CHANGE names that this replica, primary of that view,
+    must hold before it builds its NEW-VIEW on that VIEW-CHANGE.
 
     ``holders``: the replicas whose VIEW-CHANGE claimed it prepared it, then the other
     signers of those prepared certificates (a certificate is a quorum: its honest
@@ -121,6 +123,9 @@ class BlockFetch:
     holders: tuple[str, ...]
     pre: Signed | None
     tries: int = 0
+    # The view whose NEW-VIEW this replica, its primary, is building: the block of a
+    # VIEW-CHANGE it would build on (``pre`` is None then). -1: a block O re-issues.
+    for_view: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +229,10 @@ class Replica:
         # Blocks the installed NEW-VIEW names that this replica must fetch, by digest: at most
         # one per sequence of O, so at most watermark_window (replaced by each NEW-VIEW).
         self.fetching: dict[str, BlockFetch] = {}
+        # Blocks a new primary fetched for the VIEW-CHANGEs it builds its NEW-VIEW on, by
+        # digest: at most n x watermark_window (one view's), emptied once its NEW-VIEW is
+        # taken up or it moves on to another view.
+        self.new_view_blocks: dict[str, Block] = {}
         self.blocks_served: dict[tuple[str, str], int] = {}  # (replica, digest) -> when we last sent it
         self.stalled = 0  # a sequence seen accepted but uncommitted at the last fetch tick
         self.ahead_hint = 0  # highest sequence any vote named: others may be past us
@@ -1012,6 +1021,7 @@ class Replica:
         self._forget_views_below(view)
         for fetch in self.fetching.values():
             fetch.pre = None  # that view's O is moot; a block that still comes is kept (BlockFetch)
+        self.new_view_blocks = {}  # for a NEW-VIEW of the view we leave (bounded: one view's)
         return effects
 
     def _forget_views_below(self, view: int) -> None:
@@ -1169,7 +1179,16 @@ class Replica:
         votes = self.view_changes.get(view, {})
         if len(votes) < self.q or self.me not in votes:
             return NOTHING
-        chosen = [votes[self.me]] + [votes[s] for s in sorted(votes) if s != self.me][: self.q - 1]
+        # Built only on VIEW-CHANGEs whose prepared blocks this primary holds: then every
+        # block O re-issues is one it holds and serves (docs/messages.md, "Blocks by
+        # digest", point 3). Any quorum of valid VIEW-CHANGEs is a safe basis, so one whose
+        # sender names a block it withholds (a faulty replica's old certificate) is passed
+        # over while its block is fetched; the honest replicas' VIEW-CHANGEs, whose
+        # senders hold what they prepared (their Prepared records), make a quorum in time.
+        ready = [s for s in sorted(votes) if s != self.me and not self._blocks_missing(votes[s].message)]
+        if len(ready) < self.q - 1:
+            return self._fetch_for_new_view(view, votes)
+        chosen = [votes[self.me]] + [votes[s] for s in ready][: self.q - 1]
         computed = self._compute_o([env.message for env in chosen])
         if computed is None:
             return [Drop("cannot-compute-new-view")]
@@ -1181,6 +1200,45 @@ class Replica:
         # The caller signs each re-issued pre-prepare, then the NEW-VIEW that holds them.
         # Once built, never another for this view, even after a restart.
         return [Persist(NewViewBuilt(view)), Broadcast(NewView(view, _by_signer(chosen), pre_prepares))]
+
+    def _blocks_missing(self, vc: ViewChange) -> list[tuple[int, str]]:
+        """(seq, digest) of each prepared block ``vc`` names that O could re-issue and this
+        replica does not hold. Not at or below what it executed: there O re-issues the
+        block it executed (a committed block's certificate is in every quorum), which it holds."""
+        floor = self.executed if self.executed > self.low else self.low
+        missing = []
+        for proof in vc.prepared:
+            pp = proof.pre_prepare.message
+            if pp.seq > floor and self.held_block(pp.seq, pp.digest) is None:
+                missing.append((pp.seq, pp.digest))
+        return missing
+
+    def _fetch_for_new_view(self, view: int, votes: dict[str, Signed]) -> list[Effect]:
+        """Ask for the blocks that keep VIEW-CHANGEs of ``view`` out of this primary's
+        NEW-VIEW, each from the VIEW-CHANGEs' senders claiming it first; retried with the
+        other holders every BLOCK_TIMER (``_ask_for_blocks``)."""
+        others = tuple(votes.values())
+        out: list[Effect] = []
+        for sender in sorted(votes):
+            if sender == self.me:
+                continue
+            for seq, digest in self._blocks_missing(votes[sender].message):
+                known = self.fetching.get(digest)
+                if known is not None and known.for_view == view:
+                    continue
+                holders = self._holders(others, seq, digest)
+                fetch = self.fetching[digest] = BlockFetch(seq, digest, holders, None, 0, view)
+                if holders:
+                    out.append(Send(holders[0], BlockRequest(seq, digest)))
+                    fetch.tries = 1
+        if out and not self.block_timer:
+            self.block_timer = True
+            out.append(StartTimer(BLOCK_TIMER, self.config.view_change_timeout // 4))
+        return out
+
+    def _building(self, fetch: BlockFetch) -> bool:
+        """Is ``fetch`` for the NEW-VIEW this replica is building now?"""
+        return fetch.for_view == self.view and not self.active
 
     def _on_new_view(self, env: Signed, now: int) -> list[Effect]:
         m: NewView = env.message
@@ -1253,6 +1311,7 @@ class Replica:
             effects.extend(self._on_pre_prepare(pre if block is None else with_block(pre, block), now,
                                                 reissued=True))
         self.fetching = wanted  # the blocks of earlier views' O are not needed: this O decides
+        self.new_view_blocks = {}  # taken up above (a primary holds every block its O names)
         if wanted:
             effects.extend(self._ask_for_blocks())
         return effects
@@ -1276,7 +1335,7 @@ class Replica:
         """Ask the next holder of each block still missing; again after BLOCK_TIMER."""
         out: list[Effect] = []
         for fetch in sorted(self.fetching.values(), key=lambda f: f.seq):
-            if fetch.pre is None or not fetch.holders:
+            if (fetch.pre is None and not self._building(fetch)) or not fetch.holders:
                 continue
             out.append(Send(fetch.holders[fetch.tries % len(fetch.holders)], BlockRequest(fetch.seq, fetch.digest)))
             fetch.tries += 1
@@ -1289,6 +1348,9 @@ class Replica:
         """The block ``digest`` proposed at ``seq``, if this replica holds it: in its log
         (accepted, prepared, executed above its stable checkpoint, or seen in another
         view) or waiting for the block below."""
+        block = self.new_view_blocks.get(digest)
+        if block is not None and block.height == seq:
+            return block
         slot = self.log.get(seq)
         if slot is not None:
             if slot.digest == digest and slot.block is not None:
@@ -1335,6 +1397,13 @@ class Replica:
         if fetch is None or m.block.height != fetch.seq:
             return [Drop("unrequested-block", env)]
         del self.fetching[m.digest]
+        if self._building(fetch):  # a block a VIEW-CHANGE names, for the NEW-VIEW we build
+            self.new_view_blocks[m.digest] = m.block
+            effects = self._maybe_new_view(self.view)
+            if not self.fetching and self.block_timer:
+                self.block_timer = False
+                effects = effects + [CancelTimer(BLOCK_TIMER)]
+            return effects
         if self.executed < fetch.seq <= self.high:
             self._slot(fetch.seq).seen_blocks.setdefault(m.digest, m.block)
         if fetch.pre is None or not self.active or fetch.pre.message.view != self.view:

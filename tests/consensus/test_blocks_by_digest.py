@@ -75,6 +75,28 @@ def test_the_new_primary_lacking_the_block_fetches_it_too():
     assert all(net.chain(r) == [digest] for r in ("r1", "r2", "r3"))
 
 
+def test_a_new_primary_sends_its_new_view_only_once_it_holds_every_block_o_re_issues():
+    """r1, primary of view 1, lacks block 1, which r2 and r3 prepared; r0 is cut off. Its
+    quorum is r1, r2, r3, and both others' VIEW-CHANGEs name block 1: it fetches the block
+    before it builds the NEW-VIEW, so every block its O names is one it holds and serves
+    (a faulty claimant withholding its block cannot make O name a block no honest
+    replica holds: tests/consensus/test_blocks_by_digest_review.py)."""
+    net = Net(4, block_size=1)
+    digest = prepared_but_not_committed(net, lacking="r1")
+    net.drop_if = lambda dst, env: type(env.message) is BlockReply
+    change_view(net)
+    net.deliver_all()
+    assert BlockRequest(1, digest) in sent_by(net, "r1", BlockRequest)
+    assert not sent_by(net, "r1", NewView)  # not while it lacks the block
+    net.drop_if = None
+    net.fire("r1", BLOCK_TIMER)  # asks the next holder; this answer arrives
+    net.deliver_all()
+    [new_view] = sent_by(net, "r1", NewView)  # as the replica built it: O unsigned
+    assert [(p.seq, p.digest) for p in new_view.pre_prepares] == [(1, digest)]
+    assert net.replicas["r1"].held_block(1, digest) is not None
+    assert all(net.chain(r) == [digest] for r in ("r1", "r2", "r3"))
+
+
 def test_a_byzantine_holder_answering_with_another_block_is_not_believed():
     net = Net(4, block_size=1)
     digest = prepared_but_not_committed(net, lacking="r3")
