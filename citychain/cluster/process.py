@@ -54,7 +54,7 @@ from node.sync import Syncer
 
 from . import topics
 from .counting import CountingTransport
-from .crl_watch import CrlWatch
+from .crl_watch import CrlWatch, keep_crl
 from .endpoint import Endpoint, read_credentials
 from .notices import sign_notice
 from .transport import MqttTransport, now_ns
@@ -291,6 +291,28 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
         next_update = listed.next_update if listed is not None else None
     except (OSError, ValueError, TypeError) as exc:
         raise NodeSetupError(f"{crl_path}: not a revocation list of this chain's CA ({exc})") from None
+    # The newest list this node ever took, kept in its data directory: an older list in
+    # the genesis directory (a stale copy, a rollback) must not un-revoke anyone on restart.
+    kept_path = Path(data_dir) / CRL_FILE
+    try:
+        kept_pem = read_crl(Path(data_dir))
+        kept = parse_crl(kept_pem, ca) if kept_pem is not None else None
+    except (OSError, ValueError, TypeError) as exc:
+        raise NodeSetupError(f"{kept_path}: not a revocation list of this chain's CA ({exc})") from None
+    if kept is not None and (listed is None or listed.older_than(kept) is not None):
+        if crl != kept_pem:
+            log.warning(json.dumps({"node": node_id, "event": "revocation-list-refused", "trigger": "start",
+                                    "file": str(crl_path), "reason": "not newer than the list kept in "
+                                    f"{kept_path}" if listed is not None else "the file is gone",
+                                    "kept_crl_number": kept.number}))
+        crl, listed = kept_pem, kept
+        next_update = listed.next_update
+    elif crl is not None:
+        try:
+            Path(data_dir).mkdir(parents=True, exist_ok=True)
+            keep_crl(kept_path, crl)
+        except OSError as exc:
+            raise NodeSetupError(f"{kept_path}: cannot keep the revocation list ({exc})") from None
     if next_update is not None and next_update < datetime.datetime.now(datetime.timezone.utc):
         # RFC 5280: past its nextUpdate the list is stale (the CA may have revoked more since).
         log.warning(json.dumps({"node": node_id, "event": "revocation-list-stale", "file": str(crl_path),
@@ -350,7 +372,7 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
     running = RunningNode(node_id, entry["role"], node, transport, metrics, key, chain_id, loop,
                           peers=frozenset(m["id"] for m in doc["members"] if m["id"] != node_id),
                           published_height=ledger.height,
-                          crl=CrlWatch(node_id, genesis_dir, doc, ca, membership, listed))
+                          crl=CrlWatch(node_id, genesis_dir, doc, ca, membership, listed, keep=kept_path))
     transport.attach(running.on_timer, lambda: running.inbox.qsize() if running.inbox is not None else 0)
     now = now_ns(loop)
     if ledger.height > 0 or store.read() != DurableState():
