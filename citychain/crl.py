@@ -10,6 +10,7 @@ genesis`` has none, and its CA cannot revoke anyone through this tool.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,20 @@ def revoke(genesis_dir: Path, member: str, at: datetime.datetime, reason: str | 
         raise CrlError(f"{key_path}: not a private key ({exc})") from None
     if not isinstance(key, Ed25519PrivateKey) or key.public_key() != ca.public_key():
         raise CrlError(f"{key_path}: not the key of this chain's CA (genesis.json's ca)")
+    # Read, add, sign and write under one lock: two revocations at once would otherwise
+    # both extend the same list, the second write would lose the first's entry, and both
+    # lists would carry the same CRL number (a node holding one refuses the other).
+    # The lock is on the genesis directory itself: no lock file is left beside the list.
+    lock = os.open(genesis_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _revoke_locked(genesis_dir, ca, key, entry, at, reason, now)
+    finally:
+        os.close(lock)
+
+
+def _revoke_locked(genesis_dir: Path, ca: x509.Certificate, key: Ed25519PrivateKey, entry: dict,
+                   at: datetime.datetime, reason: str | None, now: datetime.datetime) -> RevocationList:
     old = current(genesis_dir, ca)
     entries = dict(old.entries) if old else {}
     serial = x509.load_pem_x509_certificate(entry["cert"].encode()).serial_number
@@ -122,4 +137,9 @@ def revoke(genesis_dir: Path, member: str, at: datetime.datetime, reason: str | 
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    dir_fd = os.open(genesis_dir, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a crash
+    finally:
+        os.close(dir_fd)
     return parse_crl(pem, ca)
