@@ -48,3 +48,23 @@ def test_two_revocations_at_once_keep_both(tmp_path, monkeypatch):
     named = sorted(serials[s] for s in final.entries if s in serials)
     assert named == ["node-02", "node-03"], f"list number {final.number} names only {named}"
     assert final.number == 2
+
+
+def test_show_and_revoke_refuse_a_fifo_rather_than_hang(tmp_path):
+    """revocations.crl replaced by a named pipe: `crl show` and `crl revoke` must exit 2
+    (not a revocation list), not block forever opening it."""
+    import os
+    import subprocess
+    import sys
+
+    built = build_genesis(load_with_overrides("taihu", nodes=4))
+    built.write(tmp_path / "genesis")
+    write_private_key(tmp_path / "ca-key.pem", built.ca.key)
+    os.mkfifo(tmp_path / "genesis" / CRL_FILE)
+    for args in (["show"], ["revoke", "--member", "node-02"]):
+        try:
+            done = subprocess.run([sys.executable, "-m", "citychain", "crl", *args, "--genesis",
+                                   str(tmp_path / "genesis")], capture_output=True, text=True, timeout=20)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"crl {args[0]} hung on a FIFO named revocations.crl") from None
+        assert done.returncode == 2 and "revocations.crl" in done.stderr, (done.returncode, done.stderr)
