@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node.genesis import CRL_FILE, member_entries, read_genesis
 from node.identity import revocation_list
-from node.revocation import RevocationList, parse_crl
+from node.revocation import RevocationList, parse_crl, read_crl_file
 
 CA_KEY_FILE = "ca-key.pem"
 REASONS = tuple(sorted(f.name for f in x509.ReasonFlags if f not in (x509.ReasonFlags.unspecified,
@@ -55,11 +55,11 @@ def _serials(doc: dict) -> dict[int, str]:
 
 def current(genesis_dir: Path, ca: x509.Certificate) -> RevocationList | None:
     path = genesis_dir / CRL_FILE
-    if not path.exists():
-        return None
     try:
-        return parse_crl(path.read_bytes(), ca)
-    except (OSError, ValueError) as exc:
+        return parse_crl(read_crl_file(path), ca)  # a bounded regular file: a pipe would block
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError) as exc:
         raise CrlError(f"{path}: not a revocation list of this chain's CA ({exc})") from None
 
 
