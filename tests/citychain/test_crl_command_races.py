@@ -68,3 +68,28 @@ def test_show_and_revoke_refuse_a_fifo_rather_than_hang(tmp_path):
         except subprocess.TimeoutExpired:
             raise AssertionError(f"crl {args[0]} hung on a FIFO named revocations.crl") from None
         assert done.returncode == 2 and "revocations.crl" in done.stderr, (done.returncode, done.stderr)
+
+
+def test_revoke_after_a_rolled_back_file_neither_reuses_a_number_nor_drops_an_entry(tmp_path):
+    """The CA revokes node-02 (list 1) then node-03 (list 2); the genesis directory's file
+    is then rolled back to list 1 (a restored backup, a stale copy synced over it: the
+    running nodes refuse it and keep list 2). The operator revokes client-1: the command
+    builds on the file it finds and writes list 2 again, now naming node-02 and client-1.
+    Every node holding list 2 refuses it ("CRL number 2 is not above the loaded list's 2"),
+    so client-1 is never revoked on a running node, and node-03's revocation is gone from
+    the file (a node that starts from it takes node-03 back). The CA must number from,
+    and extend, the newest list it issued, not whatever file it finds."""
+    built = build_genesis(load_with_overrides("taihu", nodes=4))
+    built.write(tmp_path / "genesis")
+    write_private_key(tmp_path / "ca-key.pem", built.ca.key)
+    g = tmp_path / "genesis"
+    now = datetime.datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+    crl_module.revoke(g, "node-02", now, None, now)
+    first = (g / CRL_FILE).read_bytes()
+    crl_module.revoke(g, "node-03", now, None, now + datetime.timedelta(seconds=5))
+    (g / CRL_FILE).write_bytes(first)  # rolled back
+    client = built.clients[0].id
+    done = crl_module.revoke(g, client, now, None, now + datetime.timedelta(seconds=10))
+    serials = {built.identities[m].cert.serial_number: m for m in ("node-02", "node-03", client)}
+    named = sorted(serials[s] for s in done.entries if s in serials)
+    assert done.number == 3 and named == sorted(["node-02", "node-03", client]), (done.number, named)
