@@ -24,6 +24,9 @@ from node.identity import revocation_list
 from node.revocation import RevocationList, parse_crl, read_crl_file
 
 CA_KEY_FILE = "ca-key.pem"
+# The last list the CA signed, kept beside its key: the next list extends and outnumbers
+# it even if the genesis directory's copy was rolled back or replaced meanwhile.
+ISSUED_FILE = "revocations-issued.crl"
 REASONS = tuple(sorted(f.name for f in x509.ReasonFlags if f not in (x509.ReasonFlags.unspecified,
                                                                         x509.ReasonFlags.remove_from_crl)))
 
@@ -110,14 +113,37 @@ def revoke(genesis_dir: Path, member: str, at: datetime.datetime, reason: str | 
     lock = os.open(genesis_dir, os.O_RDONLY)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _revoke_locked(genesis_dir, ca, key, entry, at, reason, now)
+        return _revoke_locked(genesis_dir, key_path.parent / ISSUED_FILE, ca, key, entry, at, reason, now)
     finally:
         os.close(lock)
 
 
-def _revoke_locked(genesis_dir: Path, ca: x509.Certificate, key: Ed25519PrivateKey, entry: dict,
-                   at: datetime.datetime, reason: str | None, now: datetime.datetime) -> RevocationList:
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a crash
+    finally:
+        os.close(dir_fd)
+
+
+def _revoke_locked(genesis_dir: Path, issued_path: Path, ca: x509.Certificate, key: Ed25519PrivateKey,
+                   entry: dict, at: datetime.datetime, reason: str | None,
+                   now: datetime.datetime) -> RevocationList:
     old = current(genesis_dir, ca)
+    try:
+        last = parse_crl(read_crl_file(issued_path), ca)
+    except FileNotFoundError:
+        last = None
+    except (OSError, ValueError, TypeError) as exc:
+        raise CrlError(f"{issued_path}: not a revocation list of this chain's CA ({exc})") from None
+    if last is not None and (old is None or old.older_than(last) is not None):
+        old = last  # the genesis directory's copy is older than what the CA last signed
     entries = dict(old.entries) if old else {}
     serial = x509.load_pem_x509_certificate(entry["cert"].encode()).serial_number
     entries[serial] = (at, reason)
@@ -130,16 +156,6 @@ def _revoke_locked(genesis_dir: Path, ca: x509.Certificate, key: Ed25519PrivateK
                           next_update=issued + datetime.timedelta(days=365), number=number,
                           reasons={s: r for s, (_w, r) in entries.items() if r})
     pem = crl.public_bytes(serialization.Encoding.PEM)
-    path = genesis_dir / CRL_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(pem)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(genesis_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename itself survives a crash
-    finally:
-        os.close(dir_fd)
+    _write_atomically(issued_path, pem)  # first: a crash between the two writes loses no number
+    _write_atomically(genesis_dir / CRL_FILE, pem)
     return parse_crl(pem, ca)
