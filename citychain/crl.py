@@ -4,7 +4,9 @@
 write carries the next CRL number and a later lastUpdate, so a node that reloads it while
 running can refuse an older list (node/revocation.py). Only a cluster's directory holds
 the CA's key (``ca-key.pem``, beside ``genesis/``): a genesis written by ``citychain
-genesis`` has none, and its CA cannot revoke anyone through this tool.
+genesis`` has none, and its CA cannot revoke anyone through this tool. Beside the key the
+tool keeps the last list it signed (``revocations-issued.crl``): the next one extends and
+outnumbers it, whatever copy the genesis directory holds by then.
 """
 
 from __future__ import annotations
