@@ -25,7 +25,7 @@ import signal
 import sqlite3
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiomqtt
@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from consensus.durable import DurableState
+from consensus.replica import Replica
 from node.admission import Admission, Limits
 from node.assembly import chain_apps, client_directory, consensus_members, replica_config, replica_factory, sync_timings
 from node.byzantine import BEHAVIOURS, Context, syncer_for
@@ -62,6 +63,9 @@ from .transport import MqttTransport, now_ns
 QOS = 1  # docs/deployment.md: why at-least-once
 MAX_IN_FLIGHT = 256  # publishes awaiting their acknowledgement, per connection
 HEARTBEAT_S = 1.0
+# The calendar clock follows the wall clock forward when it is this far ahead (a host
+# whose clock NTP set after the process started); it never moves back.
+CLOCK_FOLLOW_NS = 50_000_000
 # A block's report rides in this many heartbeats after the notice that first carried it,
 # and again after every reconnection, for the last RECENT_BLOCKS blocks: a notice lost
 # with a dying broker, or sent before a watcher resubscribed, must not leave a
@@ -228,10 +232,29 @@ class RunningNode:
             self.recent.extend([report, REPEATS] for report in reports)
             self.publish_status(reports)
 
+    def follow_wall_clock(self) -> None:
+        """The calendar clock is the wall clock at start plus monotonic time. If the wall
+        clock has since moved ahead of it (NTP set the host's clock after the process
+        started), move it forward to match, for certificates and block times alike; never
+        back, so the node's dates never decrease (docs/messages.md, "Block time")."""
+        membership = self.node.membership
+        ahead = time.time_ns() - (membership.epoch_ns + now_ns(self.loop))
+        if ahead <= CLOCK_FOLLOW_NS:
+            return
+        epoch = membership.epoch_ns + ahead
+        membership.epoch_ns = epoch
+        replica = self.node.replica
+        while type(replica) is not Replica and "inner" in getattr(replica, "__dict__", {}):
+            replica = replica.__dict__["inner"]  # a Byzantine behaviour's wrapped replica
+        if type(replica) is Replica:
+            replica.config = replace(replica.config, epoch_ns=epoch)
+        log.warning(json.dumps({"node": self.id, "event": "clock-moved-forward", "by_ns": ahead}))
+
     def heartbeat(self) -> None:
         """The periodic notice, repeating the reports of recently executed blocks."""
         if self.crl is not None:
             self.crl.check()
+        self.follow_wall_clock()
         repeated = [entry[0] for entry in self.recent if entry[1] > 0]
         for entry in self.recent:
             entry[1] = max(0, entry[1] - 1)
