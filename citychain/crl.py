@@ -4,12 +4,15 @@
 write carries the next CRL number and a later lastUpdate, so a node that reloads it while
 running can refuse an older list (node/revocation.py). Only a cluster's directory holds
 the CA's key (``ca-key.pem``, beside ``genesis/``): a genesis written by ``citychain
-genesis`` has none, and its CA cannot revoke anyone through this tool.
+genesis`` has none, and its CA cannot revoke anyone through this tool. Beside the key the
+tool keeps the last list it signed (``revocations-issued.crl``): the next one extends and
+outnumbers it, whatever copy the genesis directory holds by then.
 """
 
 from __future__ import annotations
 
 import datetime
+import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +23,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node.genesis import CRL_FILE, member_entries, read_genesis
 from node.identity import revocation_list
-from node.revocation import RevocationList, parse_crl
+from node.revocation import RevocationList, parse_crl, read_crl_file
 
 CA_KEY_FILE = "ca-key.pem"
+# The last list the CA signed, kept beside its key: the next list extends and outnumbers
+# it even if the genesis directory's copy was rolled back or replaced meanwhile.
+ISSUED_FILE = "revocations-issued.crl"
 REASONS = tuple(sorted(f.name for f in x509.ReasonFlags if f not in (x509.ReasonFlags.unspecified,
                                                                         x509.ReasonFlags.remove_from_crl)))
 
@@ -54,11 +60,11 @@ def _serials(doc: dict) -> dict[int, str]:
 
 def current(genesis_dir: Path, ca: x509.Certificate) -> RevocationList | None:
     path = genesis_dir / CRL_FILE
-    if not path.exists():
-        return None
     try:
-        return parse_crl(path.read_bytes(), ca)
-    except (OSError, ValueError) as exc:
+        return parse_crl(read_crl_file(path), ca)  # a bounded regular file: a pipe would block
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError) as exc:
         raise CrlError(f"{path}: not a revocation list of this chain's CA ({exc})") from None
 
 
@@ -102,7 +108,44 @@ def revoke(genesis_dir: Path, member: str, at: datetime.datetime, reason: str | 
         raise CrlError(f"{key_path}: not a private key ({exc})") from None
     if not isinstance(key, Ed25519PrivateKey) or key.public_key() != ca.public_key():
         raise CrlError(f"{key_path}: not the key of this chain's CA (genesis.json's ca)")
+    # Read, add, sign and write under one lock: two revocations at once would otherwise
+    # both extend the same list, the second write would lose the first's entry, and both
+    # lists would carry the same CRL number (a node holding one refuses the other).
+    # The lock is on the genesis directory itself: no lock file is left beside the list.
+    lock = os.open(genesis_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _revoke_locked(genesis_dir, key_path.parent / ISSUED_FILE, ca, key, entry, at, reason, now)
+    finally:
+        os.close(lock)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a crash
+    finally:
+        os.close(dir_fd)
+
+
+def _revoke_locked(genesis_dir: Path, issued_path: Path, ca: x509.Certificate, key: Ed25519PrivateKey,
+                   entry: dict, at: datetime.datetime, reason: str | None,
+                   now: datetime.datetime) -> RevocationList:
     old = current(genesis_dir, ca)
+    try:
+        last = parse_crl(read_crl_file(issued_path), ca)
+    except FileNotFoundError:
+        last = None
+    except (OSError, ValueError, TypeError) as exc:
+        raise CrlError(f"{issued_path}: not a revocation list of this chain's CA ({exc})") from None
+    if last is not None and (old is None or old.older_than(last) is not None):
+        old = last  # the genesis directory's copy is older than what the CA last signed
     entries = dict(old.entries) if old else {}
     serial = x509.load_pem_x509_certificate(entry["cert"].encode()).serial_number
     entries[serial] = (at, reason)
@@ -115,11 +158,6 @@ def revoke(genesis_dir: Path, member: str, at: datetime.datetime, reason: str | 
                           next_update=issued + datetime.timedelta(days=365), number=number,
                           reasons={s: r for s, (_w, r) in entries.items() if r})
     pem = crl.public_bytes(serialization.Encoding.PEM)
-    path = genesis_dir / CRL_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(pem)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    _write_atomically(issued_path, pem)  # first: a crash between the two writes loses no number
+    _write_atomically(genesis_dir / CRL_FILE, pem)
     return parse_crl(pem, ca)

@@ -565,7 +565,8 @@ class Replica:
 
     def _receive_pre_prepare(self, env: Signed, now: int) -> list[Effect]:
         """A pre-prepare off the network: its block time is judged against this replica's
-        clock now, when it arrives (held or deferred, it is not judged again later)."""
+        clock now, when it arrives, and again if held for a later view when that view
+        comes (``_replay_future``); deferred for the block below, it is not judged again."""
         m: PrePrepare = env.message
         if m.view >= self.view:
             late = self._clock_refusal(m.block.header.timestamp, now)
@@ -1557,5 +1558,12 @@ class Replica:
         for key in sorted(k for k in self.future if k[0] <= self.view):
             env = self.future.pop(key)
             if key[0] == self.view:
+                # Held since it arrived, perhaps for long: judge its date again now, as for
+                # a pre-prepare delayed on the way (a later view's primary must not send
+                # today the block it wants taken in an hour).
+                late = self._clock_refusal(env.message.block.header.timestamp, now)
+                if late is not None:
+                    effects.append(Drop(late, env))
+                    continue
                 effects.extend(self._on_pre_prepare(env, now))
         return effects

@@ -25,7 +25,7 @@ from consensus.encoding import canonical, sha256_hex
 
 from .identity import public_key_of, subject_fields
 from .membership import Membership
-from .revocation import parse_crl
+from .revocation import parse_crl, read_crl_file
 
 MEMBER_ROLES = ("consensus", "observer")  # genesis "members"; "clients" hold role "client"
 
@@ -95,7 +95,10 @@ def revocation_dates(doc: dict, revoked: dict[int, datetime.datetime]) -> dict[s
 def read_crl(genesis_dir: Path) -> bytes | None:
     """The CA's revocation list beside genesis.json, or None if there is none."""
     path = Path(genesis_dir) / CRL_FILE
-    return path.read_bytes() if path.exists() else None
+    try:
+        return read_crl_file(path)  # a regular file of bounded size (node/revocation.py)
+    except FileNotFoundError:
+        return None
 
 
 def calendar_ns(at: datetime.datetime) -> int:

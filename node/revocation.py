@@ -11,7 +11,10 @@ keeps the list it holds (docs/deployment.md).
 from __future__ import annotations
 
 import datetime
+import os
+import stat
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 
@@ -36,6 +39,30 @@ class RevocationList:
             return (f"lastUpdate {self.last_update.isoformat()} is not after the loaded list's "
                     f"{other.last_update.isoformat()}")
         return None
+
+
+MAX_CRL_BYTES = 16 << 20  # a CRL naming every member of a large chain is a few hundred KiB
+
+
+def read_crl_file(path: Path) -> bytes:
+    """The bytes of the revocation list at ``path``: a regular file (a symlink to one is
+    followed) of at most MAX_CRL_BYTES. Opened without blocking and checked before it is
+    read, so a named pipe, a device or a huge file put in its place is refused at once
+    (ValueError), not read on the node's event loop. FileNotFoundError if there is none."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        if st.st_size > MAX_CRL_BYTES:
+            raise ValueError(f"{path} holds {st.st_size} bytes, more than {MAX_CRL_BYTES}")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_CRL_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CRL_BYTES:
+        raise ValueError(f"{path} grew past {MAX_CRL_BYTES} bytes while read")
+    return data
 
 
 def parse_crl(pem: bytes, ca: x509.Certificate) -> RevocationList:

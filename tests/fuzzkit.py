@@ -68,7 +68,10 @@ class Kit:
         node = self.run.nodes[r1]
         head, root = node.ledger.head_hash, node.executor.state.root()
         req = self.sign(self.client, Request(1, "records", "put", {"key": "k", "value": "v"}, 5))
-        header = BlockHeader(self.chain, 1, head, tx_root((req,)), root, 0, r0, 10)
+        # Dated on the calendar (blocks are judged at their date: a block of 1970 is refused
+        # before the replica sees it, and so would every mutation of it), 10 ns after the
+        # simulator's epoch: inside the date window of a node fed at NOW.
+        header = BlockHeader(self.chain, 1, head, tx_root((req,)), root, 0, r0, self.run.membership.epoch_ns + 10)
         block = Block.create(header, (req,))
         pre = self.sign(r0, PrePrepare(0, 1, block.hash, block))
         prepares = tuple(self.sign(r, Prepare(0, 1, block.hash)) for r in (r1, r2, r3))

@@ -6,6 +6,10 @@ revoke``); each node takes it on SIGHUP, or at the next heartbeat after the file
 did not sign, an unreadable one, one that is not newer than the list held
 (node/revocation.py), or a file that is gone, is refused and logged; the node keeps the
 list it holds.
+
+The list taken is also kept in the node's data directory (``revocations.crl`` there),
+written before it is used, so a restart starts from the newest list the node ever took
+and an older copy left in the genesis directory cannot bring a revoked member back.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from cryptography import x509
 
 from node.genesis import CRL_FILE, revocation_dates
 from node.membership import Membership
-from node.revocation import RevocationList, parse_crl
+from node.revocation import RevocationList, parse_crl, read_crl_file
 
 log = logging.getLogger("citychain.node")
 
@@ -34,8 +38,9 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
 
 class CrlWatch:
     def __init__(self, node_id: str, genesis_dir: Path, doc: dict, ca: x509.Certificate, membership: Membership,
-                 loaded: RevocationList | None):
+                 loaded: RevocationList | None, keep: Path | None = None):
         self.node_id = node_id
+        self.keep = keep  # where the list taken is kept across restarts (the data directory)
         self.path = Path(genesis_dir) / CRL_FILE
         self.doc, self.ca, self.membership = doc, ca, membership
         self.loaded = loaded
@@ -50,7 +55,8 @@ class CrlWatch:
         """Read the file and take it if it may replace the list held; True if taken."""
         self.stamp = _stamp(self.path)
         try:
-            new = parse_crl(self.path.read_bytes(), self.ca)
+            pem = read_crl_file(self.path)
+            new = parse_crl(pem, self.ca)
         except FileNotFoundError:
             return self._refuse(why, "the file is gone (the list held stays: removing it revokes nothing back)")
         except (OSError, ValueError, TypeError) as exc:
@@ -60,6 +66,11 @@ class CrlWatch:
             if older is not None:
                 return self._refuse(why, older)
         dates = revocation_dates(self.doc, new.revoked())
+        if self.keep is not None:
+            try:
+                keep_crl(self.keep, pem)
+            except OSError as exc:
+                return self._refuse(why, f"could not keep it in the data directory ({exc})")
         self.membership.set_revoked(dates)
         self.loaded = new
         log.info(json.dumps({"node": self.node_id, "event": "revocation-list-loaded", "trigger": why,
@@ -73,3 +84,12 @@ class CrlWatch:
                                 "kept_crl_number": self.loaded.number if self.loaded else None}))
         return False
 
+
+def keep_crl(path: Path, pem: bytes) -> None:
+    """Write ``pem`` to ``path`` atomically and durably (a temporary file, fsync, rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(pem)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

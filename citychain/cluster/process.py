@@ -25,7 +25,7 @@ import signal
 import sqlite3
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiomqtt
@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from consensus.durable import DurableState
+from consensus.replica import Replica
 from node.admission import Admission, Limits
 from node.assembly import chain_apps, client_directory, consensus_members, replica_config, replica_factory, sync_timings
 from node.byzantine import BEHAVIOURS, Context, syncer_for
@@ -54,7 +55,7 @@ from node.sync import Syncer
 
 from . import topics
 from .counting import CountingTransport
-from .crl_watch import CrlWatch
+from .crl_watch import CrlWatch, keep_crl
 from .endpoint import Endpoint, read_credentials
 from .inbox import FairInbox
 from .notices import sign_notice
@@ -63,6 +64,9 @@ from .transport import MqttTransport, now_ns
 QOS = 1  # docs/deployment.md: why at-least-once
 MAX_IN_FLIGHT = 256  # publishes awaiting their acknowledgement, per connection
 HEARTBEAT_S = 1.0
+# The calendar clock follows the wall clock forward when it is this far ahead (a host
+# whose clock NTP set after the process started); it never moves back.
+CLOCK_FOLLOW_NS = 50_000_000
 # A block's report rides in this many heartbeats after the notice that first carried it,
 # and again after every reconnection, for the last RECENT_BLOCKS blocks: a notice lost
 # with a dying broker, or sent before a watcher resubscribed, must not leave a
@@ -229,10 +233,29 @@ class RunningNode:
             self.recent.extend([report, REPEATS] for report in reports)
             self.publish_status(reports)
 
+    def follow_wall_clock(self) -> None:
+        """The calendar clock is the wall clock at start plus monotonic time. If the wall
+        clock has since moved ahead of it (NTP set the host's clock after the process
+        started), move it forward to match, for certificates and block times alike; never
+        back, so the node's dates never decrease (docs/messages.md, "Block time")."""
+        membership = self.node.membership
+        ahead = time.time_ns() - (membership.epoch_ns + now_ns(self.loop))
+        if ahead <= CLOCK_FOLLOW_NS:
+            return
+        epoch = membership.epoch_ns + ahead
+        membership.epoch_ns = epoch
+        replica = self.node.replica
+        while type(replica) is not Replica and "inner" in getattr(replica, "__dict__", {}):
+            replica = replica.__dict__["inner"]  # a Byzantine behaviour's wrapped replica
+        if type(replica) is Replica:
+            replica.config = replace(replica.config, epoch_ns=epoch)
+        log.warning(json.dumps({"node": self.id, "event": "clock-moved-forward", "by_ns": ahead}))
+
     def heartbeat(self) -> None:
         """The periodic notice, repeating the reports of recently executed blocks."""
         if self.crl is not None:
             self.crl.check()
+        self.follow_wall_clock()
         repeated = [entry[0] for entry in self.recent if entry[1] > 0]
         for entry in self.recent:
             entry[1] = max(0, entry[1] - 1)
@@ -292,6 +315,28 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
         next_update = listed.next_update if listed is not None else None
     except (OSError, ValueError, TypeError) as exc:
         raise NodeSetupError(f"{crl_path}: not a revocation list of this chain's CA ({exc})") from None
+    # The newest list this node ever took, kept in its data directory: an older list in
+    # the genesis directory (a stale copy, a rollback) must not un-revoke anyone on restart.
+    kept_path = Path(data_dir) / CRL_FILE
+    try:
+        kept_pem = read_crl(Path(data_dir))
+        kept = parse_crl(kept_pem, ca) if kept_pem is not None else None
+    except (OSError, ValueError, TypeError) as exc:
+        raise NodeSetupError(f"{kept_path}: not a revocation list of this chain's CA ({exc})") from None
+    if kept is not None and (listed is None or listed.older_than(kept) is not None):
+        if crl != kept_pem:
+            log.warning(json.dumps({"node": node_id, "event": "revocation-list-refused", "trigger": "start",
+                                    "file": str(crl_path), "reason": "not newer than the list kept in "
+                                    f"{kept_path}" if listed is not None else "the file is gone",
+                                    "kept_crl_number": kept.number}))
+        crl, listed = kept_pem, kept
+        next_update = listed.next_update
+    elif crl is not None:
+        try:
+            Path(data_dir).mkdir(parents=True, exist_ok=True)
+            keep_crl(kept_path, crl)
+        except OSError as exc:
+            raise NodeSetupError(f"{kept_path}: cannot keep the revocation list ({exc})") from None
     if next_update is not None and next_update < datetime.datetime.now(datetime.timezone.utc):
         # RFC 5280: past its nextUpdate the list is stale (the CA may have revoked more since).
         log.warning(json.dumps({"node": node_id, "event": "revocation-list-stale", "file": str(crl_path),
@@ -351,7 +396,7 @@ def open_node(genesis_dir: Path, data_dir: Path, node_id: str, behaviour: str | 
     running = RunningNode(node_id, entry["role"], node, transport, metrics, key, chain_id, loop,
                           peers=frozenset(m["id"] for m in doc["members"] if m["id"] != node_id),
                           published_height=ledger.height,
-                          crl=CrlWatch(node_id, genesis_dir, doc, ca, membership, listed))
+                          crl=CrlWatch(node_id, genesis_dir, doc, ca, membership, listed, keep=kept_path))
     transport.attach(running.on_timer, lambda: running.inbox.qsize() if running.inbox is not None else 0)
     now = now_ns(loop)
     if ledger.height > 0 or store.read() != DurableState():

@@ -1,0 +1,117 @@
+"""Adversarial review (revbt): the revocation list a running node reloads, against the
+threat its own docs name ("an attacker with write access to the directory, or a stale
+copy", node/revocation.py). No broker: the node is opened and driven in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import tracemalloc
+
+from cryptography.hazmat.primitives import serialization
+
+from citychain.cluster.process import open_node
+from node.genesis import CRL_FILE
+from node.identity import NOT_BEFORE, revocation_list
+from tests.cluster.test_process_certificates import chain, vote
+
+
+def _write(path, genesis, revoked, number):
+    crl = revocation_list(genesis.ca.cert, genesis.ca.key, revoked, number=number)
+    tmp = path.with_name(path.name + ".w")
+    tmp.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    os.replace(tmp, path)
+
+
+def _with_node(tmp_path, body):
+    async def go():
+        running = open_node(tmp_path / "genesis", tmp_path / "data" / "node-01", "node-01", None,
+                            asyncio.get_running_loop())
+        try:
+            return body(running)
+        finally:
+            running.transport.cancel_all_timers("node-01")
+            running.node.store.close()
+    return asyncio.run(go())
+
+
+def _revoked_drops(running, genesis) -> int:
+    env = vote(genesis, "node-02")
+    running.deliver(f"citychain/taihu/to/node-01/{env.signer}", json.dumps(env.to_dict()).encode())
+    return running.metrics.drops_by_reason().get("certificate-revoked", 0)
+
+
+def test_a_crl_replaced_by_a_fifo_does_not_freeze_the_node(tmp_path):
+    """revocations.crl replaced by a named pipe: the heartbeat sees the inode change and
+    reads the file, and open() of a FIFO blocks until a writer comes. The heartbeat runs
+    on the event loop, so every node of the process would stop (no votes, no timers). It
+    must be refused as not a regular file, at once."""
+    chain(tmp_path)
+    path = tmp_path / "genesis" / CRL_FILE
+
+    def body(running):
+        os.mkfifo(path)
+        done = threading.Event()
+
+        def beat():
+            running.crl.check()
+            done.set()
+
+        worker = threading.Thread(target=beat, daemon=True)
+        worker.start()
+        finished = done.wait(3)
+        if not finished:  # release the blocked reader so the test process can end
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            os.close(fd)
+            worker.join(5)
+        return finished
+
+    assert _with_node(tmp_path, body), "the heartbeat blocked on a FIFO named revocations.crl"
+
+
+def test_a_huge_crl_file_is_refused_without_reading_it_into_memory(tmp_path):
+    """A 256 MiB (sparse) file dropped in as revocations.crl: the node must refuse it by its
+    size, not read it whole on the event loop (bounded work and memory per input)."""
+    chain(tmp_path)
+    path = tmp_path / "genesis" / CRL_FILE
+
+    def body(running):
+        tmp = path.with_name("big")
+        with open(tmp, "wb") as f:
+            f.truncate(256 << 20)
+        os.replace(tmp, path)
+        tracemalloc.start()
+        try:
+            running.crl.check()
+            _cur, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        return peak
+
+    peak = _with_node(tmp_path, body)
+    assert peak < 16 << 20, f"the heartbeat allocated {peak >> 20} MiB reading a 256 MiB revocations.crl"
+
+
+def test_a_restart_does_not_bring_back_a_member_an_older_list_unrevokes(tmp_path):
+    """The node holds list 2 (node-02 revoked). Someone puts the older list 1 (CA-signed,
+    node-02 not in it) in the genesis directory: the running node refuses it, as
+    docs/deployment.md promises ("a stale or forged copy cannot bring a revoked member
+    back"). Then the node restarts (a crash, an upgrade): it reads whatever file is there
+    and node-02 is back. The newest list a node took must survive its restart."""
+    genesis = chain(tmp_path)
+    path = tmp_path / "genesis" / CRL_FILE
+    serial = genesis.identities["node-02"].cert.serial_number
+    _write(path, genesis, {serial: NOT_BEFORE}, 2)
+
+    def first(running):
+        assert _revoked_drops(running, genesis) == 1
+        _write(path, genesis, {}, 1)
+        running.heartbeat()
+        assert running.crl.loaded.number == 2  # refused while running
+        return _revoked_drops(running, genesis)
+
+    assert _with_node(tmp_path, first) == 2
+    assert _with_node(tmp_path, lambda running: _revoked_drops(running, genesis)) == 1, \
+        "after a restart the older list un-revoked node-02"
