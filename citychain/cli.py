@@ -299,7 +299,8 @@ def _utc(value):
               help="The genesis directory (genesis.json; revocations.crl is written beside it).")
 @click.option("--member", required=True, help="The member or client id to revoke (node-03, client-7).")
 @click.option("--at", "at", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"]),
-              help="Revoked from this UTC date and time (default: now). Dates are whole seconds.")
+              help="Revoked from this UTC date and time (default: now, or the date it has if MEMBER is "
+              "revoked already). Dates are whole seconds.")
 @click.option("--reason", help="The CRL reason code: key-compromise, ca-compromise, affiliation-changed, superseded, "
               "cessation-of-operation, certificate-hold, privilege-withdrawn or aa-compromise.")
 def crl_revoke(genesis_dir, member, at, reason):
@@ -317,7 +318,7 @@ def crl_revoke(genesis_dir, member, at, reason):
 
     now = datetime.datetime.now(datetime.timezone.utc)
     try:
-        done = revoke(Path(genesis_dir), member, _utc(at) or now.replace(microsecond=0),
+        done = revoke(Path(genesis_dir), member, _utc(at),
                       reason.replace("-", "_") if reason else None, now)
     except (CrlError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)

@@ -86,10 +86,12 @@ def ca_key_path(genesis_dir: Path) -> Path | None:
     return None
 
 
-def revoke(genesis_dir: Path, member: str, at: datetime.datetime, reason: str | None,
+def revoke(genesis_dir: Path, member: str, at: datetime.datetime | None, reason: str | None,
            now: datetime.datetime) -> RevocationList:
-    """Add (or re-date) ``member``'s revocation from ``at`` and write the list, signed by
-    the CA, with the next CRL number; atomically (a node reloading it never reads half)."""
+    """Add ``member``'s revocation from ``at`` (None: from ``now``, or, if it is revoked
+    already, from the date it has: revoking again to add a reason must not move the date
+    later and un-revoke what it signed meanwhile) and write the list, signed by the CA,
+    with the next CRL number; atomically (a node reloading it never reads half)."""
     genesis_dir = Path(genesis_dir)
     if reason is not None and reason not in REASONS:
         raise CrlError(f"--reason {reason.replace('_', '-')}: not a CRL reason; one of "
@@ -135,7 +137,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def _revoke_locked(genesis_dir: Path, issued_path: Path, ca: x509.Certificate, key: Ed25519PrivateKey,
-                   entry: dict, at: datetime.datetime, reason: str | None,
+                   entry: dict, at: datetime.datetime | None, reason: str | None,
                    now: datetime.datetime) -> RevocationList:
     old = current(genesis_dir, ca)
     try:
@@ -148,6 +150,11 @@ def _revoke_locked(genesis_dir: Path, issued_path: Path, ca: x509.Certificate, k
         old = last  # the genesis directory's copy is older than what the CA last signed
     entries = dict(old.entries) if old else {}
     serial = x509.load_pem_x509_certificate(entry["cert"].encode()).serial_number
+    known = entries.get(serial)
+    if at is None:  # no --at: a new revocation from now; an existing one keeps its date
+        at = known[0] if known is not None else now.replace(microsecond=0)
+    if reason is None and known is not None:
+        reason = known[1]
     entries[serial] = (at, reason)
     # X.509 dates are whole seconds: the next list is dated at least a second after the last.
     issued = now.replace(microsecond=0)

@@ -57,7 +57,12 @@ def node_command(genesis_dir, ids, broker, data, tls_ca, behaviours, log_level):
     if the genesis, key or data directory is unusable.
     """
     import asyncio
+    import signal
 
+    # A reload asked for (SIGHUP) while the process starts must not end it (SIGHUP's
+    # default): ignored until run_nodes installs its handler; each node reads the
+    # revocation list as it opens anyway.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from .process import NodeSetupError, run_nodes, setup_logging
 
     address = _address(broker)

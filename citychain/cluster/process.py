@@ -523,8 +523,13 @@ async def run_nodes(genesis_dir: Path, data_root: Path, ids: list[str], address:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # Before the nodes open: SIGHUP's default would end the process, and a reload asked
+    # for while they start finds the nodes opened so far (each read the file as it opened).
+    nodes: list[RunningNode] = []
+    loop.add_signal_handler(signal.SIGHUP, lambda: [r.crl.reload("sighup") for r in nodes if r.crl is not None])
     behaviours = behaviours or {}
-    nodes = [open_node(genesis_dir, data_root / node_id, node_id, behaviours.get(node_id), loop) for node_id in ids]
+    for node_id in ids:
+        nodes.append(open_node(genesis_dir, data_root / node_id, node_id, behaviours.get(node_id), loop))
     tasks = []
     for running in nodes:
         user, password = read_credentials(data_root / running.id / "broker.json")
@@ -533,7 +538,6 @@ async def run_nodes(genesis_dir: Path, data_root: Path, ids: list[str], address:
         log.info(json.dumps({"node": running.id, "event": "started", "height": running.node.ledger.height,
                              "pid": os.getpid(), "behaviour": behaviours.get(running.id)}))
     loop.add_signal_handler(signal.SIGUSR1, lambda: [log.info(json.dumps(r.debug_state())) for r in nodes])
-    loop.add_signal_handler(signal.SIGHUP, lambda: [r.crl.reload("sighup") for r in nodes if r.crl is not None])
     failed: list[StoreFailed] = []
 
     def fail(exc: StoreFailed) -> None:

@@ -65,6 +65,23 @@ def test_revoke_writes_a_ca_signed_list_with_rising_numbers_and_show_lists_it(cl
     assert table.returncode == 0 and "node-03" in table.stdout and "key-compromise" in table.stdout
 
 
+def test_revoking_again_without_at_keeps_the_date_and_with_at_re_dates(cluster_dir, built):
+    """Revoking a revoked member again, say to add a reason, must not move its date later:
+    that would un-revoke what it signed in between (review revbt)."""
+    g = cluster_dir / "genesis"
+    serial = built.identities["node-03"].cert.serial_number
+    assert crl("revoke", "--genesis", g, "--member", "node-03", "--at", "2026-03-01T10:00:00").returncode == 0
+    again = crl("revoke", "--genesis", g, "--member", "node-03", "--reason", "key-compromise")
+    assert again.returncode == 0, again.stderr
+    assert revocations((g / CRL_FILE).read_bytes(), built.ca.cert)[serial] == datetime.datetime(2026, 3, 1, 10, tzinfo=UTC)
+    shown = json.loads(crl("show", "--genesis", g, "--json").stdout)
+    assert [(r["member"], r["reason"]) for r in shown["revoked"]] == [("node-03", "key-compromise")]
+    assert crl("revoke", "--genesis", g, "--member", "node-03", "--at", "2026-02-01").returncode == 0
+    assert revocations((g / CRL_FILE).read_bytes(), built.ca.cert)[serial] == datetime.datetime(2026, 2, 1, tzinfo=UTC)
+    shown = json.loads(crl("show", "--genesis", g, "--json").stdout)
+    assert [(r["member"], r["reason"]) for r in shown["revoked"]] == [("node-03", "key-compromise")]
+
+
 def test_show_without_a_list_says_nobody_is_revoked(cluster_dir):
     out = crl("show", "--genesis", cluster_dir / "genesis", "--json")
     assert out.returncode == 0

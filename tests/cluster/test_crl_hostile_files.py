@@ -115,3 +115,48 @@ def test_a_restart_does_not_bring_back_a_member_an_older_list_unrevokes(tmp_path
     assert _with_node(tmp_path, first) == 2
     assert _with_node(tmp_path, lambda running: _revoked_drops(running, genesis)) == 1, \
         "after a restart the older list un-revoked node-02"
+
+
+def test_a_reload_asked_for_while_the_process_starts_does_not_end_it(tmp_path):
+    """SIGHUP asks a node process to reload the revocation list. Its default action ends
+    the process, and the handler used to be installed only after every node had opened:
+    a reload asked for during start-up killed the node (review revbt). Here the process
+    sends itself SIGHUP while its node opens. No broker: the node opens, then keeps
+    trying to connect, which is enough."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    chain(tmp_path)
+    (tmp_path / "data" / "node-01" / "broker.json").write_text(json.dumps({"username": "node-01", "password": "x"}))
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        import citychain.cluster.process as process
+        from citychain.cli import main
+        real = process.open_node
+        def opening(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGHUP)  # a reload asked for while the node opens
+            opened = real(*args, **kwargs)
+            print("opened", flush=True)
+            return opened
+        process.open_node = opening
+        sys.argv = ["citychain", "node", "--genesis", {str(tmp_path / "genesis")!r}, "--id", "node-01",
+                    "--broker", "127.0.0.1:{port}", "--data", {str(tmp_path / "data")!r}]
+        main()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "opened", proc.communicate(timeout=30)
+        time.sleep(0.5)
+        assert proc.poll() is None
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 0, out
