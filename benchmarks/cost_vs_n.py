@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from citychain.bench.records_run import rss_mib, scenario_for  # noqa: E402
+from citychain.bench.records_run import add_workload_options, rss_mib, scenario_for  # noqa: E402
 
 
 def one(n: int, tx: int, block: int, rate: float, scenario_path: Path) -> dict:
@@ -70,11 +70,7 @@ def fit_exponent(points: list[tuple[int, float]]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default=str(ROOT / "citychain" / "scenarios" / "taihu.yaml"))
-    parser.add_argument("--nodes", default="4,16,32,64,100,150,200")
-    parser.add_argument("--tx", type=int, default=200)
-    parser.add_argument("--block", type=int, default=20)
-    parser.add_argument("--rate", type=float, default=2500.0, help="offered tx/s, virtual")
+    add_workload_options(parser, nodes="4,16,32,64,100,150,200", tx=200, block=20, rate_help="offered tx/s, virtual")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child: one n, JSON on stdout
     args = parser.parse_args()
     if args.one is not None:

@@ -21,17 +21,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from citychain.bench.records_run import rss_mib, scenario_for  # noqa: E402
+from citychain.bench.records_run import add_workload_options, rss_mib, scenario_for  # noqa: E402
 from citychain.sim.run import simulate  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default=str(ROOT / "citychain" / "scenarios" / "taihu.yaml"))
-    parser.add_argument("--nodes", type=int, default=60)
-    parser.add_argument("--tx", type=int, default=100_000)
-    parser.add_argument("--block", type=int, default=100)
-    parser.add_argument("--rate", type=float, default=2500.0)
+    add_workload_options(parser, nodes=60, tx=100_000, block=100, rate_help="offered tx/s, virtual")
     args = parser.parse_args()
     scenario = scenario_for(Path(args.scenario), args.nodes, args.tx, args.block, args.rate)
     marks: list[tuple[int, float]] = []

@@ -23,20 +23,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from citychain.bench.floor import crypto_floor  # noqa: E402
-from citychain.bench.records_run import scenario_for  # noqa: E402
+from citychain.bench.records_run import add_workload_options, scenario_for  # noqa: E402
 from citychain.sim.run import simulate  # noqa: E402
 from citychain.summary import summarize  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default=str(ROOT / "citychain" / "scenarios" / "taihu.yaml"))
-    parser.add_argument("--nodes", default="20,40,60")
-    parser.add_argument("--tx", type=int, default=10_000)
-    parser.add_argument("--block", type=int, default=100)
-    parser.add_argument("--rate", type=float, default=2500.0, help="offered tx/s (about capacity at n = 60)")
+    add_workload_options(parser, nodes="20,40,60", tx=10_000, block=100,
+                         rate_help="offered tx/s (about capacity at n = 60)")
     args = parser.parse_args()
     sizes = [int(x) for x in args.nodes.split(",")]
     print(f"{args.tx} signed transactions, {args.block} per block, scenario {Path(args.scenario).name}")

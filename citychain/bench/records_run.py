@@ -4,8 +4,20 @@ size and an offered rate; and the process's resident set, for the memory columns
 
 from __future__ import annotations
 
+import argparse
 import resource
 from pathlib import Path
+
+TAIHU = Path(__file__).resolve().parent.parent / "scenarios" / "taihu.yaml"
+
+
+def add_workload_options(parser: argparse.ArgumentParser, nodes, tx: int, block: int, rate_help: str) -> None:
+    """The options every simulator benchmark takes: --scenario, --nodes, --tx, --block, --rate."""
+    parser.add_argument("--scenario", default=str(TAIHU))
+    parser.add_argument("--nodes", type=type(nodes), default=nodes)
+    parser.add_argument("--tx", type=int, default=tx)
+    parser.add_argument("--block", type=int, default=block)
+    parser.add_argument("--rate", type=float, default=2500.0, help=rate_help)
 
 
 def scenario_for(path: Path, n: int, tx: int, block: int, rate: float):
