@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node.genesis import CRL_FILE, member_entries, read_genesis
 from node.identity import revocation_list
-from node.revocation import RevocationList, parse_crl, read_crl_file
+from node.revocation import RevocationList, keep_crl, parse_crl, read_crl_file
 
 CA_KEY_FILE = "ca-key.pem"
 # The last list the CA signed, kept beside its key: the next list extends and outnumbers
@@ -122,20 +122,6 @@ def revoke(genesis_dir: Path, member: str, at: datetime.datetime | None, reason:
         os.close(lock)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename itself survives a crash
-    finally:
-        os.close(dir_fd)
-
-
 def _revoke_locked(genesis_dir: Path, issued_path: Path, ca: x509.Certificate, key: Ed25519PrivateKey,
                    entry: dict, at: datetime.datetime | None, reason: str | None,
                    now: datetime.datetime) -> RevocationList:
@@ -165,6 +151,6 @@ def _revoke_locked(genesis_dir: Path, issued_path: Path, ca: x509.Certificate, k
                           next_update=issued + datetime.timedelta(days=365), number=number,
                           reasons={s: r for s, (_w, r) in entries.items() if r})
     pem = crl.public_bytes(serialization.Encoding.PEM)
-    _write_atomically(issued_path, pem)  # first: a crash between the two writes loses no number
-    _write_atomically(genesis_dir / CRL_FILE, pem)
+    keep_crl(issued_path, pem)  # first: a crash between the two writes loses no number
+    keep_crl(genesis_dir / CRL_FILE, pem)
     return parse_crl(pem, ca)

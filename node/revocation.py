@@ -83,3 +83,20 @@ def parse_crl(pem: bytes, ca: x509.Certificate) -> RevocationList:
             reason = None
         entries[r.serial_number] = (r.revocation_date_utc, reason)
     return RevocationList(number, crl.last_update_utc, crl.next_update_utc, entries)
+
+
+def keep_crl(path: Path, pem: bytes) -> None:
+    """Write a revocation list to ``path`` atomically and durably: a temporary file,
+    fsync, rename, and the directory fsynced, so a reader never sees half a list and the
+    rename itself survives a crash (a node keeping the list it took; ``citychain crl``)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(pem)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -23,7 +23,7 @@ from cryptography import x509
 
 from node.genesis import CRL_FILE, revocation_dates
 from node.membership import Membership
-from node.revocation import RevocationList, parse_crl, read_crl_file
+from node.revocation import RevocationList, keep_crl, parse_crl, read_crl_file
 
 log = logging.getLogger("citychain.node")
 
@@ -83,13 +83,3 @@ class CrlWatch:
                                 "file": str(self.path), "reason": reason,
                                 "kept_crl_number": self.loaded.number if self.loaded else None}))
         return False
-
-
-def keep_crl(path: Path, pem: bytes) -> None:
-    """Write ``pem`` to ``path`` atomically and durably (a temporary file, fsync, rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(pem)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
