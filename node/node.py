@@ -286,7 +286,38 @@ class Node:
             self.verified.clear()
         self.verified.add(signature)
 
+    def _oversized(self, message, kind) -> str | None:
+        """A carrier holding more envelopes than any honest one can (checked before a single
+        one is: the work of checking is per envelope, and fair queuing cannot preempt one
+        message): a block of more than ``block_size`` requests, a VIEW-CHANGE proof of more
+        than n checkpoints or prepares, more than L prepared sequences; a NEW-VIEW of more
+        than n VIEW-CHANGEs or L pre-prepares. Else a few such messages from one member,
+        each checked whole, keep every node busy for seconds (and a proof beyond the
+        verified cache costs its whole length again each time it is sent)."""
+        config = getattr(self.replica, "config", None)
+        if config is None:
+            return None
+        n, window, block = len(config.replicas), config.watermark_window, config.block_size
+
+        def view_change(vc) -> bool:
+            return (len(vc.checkpoint_proof) > n or len(vc.prepared) > window
+                    or any(len(p.prepares) > n or len(p.pre_prepare.message.block.requests) > block
+                           for p in vc.prepared))
+
+        if kind is PrePrepare:
+            return "oversized-block" if len(message.block.requests) > block else None
+        if kind is ViewChange:
+            return "oversized-view-change" if view_change(message) else None
+        if (len(message.view_changes) > n or len(message.pre_prepares) > window
+                or any(len(p.message.block.requests) > block for p in message.pre_prepares)
+                or any(view_change(vc.message) for vc in message.view_changes)):
+            return "oversized-view-change"
+        return None
+
     def _check_embedded(self, env: Signed, kind, t: int) -> tuple[int, str | None]:
+        reason = self._oversized(env.message, kind)
+        if reason is not None:
+            return t, reason
         if kind is PrePrepare:
             reason, signatures = self.membership.check_block(env.message.block)
             if reason is not None:
