@@ -286,12 +286,13 @@ class Node:
             self.verified.clear()
         self.verified.add(signature)
 
-    def _oversized(self, message, kind) -> str | None:
+    def _oversized(self, message, kind, signer: str) -> str | None:
         """A carrier holding more envelopes than any honest one can (checked before a single
         one is: the work of checking is per envelope, and fair queuing cannot preempt one
         message): a block of more than ``block_size`` requests, a VIEW-CHANGE proof of more
         than n checkpoints or prepares, more than L prepared sequences; a NEW-VIEW of more
-        than n VIEW-CHANGEs or L pre-prepares. Else a few such messages from one member,
+        than n VIEW-CHANGEs or L pre-prepares; a PRE-PREPARE or NEW-VIEW from a replica that
+        is not the primary of its view. Else a few such messages from one member,
         each checked whole, keep every node busy for seconds (and a proof beyond the
         verified cache costs its whole length again each time it is sent)."""
         config = getattr(self.replica, "config", None)
@@ -304,10 +305,15 @@ class Node:
                     or any(len(p.prepares) > n or len(p.pre_prepare.message.block.requests) > block
                            for p in vc.prepared))
 
+        primary_of = getattr(self.replica, "primary_of", None)
         if kind is PrePrepare:
+            if primary_of is not None and signer != primary_of(message.view):
+                return "pre-prepare-not-from-primary"  # as the replica would, but before its block is checked
             return "oversized-block" if len(message.block.requests) > block else None
         if kind is ViewChange:
             return "oversized-view-change" if view_change(message) else None
+        if primary_of is not None and signer != primary_of(message.view):
+            return "new-view-not-from-primary"
         if (len(message.view_changes) > n or len(message.pre_prepares) > window
                 or any(len(p.message.block.requests) > block for p in message.pre_prepares)
                 or any(view_change(vc.message) for vc in message.view_changes)):
@@ -315,7 +321,7 @@ class Node:
         return None
 
     def _check_embedded(self, env: Signed, kind, t: int) -> tuple[int, str | None]:
-        reason = self._oversized(env.message, kind)
+        reason = self._oversized(env.message, kind, env.signer)
         if reason is not None:
             return t, reason
         if kind is PrePrepare:

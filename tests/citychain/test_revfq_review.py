@@ -86,3 +86,27 @@ def test_a_sender_whose_queue_empties_keeps_its_debt():
             sent += 1
     bigs_before_small_done = sum(1 for item in served[:served.index(("small", 9))] if item[0] == "big")
     assert bigs_before_small_done <= 2, served
+
+
+def test_a_pre_prepare_from_a_backup_costs_one_verification_not_its_block(taihu_path):
+    """R1, the same hole by another door: a PRE-PREPARE's block was checked request by
+    request (charged per request the node had not checked) before the replica saw that its
+    signer is not the primary. A backup can fill a block with real client requests the
+    node has not checked (or no longer remembers: the cache holds 8,192) and send it
+    again and again."""
+    from consensus.block import Block, BlockHeader, tx_root
+    from consensus.messages import PrePrepare, Request
+
+    run = sim_run.build(_small(taihu_path, 4))
+    victim = run.nodes["node-00"]  # the primary of view 0
+    client = run.genesis.clients[0].id
+    csigner = Signer(client, run.genesis.identities[client].key, run.genesis.chain_id)
+    requests = tuple(csigner.sign(Request(k, "licences", "noop", {}, k)) for k in range(100))
+    header = BlockHeader(run.genesis.chain_id, 1, victim.ledger.head_hash, tx_root(requests), "00" * 32, 0,
+                         "node-03", 1)
+    block = Block.create(header, requests)
+    attacker = Signer("node-03", run.genesis.identities["node-03"].key, run.genesis.chain_id)
+    pp = attacker.sign(PrePrepare(0, 1, block.hash, block))
+    victim.on_message(pp, 0, "node-03")
+    assert victim.busy_until <= 2 * victim.cpu.verify, victim.busy_until / victim.cpu.verify
+    assert run.metrics.drops[victim.id].get("pre-prepare-not-from-primary") == 1
