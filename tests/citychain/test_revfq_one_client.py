@@ -5,10 +5,11 @@ Finding R4: one busy client's legitimate load now causes refusals, retries and a
 change that did not occur before. At n = 4, one client submitting 12,000 transactions at
 6,000 a second: without the share every one is answered in 2.2 s, no retry, no view
 change; with it, a client may hold only a quarter of max_pending (500) at each node, so
-its requests are refused (about 1,000), it retries them to every node, and the honest
-primary is voted out (one view change; likely a backup holding a retried request the
-primary refused for the share, its request timer expiring), and the run takes twice as
-long. A per-client share that applies whether or not any other client is
+its requests are refused (1,027, all at node-00: the primary, where the client's requests
+arrive), it retries them (935) to every node, the backups take and hold them and
+forward them to the primary, which refuses them again for the same share: the backups'
+request timers expire and the honest primary is voted out (one view change), and the
+run takes twice as long (4.6 s). A per-client share that applies whether or not any other client is
 waiting turns one client's burst into suspicion of the primary. Not fixed here: the share
 should bind only when others wait (or the primary's refusal should not start a backup's
 timer); the test is a strict expected failure until then."""
