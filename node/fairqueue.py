@@ -11,7 +11,9 @@ message's wait to ``window`` plus its turn), and the queues are served
 in turn by deficit round robin weighted by the work each message turned out to cost:
 a sender whose turn comes with credit left has its next message served, and pays
 what it cost; with none left it gets ``quantum`` more and goes to the back. A new
-sender joins at the back with one quantum. A flood then delays only its sender, and
+sender joins at the back with one quantum, less what it still owes: a sender whose
+queue empties keeps its debt (else one whose expensive messages arrive one at a time
+would be served a whole message every round), until nobody waits. A flood then delays only its sender, and
 an honest message waits at most about one message of every other busy sender.
 
 The sender is the peer the message came from (the link), never the signer the
@@ -62,7 +64,8 @@ class Turns:
         if queue is None:
             queue = self.queues[sender] = deque()
             self.order.append(sender)
-            self.credit[sender] = self.quantum
+            debt = self.credit.get(sender, 0)  # what its last messages cost beyond its turns, if any
+            self.credit[sender] = self.quantum + (debt if debt < 0 else 0)
         elif len(queue) >= self.per_sender:
             return "sender-queue-full"
         queue.append(item)
@@ -81,15 +84,16 @@ class Turns:
         queue = self.queues[sender]
         item = queue.popleft()
         self.held -= 1
-        if not queue:  # it leaves the round; it rejoins at the back with a fresh quantum
+        if not queue:  # it leaves the round; it rejoins at the back with a quantum less its debt
             del self.queues[sender]
-            del self.credit[sender]
             order.popleft()
+            if not self.held:
+                credit.clear()  # nobody waits: no sender owes the others a turn
         return sender, item
 
     def charge(self, sender: str, cost: int) -> None:
         """``sender``'s message cost ``cost`` ns of work: taken from its credit."""
-        if sender in self.credit:
+        if sender in self.credit:  # (it may have left the round: what it owes is kept until it rejoins)
             self.credit[sender] -= cost
 
     def clear(self) -> None:

@@ -295,7 +295,51 @@ class Node:
             self.verified.clear()
         self.verified.add(signature)
 
+    def _oversized(self, message, kind, signer: str) -> str | None:
+        """A carrier holding more envelopes than any honest one can (checked before a single
+        one is: the work of checking is per envelope, and fair queuing cannot preempt one
+        message): a block of more than ``block_size`` requests, a VIEW-CHANGE proof of more
+        than n checkpoints or prepares, more than L prepared sequences; a NEW-VIEW of more
+        than n VIEW-CHANGEs or L pre-prepares; a PRE-PREPARE or NEW-VIEW from a replica that
+        is not the primary of its view. Else a few such messages from one member,
+        each checked whole, keep every node busy for seconds (and a proof beyond the
+        verified cache costs its whole length again each time it is sent)."""
+        config = getattr(self.replica, "config", None)
+        if config is None:
+            return None
+        n, window, block = len(config.replicas), config.watermark_window, config.block_size
+
+        # Pre-prepares inside a VIEW-CHANGE or NEW-VIEW name their blocks by digest (no
+        # block to count); a PRE-PREPARE or BLOCK-REPLY carries one.
+        def view_change(vc) -> bool:
+            return (len(vc.checkpoint_proof) > n or len(vc.prepared) > window
+                    or any(len(p.prepares) > n for p in vc.prepared))
+
+        def too_big(b) -> bool:
+            return b is not None and len(b.requests) > block
+
+        primary_of = getattr(self.replica, "primary_of", None)
+        if kind is PrePrepare:
+            if primary_of is not None and signer != primary_of(message.view):
+                return "pre-prepare-not-from-primary"  # as the replica would, but before its block is checked
+            return "oversized-block" if too_big(message.block) else None
+        if kind is BlockReply:
+            return "oversized-block" if too_big(message.block) else None
+        if kind is ViewChange:
+            return "oversized-view-change" if view_change(message) else None
+        if kind is not NewView:
+            return None
+        if primary_of is not None and signer != primary_of(message.view):
+            return "new-view-not-from-primary"
+        if (len(message.view_changes) > n or len(message.pre_prepares) > window
+                or any(view_change(vc.message) for vc in message.view_changes)):
+            return "oversized-view-change"
+        return None
+
     def _check_embedded(self, env: Signed, kind, t: int) -> tuple[int, str | None]:
+        reason = self._oversized(env.message, kind, env.signer)
+        if reason is not None:
+            return t, reason
         if kind in _BLOCK_CARRIERS:
             block = env.message.block
             if block is None:  # a PRE-PREPARE sent on its own carries its block

@@ -7,7 +7,10 @@ topic's last level, ``<src>``, which the broker's ACL vouches for) has its own q
 and ``get`` takes one message from each sender in turn (round robin: a process
 cannot know what a message will cost before decoding it), so a flood delays only its
 sender. Bounded: ``per_sender`` messages a sender (beyond, dropped and counted as
-``sender-queue-full``) and ``maxsize`` in all (the client library drops beyond that).
+``sender-queue-full``) and ``maxsize`` in all: a message that finds the inbox full makes
+room by dropping the newest message of the longest queue (or, its sender's being the
+longest, is dropped itself), counted as ``backlog-full``, so f senders each within
+``per_sender`` cannot fill the inbox against an honest one.
 
 An ``asyncio.Queue`` whose storage hooks (``_init``, ``_put``, ``_get``) keep the
 per-sender queues, so the library's ``put_nowait``/``get`` and its ``maxsize`` work
@@ -61,6 +64,22 @@ class _Turns:
             del self.queues[sender]
         return item
 
+    def push_out(self, sender: str) -> bool:
+        """Full: make room for a message from ``sender`` by dropping the newest message of
+        the longest queue, if that is longer than ``sender``'s would be. False: ``sender``
+        holds (one of) the longest, so its own new message is the one to drop."""
+        queues = self.queues
+        longest = max(queues, key=lambda s: len(queues[s]), default=None)  # (first queued of equals)
+        if longest is None or len(queues[longest]) <= self.waiting(sender):
+            return False
+        queue = self.queues[longest]
+        queue.pop()
+        self.total -= 1
+        if not queue:
+            del self.queues[longest]
+            self.order.remove(longest)
+        return True
+
     def waiting(self, sender: str) -> int:
         queue = self.queues.get(sender)
         return len(queue) if queue is not None else 0
@@ -81,10 +100,17 @@ class FairInbox(asyncio.Queue):
     def put_nowait(self, item) -> None:
         if not self.admit(item):
             return
-        if self._queue.waiting(sender_of(item)) >= self.per_sender:
+        sender = sender_of(item)
+        if self._queue.waiting(sender) >= self.per_sender:
             self.drop("sender-queue-full")
             return
-        super().put_nowait(item)  # raises QueueFull past maxsize: the library drops the message
+        if self.full():
+            # Full: a message is dropped and counted, from the longest queue (so f members
+            # each within ``per_sender`` cannot fill the inbox against an honest one).
+            self.drop("backlog-full")
+            if not self._queue.push_out(sender):
+                return
+        super().put_nowait(item)
 
     def _put(self, item) -> None:
         self._queue.put(sender_of(item), item)

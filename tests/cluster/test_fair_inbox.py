@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-import pytest
 
 from citychain.cluster.inbox import FairInbox
 
@@ -63,13 +62,16 @@ def test_each_sender_is_bounded_and_counted():
 
 
 def test_the_total_is_bounded_and_a_refused_message_is_never_queued():
-    inbox, _ = _inbox(maxsize=4, refuse=("limited",))
+    inbox, dropped = _inbox(maxsize=4, refuse=("limited",))
     inbox.put_nowait(_msg("limited", 0))
     assert inbox.qsize() == 0
     for k in range(4):
         inbox.put_nowait(_msg(f"s{k}", k))
-    with pytest.raises(asyncio.QueueFull):  # the client library drops it
-        inbox.put_nowait(_msg("s9", 9))
+    # Full: a message is dropped and counted (review revfq, R3: from the longest queue,
+    # here s0's, the first of equals; the client library no longer drops uncounted).
+    inbox.put_nowait(_msg("s9", 9))
+    assert inbox.qsize() == 4 and dropped == ["backlog-full"]
+    assert _drain(inbox) == [("s1", 1), ("s2", 2), ("s3", 3), ("s9", 9)]
 
 
 def test_a_waiting_reader_gets_the_next_message():
