@@ -41,3 +41,16 @@ def test_a_requested_block_reply_is_still_checked_in_full():
     assert feed(node, encode(reply)) is None
     assert node.metrics.cpu_ns[node.id] - before >= 20 * node.cpu.verify
     assert node.replica.held_block(1, block.hash) is block or node.replica.held_block(1, block.hash).hash == block.hash
+
+
+def test_a_requested_block_reply_over_block_size_is_refused_before_its_requests_are_checked():
+    """A BLOCK-REPLY carries a block as a PRE-PREPARE does: more than block_size requests
+    is more than any proposal holds, refused (oversized-block) before one is checked."""
+    kit = Kit()
+    node = kit.run.nodes[kit.replicas[1]]
+    reply = _reply(kit, node, kit.replicas[3], node.replica.config.block_size + 1, 5000)
+    block = reply.message.block
+    node.replica.fetching[block.hash] = BlockFetch(1, block.hash, (kit.replicas[3],), None)
+    before = node.metrics.cpu_ns[node.id]
+    assert feed(node, encode(reply)) == "oversized-block"
+    assert node.metrics.cpu_ns[node.id] - before <= 2 * node.cpu.verify
