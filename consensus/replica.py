@@ -76,8 +76,9 @@ class ReplicaConfig:
     watermark_window: int = 20  # L = H - h
     view_change_timeout: int = 500_000_000  # ns a backup waits for a request to execute
     max_pending: int = 2000  # requests held waiting to be ordered; more are refused (back-pressure)
-    # One client may hold at most max_pending // CLIENT_SHARE of them (``mempool-client-full``),
-    # so a client flooding with valid requests cannot fill the pool for every other client.
+    # Once the pool is half full and another client has requests waiting, one client may
+    # hold at most max_pending // CLIENT_SHARE of them (``mempool-client-full``), so a
+    # client flooding with valid requests cannot fill the pool for every other client.
     # Block time is calendar time (ns since 1970): the replica's time plus epoch_ns. A
     # backup takes a fresh proposal only if its timestamp is at most max_clock_skew ahead
     # of its own calendar clock and at most max_clock_skew + view_change_timeout behind
@@ -391,7 +392,12 @@ class Replica:
         if len(self.pending) >= self.config.max_pending:
             return [Drop("mempool-full", env)]  # the client will retry
         held = self.pending_of.get(env.signer, 0)
-        if held >= self.client_share:
+        # A client's share binds only while it matters to another client: once the pool is
+        # half full and some other client has requests waiting. Refusing a lone busy client
+        # would only make it retry to every node, whose request timers would then blame
+        # an honest primary for what it refused (review revfq, R4).
+        if (held >= self.client_share and 2 * len(self.pending) >= self.config.max_pending
+                and len(self.pending_of) > (1 if held else 0)):
             return [Drop("mempool-client-full", env)]  # its share is full: the others' is not
         if len(env.data) > MAX_BLOCK_BYTES:
             return [Drop("oversized-request", env)]  # no block could hold it

@@ -19,23 +19,37 @@ def _client(name: str):
 
 
 def test_a_client_at_its_share_is_refused_while_others_are_taken_and_its_share_frees_when_ordered():
-    net = Net(4, max_pending=8, block_size=100)  # a share of 2; blocks wait for the batch timer
+    """The share (2 of 8) binds once the pool is half full (4) and another client waits."""
+    net = Net(4, max_pending=8, block_size=100)  # blocks wait for the batch timer
     flooder, other = _client("flooder"), _client("other")
     backup = net.replicas["r1"]
+    net.step("r1", Receive(net.now, other()))
     for _ in range(5):
         net.step("r1", Receive(net.now, flooder()))
-    assert net.drops["r1"] == ["mempool-client-full"] * 3
-    assert len(backup.pending) == 2
+    # over its share while the pool is under half full (3 of 8 waiting), then refused
+    assert net.drops["r1"] == ["mempool-client-full"] * 2
+    assert len(backup.pending) == 4 and backup.pending_of == {"flooder": 3, "other": 1}
     net.step("r1", Receive(net.now, other()))
-    assert len(backup.pending) == 3 and backup.pending_of == {"flooder": 2, "other": 1}
+    assert len(backup.pending) == 5 and backup.pending_of == {"flooder": 3, "other": 2}
 
     net.deliver_all()  # the backup forwarded its requests to the primary; the primary orders them
     net.fire("r0", BATCH_TIMER)
     net.deliver_all()
-    assert [len(e.block.requests) for e in net.executed["r1"]] == [3]
+    assert [len(e.block.requests) for e in net.executed["r1"]] == [5]
     assert backup.pending == {} and backup.pending_of == {}
     net.step("r1", Receive(net.now, flooder()))
     assert len(backup.pending) == 1
+
+
+def test_a_lone_busy_client_is_never_held_to_a_share():
+    """Nobody else waits: refusing it would only make it retry to every node, and the
+    backups' timers would blame the primary for what it refused (review revfq, R4)."""
+    net = Net(4, max_pending=8, block_size=100)
+    busy = _client("busy")
+    for _ in range(10):
+        net.step("r1", Receive(net.now, busy()))
+    assert net.drops["r1"] == ["mempool-full"] * 2  # the pool's own bound, not a share
+    assert net.replicas["r1"].pending_of == {"busy": 8}
 
 
 def _counts_hold(net: Net) -> None:

@@ -10,19 +10,17 @@ arrive), it retries them (935) to every node, the backups take and hold them and
 forward them to the primary, which refuses them again for the same share: the backups'
 request timers expire and the honest primary is voted out (one view change), and the
 run takes twice as long (4.6 s). A per-client share that applies whether or not any other client is
-waiting turns one client's burst into suspicion of the primary. Not fixed here: the share
-should bind only when others wait (or the primary's refusal should not start a backup's
-timer); the test is a strict expected failure until then."""
+waiting turns one client's burst into suspicion of the primary. Fixed: the share binds
+only once the pool is half full and another client has requests waiting
+(consensus/replica.py, ``_on_request``; tests/consensus/test_client_share.py)."""
 
 from __future__ import annotations
 
-import pytest
 
 from citychain.scenario import load_scenario
 from citychain.sim.run import simulate
 
 
-@pytest.mark.xfail(strict=True, reason="review revfq R4: one busy client meets its quarter of the pool, retries, and an honest primary is voted out")
 def test_one_busy_client_within_the_chains_capacity_causes_no_refusal_and_no_view_change(taihu_path):
     spec = load_scenario(taihu_path).with_overrides(nodes=4)
     data = spec.model_dump()
