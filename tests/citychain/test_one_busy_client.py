@@ -16,7 +16,6 @@ only once the pool is half full and another client has requests waiting
 
 from __future__ import annotations
 
-
 from citychain.scenario import load_scenario
 from citychain.sim.run import simulate
 
