@@ -137,7 +137,7 @@ class Node:
             if self.down:
                 self.metrics.lost_to_crash += 1
             else:
-                self.backlog.append((lambda e, t, _l=link: self.on_message(e, t, _l), env))
+                self._hold(env, now, link)
             return
         kind = type(env.message)
         if kind is Request:
@@ -184,6 +184,26 @@ class Node:
             self._charge(now, handler(env, t))
             return
         self._run(env, now, t)
+
+    def _hold(self, env: Signed, now: int, link) -> None:
+        """A message reaching a paused node waits until it resumes, as a stopped process's
+        messages wait at the broker. Admitted as it arrives (a sender's bucket; the held
+        messages counted at one verification each against ``max_backlog_ms``), then, on
+        resume, worked off first come, first served: a sender's share of a replay is what
+        it sent while the node was away, not a flood, and the per-sender queues would
+        refuse an honest peer's few thousand messages at once (review revfq, R5)."""
+        if type(env.message) is not Request and link is not _ITS_TURN:
+            if env.signer not in self._members:
+                self.metrics.drop(self.id, "unknown-signer")
+                return
+            if self.admission is not None:
+                refused = self.admission.admit(env.signer if link is None else link, now,
+                                               len(self.backlog) * self.cpu.verify)
+                if refused is not None:
+                    self.metrics.drop(self.id, refused)
+                    return
+            link = _ITS_TURN
+        self.backlog.append((lambda e, t, _l=link: self.on_message(e, t, _l), env))
 
     def on_wire(self, raw: bytes, now: int) -> None:
         """Bytes from a transport: decoded (node/codec.py), or counted under the reason
