@@ -906,6 +906,11 @@ class Replica:
             # A block O re-issues, executed meanwhile (a commit certificate, or state transfer):
             # take the pre-prepare up now, so our PREPARE still counts towards its quorum.
             effects.extend(self._on_pre_prepare(with_block(fetch.pre, block), now, reissued=True))
+        if not self.active:
+            # A new primary waiting for blocks its VIEW-CHANGEs name: what it executed
+            # (state transfer, an old view's commit certificate) no longer keeps them out,
+            # and a fetch just ended here will not bring a BLOCK-REPLY to try again on.
+            effects.extend(self._maybe_new_view(self.view))
         accepted, pending = self.accepted, self.pending
         if accepted.keys() == ids:
             accepted.clear()  # the usual case: the only block in flight just executed

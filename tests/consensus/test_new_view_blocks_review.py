@@ -1,0 +1,112 @@
+"""Adversarial review of commit 4fe5b9b: a new primary builds its NEW-VIEW only on
+VIEW-CHANGEs whose prepared blocks it holds (docs/messages.md, "Blocks by digest").
+
+Each test scripts one interleaving against the pure replicas of tests/consensus/harness.py."""
+
+from consensus.effects import Send
+import pytest
+
+from consensus.events import Adopted, Receive, TimerFired
+from consensus.messages import BlockReply, BlockRequest, Commit, NewView, PrePrepare
+
+from .harness import Net
+
+HONEST = ("r1", "r2", "r3")
+
+
+def _view_change(net: Net, names=HONEST) -> None:
+    for name in names:
+        net.step(name, TimerFired(net.now, "view-change"))
+
+
+def _adopt_from(net: Net, name: str, source: str, upto: int) -> None:
+    """State transfer: ``name`` applies ``source``'s executed blocks up to ``upto``."""
+    for e in net.executed[source][:upto]:
+        if e.block.height <= net.replicas[name].executed:
+            continue
+        net.step(name, Adopted(net.now, e.block, e.certificate, "11" * 32))
+        net.executed[name].append(e)
+
+
+def _behind_primary(net: Net):
+    """r1 is cut off while r0, r2, r3 order blocks 1..4 (stable checkpoint 4: r1's high
+    watermark is 4); block 5 then prepares at r2 and r3 only (COMMITs lost). r0 is cut."""
+    net.cut = {"r1"}
+    for _ in range(4):
+        net.submit("r0")
+        net.deliver_all()
+    assert all(net.replicas[r].low == 4 for r in ("r0", "r2", "r3"))
+    net.drop_if = lambda dst, env: type(env.message) is Commit
+    net.submit("r0")
+    net.deliver_all()
+    digest = net.replicas["r2"].log[5].digest
+    assert all(net.replicas[r].log[5].prepared for r in ("r2", "r3"))
+    net.drop_if = None
+    net.cut = {"r0"}
+    r1 = net.replicas["r1"]
+    assert r1.executed == 0 and r1.high == 4
+    return digest
+
+
+@pytest.mark.xfail(strict=True, reason="open: a new primary behind its peers drops the re-issued pre-prepare of "
+                                       "its own O above its high watermark (beyond-high-watermark) and the block "
+                                       "with it, so it neither serves the block nor commits it: the view stalls")
+def test_a_behind_primary_holds_and_takes_up_a_block_o_re_issues_above_its_high_watermark():
+    """r1, primary of view 1, executed nothing (high watermark 4); r2's and r3's
+    VIEW-CHANGEs (stable 4) name block 5, which r1 fetches before building its NEW-VIEW
+    (min-s 4, O = {5}). Installing its own NEW-VIEW it must keep block 5 (the doc: "every
+    block an honest primary's O re-issues is one it holds and serves") and, once caught
+    up to 4 by state transfer, take its own pre-prepare at 5 up, or 5 cannot commit
+    (r0 is cut: r1's COMMIT is needed)."""
+    net = Net(4, block_size=1, checkpoint_interval=2, watermark_window=4)
+    digest = _behind_primary(net)
+    _view_change(net)
+    net.deliver_all()
+    r1 = net.replicas["r1"]
+    [nv] = [env.message for src, env in net.sent if src == "r1" and type(env.message) is NewView]
+    assert [(p.message.seq, p.message.digest) for p in nv.pre_prepares] == [(5, digest)]
+    assert BlockRequest(5, digest) in [e.message for e in net.effects["r1"] if type(e) is Send]
+    assert r1.view == 1 and r1.active
+    assert r1.held_block(5, digest) is not None, "r1 dropped the block its own O re-issues (beyond its high watermark)"
+    _adopt_from(net, "r1", "r2", 4)
+    net.deliver_all()
+    assert all(net.replicas[r].executed == 5 for r in HONEST)
+
+
+def test_a_primary_waiting_for_a_block_it_then_adopts_by_state_transfer_still_sends_its_new_view():
+    """r1, primary of view 1, lacks block 1, which r2 and r3 prepared in view 0 and name
+    in their VIEW-CHANGEs; it asks r2 for it (the answer is lost). Meanwhile the old
+    view's COMMITs reach r2 and r3, which commit and execute block 1, and r1 adopts it by
+    state transfer. Every VIEW-CHANGE it holds now names nothing it lacks (block 1 is at
+    or below what it executed), so it should send its NEW-VIEW. But the adoption ended
+    the fetch (``_after_execution`` pops it) without trying ``_maybe_new_view`` again,
+    and a late BLOCK-REPLY is now `unrequested-block`: r1 waits until the view times out."""
+    net = Net(4, block_size=1)
+    net.drop_if = lambda dst, env: type(env.message) is Commit or (type(env.message) is PrePrepare and dst == "r1")
+    net.submit("r0")
+    net.deliver_all()
+    digest = net.replicas["r2"].log[1].digest
+    assert net.replicas["r1"].held_block(1, digest) is None
+    net.cut = {"r0"}
+    net.drop_if = lambda dst, env: type(env.message) is BlockReply and dst == "r1"
+    _view_change(net)
+    net.deliver_all()
+    r1 = net.replicas["r1"]
+    assert BlockRequest(1, digest) in [e.message for e in net.effects["r1"] if type(e) is Send]
+    assert not [env for src, env in net.sent if type(env.message) is NewView]
+    # The old view's COMMITs (r0's was in flight before it was cut) reach r2 and r3.
+    net.drop_if = None
+    for src in ("r0", "r2", "r3"):
+        commit = net.sign(src, Commit(0, 1, digest))
+        for dst in ("r2", "r3"):
+            if dst != src:
+                net.step(dst, Receive(net.now, commit))
+    assert all(net.replicas[r].executed == 1 for r in ("r2", "r3"))
+    _adopt_from(net, "r1", "r2", 1)
+    assert r1.executed == 1
+    if "block-fetch" in net.timers["r1"]:
+        net.fire("r1", "block-fetch")
+    net.deliver_all()
+    assert [env.message.view for src, env in net.sent if src == "r1" and type(env.message) is NewView] == [1], \
+        "r1 holds every block its VIEW-CHANGEs name, yet never sends its NEW-VIEW"
+    assert all(net.replicas[r].view == 1 and net.replicas[r].active for r in HONEST)
