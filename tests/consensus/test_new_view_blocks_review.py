@@ -110,3 +110,32 @@ def test_a_primary_waiting_for_a_block_it_then_adopts_by_state_transfer_still_se
     assert [env.message.view for src, env in net.sent if src == "r1" and type(env.message) is NewView] == [1], \
         "r1 holds every block its VIEW-CHANGEs name, yet never sends its NEW-VIEW"
     assert all(net.replicas[r].view == 1 and net.replicas[r].active for r in HONEST)
+
+
+def test_a_new_primary_restarted_while_fetching_fetches_again_and_sends_its_new_view():
+    """r1, primary of view 1, lacks block 1 (prepared by r2 and r3) and asks for it; the
+    answers are lost, and r1 crashes and restarts: the block it waited for and its fetch
+    are gone with its volatile state. The others' VIEW-CHANGEs come again (their resend
+    timer): r1 asks again and, the answer arriving, sends its NEW-VIEW re-issuing block 1."""
+    net = Net(4, block_size=1)
+    net.drop_if = lambda dst, env: type(env.message) is Commit or (type(env.message) is PrePrepare and dst == "r1")
+    net.submit("r0")
+    net.deliver_all()
+    digest = net.replicas["r2"].log[1].digest
+    net.cut = {"r0"}
+    net.drop_if = lambda dst, env: type(env.message) is BlockReply
+    _view_change(net)
+    net.deliver_all()
+    assert not [env for src, env in net.sent if type(env.message) is NewView]
+    net.drop_if = None
+    net.restart("r1")
+    net.deliver_all()
+    r1 = net.replicas["r1"]
+    assert r1.view == 1 and not r1.active and not r1.fetching
+    net.now += net.replicas["r2"].config.view_change_timeout  # the resend period
+    for r in ("r2", "r3"):
+        net.fire(r, "view-change-resend")
+    net.deliver_all()
+    [nv] = [env.message for src, env in net.sent if src == "r1" and type(env.message) is NewView]
+    assert [(p.message.seq, p.message.digest) for p in nv.pre_prepares] == [(1, digest)]
+    assert all(net.chain(r) == [digest] for r in HONEST)
