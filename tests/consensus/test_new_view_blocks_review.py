@@ -7,7 +7,7 @@ from consensus.effects import Send
 import pytest
 
 from consensus.events import Adopted, Receive, TimerFired
-from consensus.messages import BlockReply, BlockRequest, Commit, NewView, PrePrepare
+from consensus.messages import BlockReply, BlockRequest, Commit, NewView, PrePrepare, Prepare, ViewChange
 
 from .harness import Net
 
@@ -139,3 +139,37 @@ def test_a_new_primary_restarted_while_fetching_fetches_again_and_sends_its_new_
     [nv] = [env.message for src, env in net.sent if src == "r1" and type(env.message) is NewView]
     assert [(p.message.seq, p.message.digest) for p in nv.pre_prepares] == [(1, digest)]
     assert all(net.chain(r) == [digest] for r in HONEST)
+
+
+def test_passing_over_view_changes_never_replaces_a_committed_block():
+    """Safety (held): r0 is Byzantine with an old certificate for B at 1 (view 0) that it
+    DOES serve, so its VIEW-CHANGE qualifies; X, proposed at 1 in view 1 (r0 cut off then,
+    its view-1 VIEW-CHANGE unneeded), prepares at r1, r2, r3 and commits at r3 only. View
+    2's primary r2 lacks nothing r1's or r0's VIEW-CHANGE names and builds on r0's and
+    r1's, passing r3's (stable point 1) over: O must still re-issue X (r1's view-1
+    certificate outranks r0's view-0 one), and every honest chain holds X at 1."""
+    net = Net(4, block_size=1)
+    net.drop_if = lambda dst, env: (type(env.message) is Prepare and dst != "r0") or type(env.message) is Commit
+    net.submit("r0")
+    net.deliver_all()
+    proof = net.replicas["r0"].log[1].proof
+    b = proof.pre_prepare.message.digest
+    net.cut = {"r0"}
+    net.drop_if = lambda dst, env: type(env.message) is Commit and env.message.view == 1 and dst != "r3"
+    _view_change(net)
+    net.deliver_all()
+    assert net.replicas["r3"].executed == 1 and all(net.replicas[r].executed == 0 for r in ("r1", "r2"))
+    x = net.chain("r3")[0]
+    assert x != b
+    net.cut = set()
+    net.drop_if = lambda dst, env: env.signer == "r3" and type(env.message) is ViewChange and dst == "r2"
+    vc0 = net.sign("r0", ViewChange(2, 0, (), (proof,)))
+    net.step("r2", Receive(net.now, vc0))
+    _view_change(net)
+    net.deliver_all()
+    [nv] = [env.message for src, env in net.sent if src == "r2" and type(env.message) is NewView]
+    assert sorted(vc.signer for vc in nv.view_changes) == ["r0", "r1", "r2"]
+    assert [(p.message.seq, p.message.digest) for p in nv.pre_prepares] == [(1, x)]
+    net.drop_if = None
+    net.deliver_all()
+    assert all(net.chain(r) == [x] for r in HONEST)
