@@ -1231,6 +1231,12 @@ class Replica:
             for seq, digest in self._blocks_missing(votes[sender].message):
                 known = self.fetching.get(digest)
                 if known is not None and known.for_view == view:
+                    if sender not in known.holders:
+                        # A later VIEW-CHANGE claims it too: its sender prepared it, so
+                        # it (and its certificate's signers) join the holders, and it is
+                        # asked now (at most n times per block: once per new claimant).
+                        known.holders = self._holders(others, seq, digest)
+                        out.append(Send(sender, BlockRequest(seq, digest)))
                     continue
                 holders = self._holders(others, seq, digest)
                 fetch = self.fetching[digest] = BlockFetch(seq, digest, holders, None, 0, view)

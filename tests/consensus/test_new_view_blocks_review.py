@@ -173,3 +173,37 @@ def test_passing_over_view_changes_never_replaces_a_committed_block():
     net.drop_if = None
     net.deliver_all()
     assert all(net.chain(r) == [x] for r in HONEST)
+
+
+def test_a_new_primary_asks_a_later_view_changes_sender_claiming_the_block_it_fetches():
+    """docs/messages.md: the primary fetches a block a VIEW-CHANGE names "from the
+    VIEW-CHANGE's sender first, then the certificate's other signers". r1, primary of
+    view 5, lacks block D. r0's VIEW-CHANGE comes first, naming D with a view-0
+    certificate (r0, r1, r2 signed it; r1 and r2 no longer hold D: each accepted, then
+    prepared, another block at 1 in a later view and restarted); r2's names nothing, so
+    r1 fetches D from r0 (silent), then r2. Then r3's VIEW-CHANGE names D too, with a
+    view-4 certificate r3 signed: r3 holds D, and r1 needs r3's VIEW-CHANGE (or r0's) to
+    build on. The fetch made for r0's VIEW-CHANGE fixed its holders, so r3, the one
+    honest replica holding D, is never asked and view 5 cannot start."""
+    from consensus.messages import PreparedProof
+    from consensus.replica import BLOCK_TIMER
+    net = Net(4, block_size=1)
+    net.drop_if = lambda dst, env: True
+    net.submit("r0")
+    [pp0] = [env for src, env in net.sent if type(env.message) is PrePrepare]
+    digest = pp0.message.digest
+    for _ in range(5):
+        net.step("r1", TimerFired(net.now, "view-change"))
+    r1 = net.replicas["r1"]
+    assert r1.view == 5 and not r1.active and r1.held_block(1, digest) is None
+    cert0 = PreparedProof(pp0, tuple(net.sign(r, Prepare(0, 1, digest)) for r in ("r1", "r2")))
+    pp4 = net.sign("r0", PrePrepare(4, 1, digest, None))
+    cert4 = PreparedProof(pp4, tuple(net.sign(r, Prepare(4, 1, digest)) for r in ("r2", "r3")))
+    net.step("r1", Receive(net.now, net.sign("r0", ViewChange(5, 0, (), (cert0,)))))
+    net.step("r1", Receive(net.now, net.sign("r2", ViewChange(5, 0, (), ()))))
+    net.step("r1", Receive(net.now, net.sign("r3", ViewChange(5, 0, (), (cert4,)))))
+    for _ in range(4):
+        if BLOCK_TIMER in net.timers["r1"]:
+            net.fire("r1", BLOCK_TIMER)
+    asked = [e.to for e in net.effects["r1"] if type(e) is Send and type(e.message) is BlockRequest]
+    assert "r3" in asked, f"r1 asked only {asked} for D"
