@@ -3,9 +3,9 @@ VIEW-CHANGEs whose prepared blocks it holds (docs/messages.md, "Blocks by digest
 
 Each test scripts one interleaving against the pure replicas of tests/consensus/harness.py."""
 
-from consensus.effects import Send
 import pytest
 
+from consensus.effects import Send
 from consensus.events import Adopted, Receive, TimerFired
 from consensus.messages import BlockReply, BlockRequest, Commit, NewView, PrePrepare, Prepare, ViewChange
 
