@@ -912,6 +912,11 @@ class Replica:
             # A block O re-issues, executed meanwhile (a commit certificate, or state transfer):
             # take the pre-prepare up now, so our PREPARE still counts towards its quorum.
             effects.extend(self._on_pre_prepare(with_block(fetch.pre, block), now, reissued=True))
+        if not self.active:
+            # A new primary waiting for blocks its VIEW-CHANGEs name: what it executed
+            # (state transfer, an old view's commit certificate) no longer keeps them out,
+            # and a fetch just ended here will not bring a BLOCK-REPLY to try again on.
+            effects.extend(self._maybe_new_view(self.view))
         accepted, pending = self.accepted, self.pending
         if accepted.keys() == ids:
             accepted.clear()  # the usual case: the only block in flight just executed
@@ -1232,6 +1237,12 @@ class Replica:
             for seq, digest in self._blocks_missing(votes[sender].message):
                 known = self.fetching.get(digest)
                 if known is not None and known.for_view == view:
+                    if sender not in known.holders:
+                        # A later VIEW-CHANGE claims it too: its sender prepared it, so
+                        # it (and its certificate's signers) join the holders, and it is
+                        # asked now (at most n times per block: once per new claimant).
+                        known.holders = self._holders(others, seq, digest)
+                        out.append(Send(sender, BlockRequest(seq, digest)))
                     continue
                 holders = self._holders(others, seq, digest)
                 fetch = self.fetching[digest] = BlockFetch(seq, digest, holders, None, 0, view)

@@ -365,8 +365,8 @@ class TwoNewViews(_TwoStories):
         computed = inner._compute_o([env.message for env in chosen])
         if computed is None:
             return m
-        blocks = computed[2]
-        return NewView(m.view, chosen, tuple(PrePrepare(m.view, b.height, b.hash, b) for b in blocks))
+        # O names blocks by digest, as the replica's own NEW-VIEW does (the caller signs them).
+        return NewView(m.view, chosen, tuple(PrePrepare(m.view, pp.seq, pp.digest, None) for pp in computed[2]))
 
 
 class ForgedViewChange(Byzantine):
