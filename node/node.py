@@ -21,7 +21,7 @@ from typing import Callable
 from consensus.block import Block
 from consensus.effects import Broadcast, CancelTimer, CatchUp, Drop, Execute, Forward, Persist, Send, StartTimer
 from consensus.events import Adopted, Executed, Receive, Restarted, TimerFired
-from consensus.messages import BlockReply, NewView, PrePrepare, Request, Signed, ViewChange, embedded
+from consensus.messages import BlockReply, NewView, PrePrepare, Request, Signed, ViewChange
 from consensus.replica import VIEW_TIMER, Replica, Restored
 
 from .admission import DEFAULT_LIMITS, Admission, Limits

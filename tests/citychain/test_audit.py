@@ -570,7 +570,7 @@ def test_the_genesis_can_be_pinned(copy, taihu_path, tmp_path):
     # Another run's genesis, with its ledgers: consistent with itself, and not the pinned one.
     other = tmp_path / "other"
     assert CliRunner().invoke(main, ["run", "taihu", "--nodes", "4", "--seed", "3", "--out", str(other)]).exit_code == OK
-    report = assert_verdict(other, INVALID, "invalid", f"genesis: genesis.json's hash ", "--genesis-hash", ghash)
+    report = assert_verdict(other, INVALID, "invalid", "genesis: genesis.json's hash ", "--genesis-hash", ghash)
     assert f"is not the pinned --genesis-hash {ghash}" in report["reason"] and report["genesis_pinned"]
     assert audit(other)[0] == OK  # unpinned, it proves only its own consistency
     result = query(other, "--genesis-hash", ghash)

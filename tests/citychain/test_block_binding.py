@@ -6,8 +6,6 @@ the same header, hence the same hash, with different requests to different backu
 makes honest nodes commit one hash over different transactions, and the memo then
 hands a node the outcome of a block it does not hold."""
 
-from dataclasses import replace
-
 from consensus.block import Block
 from consensus.messages import PrePrepare
 from citychain.scenario import load_scenario

@@ -3,8 +3,6 @@ CRL handling, roles and replay interleavings the branch's tests do not cover."""
 
 from __future__ import annotations
 
-import pytest
-
 from consensus.messages import Request
 from node.identity import NOT_BEFORE
 from node.signing import Signer

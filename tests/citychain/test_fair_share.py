@@ -15,8 +15,6 @@ only it.
 
 from __future__ import annotations
 
-import pytest
-
 import citychain.sim.run as sim_run
 from citychain.scenario import load_scenario
 from citychain.sim.run import simulate

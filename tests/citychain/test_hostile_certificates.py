@@ -11,7 +11,7 @@ from citychain.scenario import Revocation
 from citychain.summary import audit_run, summarize
 from consensus.messages import Commit, PrePrepare, Prepare, Request
 from node.genesis import membership_from_doc
-from node.identity import NOT_AFTER, NOT_BEFORE, CertificateAuthority, cert_pem
+from node.identity import NOT_AFTER, NOT_BEFORE, CertificateAuthority
 from node.signing import Signer
 from tests.citychain.hostile_world import MS, at, reissue, simulate, small
 

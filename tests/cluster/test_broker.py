@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from citychain.cluster import topics as T
-from citychain.cluster.broker import (MESSAGE_SIZE_LIMIT, Broker, BrokerError, Credentials, acl_text,
+from citychain.cluster.broker import (MESSAGE_SIZE_LIMIT, Broker, BrokerError, acl_text,
                                       client_ssl_context, load_or_create_credentials, member_roles, site_brokers,
                                       start_sites)
 from node.codec import MAX_MESSAGE_BYTES

@@ -2,8 +2,6 @@
 
 Each test scripts one interleaving against the pure replicas of tests/consensus/harness.py."""
 
-import pytest
-
 from consensus.effects import Send
 from consensus.events import Receive, TimerFired
 from consensus.messages import BlockRequest, Commit, NewView, Prepare, ViewChange
