@@ -19,22 +19,14 @@ is served one whole message every round, not one quantum's worth.
 from __future__ import annotations
 
 import citychain.sim.run as sim_run
-from citychain.scenario import load_scenario
 from citychain.sim.run import simulate
 from consensus.messages import Checkpoint, ViewChange
 from node.fairqueue import Turns
 from node.signing import Signer
+from tests.citychain.test_fair_share import short_taihu
 
 MS = 1_000_000
 PROOF = 9_000  # checkpoints in the faulty VIEW-CHANGE: more than the verified cache (8,192)
-
-
-def _small(taihu_path, nodes):
-    spec = load_scenario(taihu_path).with_overrides(nodes=nodes)
-    data = spec.model_dump()
-    data.update(byzantine=[], faults=[], workload={**data["workload"], "transactions": 500, "rate_tps": 100},
-                run={**data["run"], "drain_s": 10.0})
-    return type(spec).model_validate(data)
 
 
 def _committed_at_4s(taihu_path, monkeypatch, attack: bool):
@@ -57,7 +49,7 @@ def _committed_at_4s(taihu_path, monkeypatch, attack: bool):
         return run
 
     monkeypatch.setattr(sim_run, "build", build)
-    run = simulate(_small(taihu_path, 4))
+    run = simulate(short_taihu(taihu_path, 4))
     return run, seen
 
 
@@ -97,7 +89,7 @@ def test_a_pre_prepare_from_a_backup_costs_one_verification_not_its_block(taihu_
     from consensus.block import Block, BlockHeader, tx_root
     from consensus.messages import PrePrepare, Request
 
-    run = sim_run.build(_small(taihu_path, 4))
+    run = sim_run.build(short_taihu(taihu_path, 4))
     victim = run.nodes["node-00"]  # the primary of view 0
     client = run.genesis.clients[0].id
     csigner = Signer(client, run.genesis.identities[client].key, run.genesis.chain_id)

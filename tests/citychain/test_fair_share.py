@@ -26,7 +26,8 @@ MS = 1_000_000
 FLOOD_S = 3
 
 
-def _small(taihu_path, nodes):
+def short_taihu(taihu_path, nodes):
+    """taihu with ``nodes`` nodes, no faults: 500 transactions at 100 a second."""
     spec = load_scenario(taihu_path).with_overrides(nodes=nodes)
     data = spec.model_dump()
     data.update(byzantine=[], faults=[], workload={**data["workload"], "transactions": 500, "rate_tps": 100},
@@ -57,7 +58,7 @@ def test_two_faulty_members_within_their_buckets_do_not_stop_the_chain(taihu_pat
         return run
 
     monkeypatch.setattr(sim_run, "build", build_with_floods)
-    run = simulate(_small(taihu_path, 7))
+    run = simulate(short_taihu(taihu_path, 7))
     drops = run.metrics.drops_by_reason()
     # The floods stayed (almost) within their buckets: a few copies bunch up on the
     # attackers' uplinks, shared with their own consensus traffic (more of it now that

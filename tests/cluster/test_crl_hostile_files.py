@@ -4,7 +4,6 @@ copy", node/revocation.py). No broker: the node is opened and driven in-process.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import threading
@@ -12,9 +11,9 @@ import tracemalloc
 
 from cryptography.hazmat.primitives import serialization
 
-from citychain.cluster.process import open_node
 from node.genesis import CRL_FILE
 from node.identity import NOT_BEFORE, revocation_list
+from tests.cluster.test_process import run_node
 from tests.cluster.test_process_certificates import chain, vote
 
 
@@ -26,15 +25,7 @@ def _write(path, genesis, revoked, number):
 
 
 def _with_node(tmp_path, body):
-    async def go():
-        running = open_node(tmp_path / "genesis", tmp_path / "data" / "node-01", "node-01", None,
-                            asyncio.get_running_loop())
-        try:
-            return body(running)
-        finally:
-            running.transport.cancel_all_timers("node-01")
-            running.node.store.close()
-    return asyncio.run(go())
+    return run_node((None, tmp_path), body)
 
 
 def _revoked_drops(running, genesis) -> int:
