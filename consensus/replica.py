@@ -463,7 +463,7 @@ class Replica:
             return NOTHING
         lapsed = [env for env in self.pending.values() if not valid(env, timestamp)]
         for env in lapsed:
-            del self.pending[env.digest]
+            self._unhold(self.pending.pop(env.digest).signer)
         return [Drop("request-certificate-lapsed", env) for env in lapsed]
 
     def _next_block_requests(self) -> tuple[Signed, ...]:

@@ -176,6 +176,7 @@ def test_a_primary_leaves_out_a_request_whose_certificate_lapsed_before_the_bloc
     net.fire("r0", "batch")
     assert "request-certificate-lapsed" in net.drops["r0"]
     assert not net.replicas["r0"].pending
+    assert net.replicas["r0"].pending_of == {}  # the client's share of the pool is free again
     net.submit("r0", 2)
     net.deliver_all()
     assert net.heights() == {"r0": 1, "r1": 1, "r2": 1, "r3": 1}
