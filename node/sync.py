@@ -46,18 +46,20 @@ def entry_size(entry) -> int:
     return 1024 + sum(r.size for r in entry.block.requests) + sum(c.size for c in entry.certificate)
 
 
-def answer(ledger, from_height: int, to_height: int) -> tuple:
-    """The (block, certificate) entries a FETCH is answered with: from ``from_height``,
-    at most BATCH of them and ANSWER_BYTES on the wire (or else a peer's decoder refuses
-    the whole answer as oversized, and a node that fell behind never catches up)."""
+def answer(ledger, from_height: int, to_height: int) -> tuple[tuple, int]:
+    """The (block, certificate) entries a FETCH is answered with, and their size: from
+    ``from_height``, at most BATCH of them and ANSWER_BYTES on the wire (or else a peer's
+    decoder refuses the whole answer as oversized, and a node that fell behind never
+    catches up)."""
     last = min(to_height, from_height + BATCH - 1, len(ledger))
     out, size = [], 0
     for e in ledger[from_height - 1:last]:
-        size += entry_size(e)
-        if out and size > ANSWER_BYTES:
+        grown = size + entry_size(e)
+        if out and grown > ANSWER_BYTES:
             break
+        size = grown
         out.append((e.block, e.certificate))
-    return tuple(out)
+    return tuple(out), size
 
 
 class AnswerBudget:
@@ -193,9 +195,9 @@ class Syncer:
     def on_fetch(self, env: Signed, t: int) -> int:
         m: Fetch = env.message
         node = self.node
-        ledger = node.ledger.entries
-        entries = answer(ledger, m.from_height, m.to_height)
-        size = sum(entry_size(ledger[b.height - 1]) for b, _c in entries)
+        # the size as answer() measured it: the entries are not read again (a simulated
+        # ledger's older ones come from the run's history store)
+        entries, size = answer(node.ledger.entries, m.from_height, m.to_height)
         if not self.budget.spend(env.signer, t, len(entries), size):
             node.metrics.drop(node.id, "fetch-over-budget")  # it asks the next peer after its timeout
             return t

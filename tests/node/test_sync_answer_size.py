@@ -37,7 +37,8 @@ def test_a_full_state_transfer_answer_of_ordinary_blocks_decodes():
         cert = tuple(s[r].sign(Commit(0, height, block.hash)) for r in ("r0", "r1", "r2"))
         entries.append(_Entry(block, cert))
         prev = block.hash
-    answered = answer(entries, 1, BATCH)
+    answered, size = answer(entries, 1, BATCH)
+    assert size <= len(encode(s["r1"].sign(Blocks(answered)))) + 1024 * len(answered)  # the size it measured
     assert answered and [b.height for b, _ in answered] == list(range(1, len(answered) + 1))
     raw = encode(s["r1"].sign(Blocks(answered)))
     reason = None
