@@ -234,6 +234,12 @@ class Replica:
         # digest: at most n x watermark_window (one view's), emptied once its NEW-VIEW is
         # taken up or it moves on to another view.
         self.new_view_blocks: dict[str, Block] = {}
+        # O's sequences above the high watermark, with their digests: the installed
+        # NEW-VIEW's min-s is past this replica's stable point (it is behind), so these
+        # pre-prepares wait in ``deferred`` (and their votes in the log) until state
+        # transfer brings the window up to them. At most watermark_window entries (O lies
+        # in (min-s, min-s + L]); replaced by each NEW-VIEW, emptied by a view change.
+        self.kept_above: dict[int, str] = {}
         self.blocks_served: dict[tuple[str, str], int] = {}  # (replica, digest) -> when we last sent it
         self.stalled = 0  # a sequence seen accepted but uncommitted at the last fetch tick
         self.ahead_hint = 0  # highest sequence any vote named: others may be past us
@@ -601,6 +607,11 @@ class Replica:
             return [Drop("pre-prepare-not-from-primary", env)]
         refused = self._in_window(env, m.seq)
         if refused:
+            if reissued and m.block is not None and m.seq > self.high and self.kept_above.get(m.seq) == m.digest:
+                # O's entry above our window (we are behind min-s): keep it, block and
+                # all, until state transfer brings the window and the block below.
+                self.deferred[m.seq] = (env, True)
+                return NOTHING
             return [refused]
         slot = self._slot(m.seq)
         if slot.pre_prepare is not None and slot.view == m.view:
@@ -708,8 +719,8 @@ class Replica:
         low = self.low
         if seq <= low:
             return Drop("stale", env)
-        if seq > low + self.window:
-            return Drop("beyond-high-watermark", env)
+        if seq > low + self.window and (view != self.view or self.kept_above.get(seq) != m.digest):
+            return Drop("beyond-high-watermark", env)  # (votes for O's entries kept above it are kept too)
         slot = self.log.get(seq)
         if slot is None:
             slot = self.log[seq] = Slot(seq)
@@ -995,6 +1006,14 @@ class Replica:
             del self.future[key]
         self.fetching = {d: f for d, f in self.fetching.items() if f.seq > seq}
         self.ahead = {s: e for s, e in self.ahead.items() if e.message.seq > self.high}
+        if self.kept_above:
+            self.kept_above = {s: d for s, d in self.kept_above.items() if s > self.high}
+        waiting = self.deferred.get(self.executed + 1)
+        if waiting is not None and self.executed + 1 <= self.high:
+            # O's entry kept above the old window, its block below executed already:
+            # the window now reaches it.
+            del self.deferred[self.executed + 1]
+            persisted.extend(self._on_pre_prepare(waiting[0], now, waiting[1]))
         return persisted + self._maybe_propose(now)
 
     # ---- view changes (section 4.4, 4.5.2) -------------------------------------
@@ -1033,6 +1052,13 @@ class Replica:
         self._forget_views_below(view)
         for fetch in self.fetching.values():
             fetch.pre = None  # that view's O is moot; a block that still comes is kept (BlockFetch)
+        if self.kept_above:
+            # That view's O entries kept above the window, and their votes, are moot too:
+            # the next NEW-VIEW re-issues what it must, and the block is fetched again.
+            for seq in self.kept_above:
+                self.deferred.pop(seq, None)
+                self.log.pop(seq, None)
+            self.kept_above = {}
         self.new_view_blocks = {}  # for a NEW-VIEW of the view we leave (bounded: one view's)
         return effects
 
@@ -1316,6 +1342,13 @@ class Replica:
         the block it voted for, and can serve it."""
         effects: list[Effect] = []
         wanted: dict[str, BlockFetch] = {}
+        # Behind min-s, O reaches above our window: those entries wait for state transfer.
+        # O lies in (min-s, min-s + L] (checked VIEW-CHANGEs), so at most L of them.
+        for seq in self.kept_above:  # an earlier view's, if this NEW-VIEW skipped views
+            if seq > self.high:
+                self.log.pop(seq, None)
+        self.kept_above = {p.message.seq: p.message.digest for p in pres
+                           if self.high < p.message.seq <= self.decided + self.window}
         for pre in pres:
             m = pre.message
             if m.seq <= self.low:
@@ -1512,6 +1545,12 @@ class Replica:
                     effects.append(Broadcast(Prepare(slot.view, seq, slot.digest)))
                     if slot.prepared:
                         effects.append(Broadcast(Commit(slot.view, seq, slot.digest)))
+        if self.executed < self.decided:
+            # Behind the installed NEW-VIEW's min-s (the CatchUp it asked for died with the
+            # process): fetch up to it again, or O's entries kept above the window wait forever.
+            nv = self.new_view_envs[self.installed_view].message
+            proof = max((vc.message for vc in nv.view_changes), key=lambda vc: vc.stable_seq).checkpoint_proof
+            effects.extend(self._catch_up(self.decided, {c.signer: c for c in proof}))
         # O again: accepted now, held back until the block below, or fetched by digest first.
         effects.extend(e for e in self._take_up(self.reissue, self.reissue_proof, now) if type(e) is not Drop)
         self.reissue, self.reissue_proof = (), ()
