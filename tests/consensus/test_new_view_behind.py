@@ -12,11 +12,9 @@ r0 is cut off: r1's COMMIT is needed). And kept across a view change, the entry 
 taken up in a view it no longer belongs to. Each test scripts one of these interleavings
 against the pure replicas of tests/consensus/harness.py."""
 
-import hashlib
-
 from consensus.durable import Accepted
 from consensus.effects import Broadcast, CatchUp, Persist, Send
-from consensus.events import Adopted, Receive, TimerFired
+from consensus.events import Receive, TimerFired
 from consensus.messages import BlockRequest, Commit, NewView, Prepare
 from consensus.replica import BLOCK_TIMER, FETCH_TIMER
 
@@ -32,17 +30,6 @@ def _net() -> Net:
 def _view_change(net: Net, names=HONEST) -> None:
     for name in names:
         net.step(name, TimerFired(net.now, "view-change"))
-
-
-def _adopt_from(net: Net, name: str, source: str, upto: int) -> None:
-    """State transfer: ``name`` applies ``source``'s executed blocks up to ``upto``, with
-    the toy state root each leaves (as ``Net.step`` computes it)."""
-    for e in net.executed[source][:upto]:
-        if e.block.height <= net.replicas[name].executed:
-            continue
-        root = hashlib.sha256((net.replicas[name].state_root + e.block.hash).encode()).hexdigest()
-        net.step(name, Adopted(net.now, e.block, e.certificate, root))
-        net.executed[name].append(e)
 
 
 def _behind(net: Net, lagging: str) -> str:
@@ -95,7 +82,7 @@ def test_a_backup_behind_min_s_keeps_o_above_its_window_and_prepares_it_once_cau
     assert "beyond-high-watermark" not in net.drops["r3"]
     assert net.catch_ups["r3"][-1].target == 4
     assert all(net.replicas[r].executed == 4 for r in ("r1", "r2"))
-    _adopt_from(net, "r3", "r2", 4)
+    net.adopt("r3", "r2", 4)
     assert r3.kept_above == {}
     assert [p.message.view for p in _accepted(net, "r3", 5)] == [1]
     net.deliver_all()
@@ -144,7 +131,7 @@ def test_a_lagging_primary_restarted_after_taking_up_its_new_view_fetches_again_
     net.fire("r1", BLOCK_TIMER)
     net.deliver_all()
     assert r1.held_block(5, digest) is not None and r1.kept_above == {5: digest}
-    _adopt_from(net, "r1", "r2", 4)
+    net.adopt("r1", "r2", 4)
     assert [p.message.view for p in _accepted(net, "r1", 5)] == [1]
     net.deliver_all()
     assert all(net.replicas[r].executed == 4 for r in HONEST)  # r1's peers' PREPAREs were lost with it
@@ -179,7 +166,7 @@ def test_a_second_view_change_drops_the_entries_kept_above_the_window():
     late = net.sign("r2", Prepare(1, 5, digest))
     net.step("r1", Receive(net.now, late))
     assert net.drops["r1"][-1] == "old-view"
-    _adopt_from(net, "r1", "r2", 4)
+    net.adopt("r1", "r2", 4)
     assert not _accepted(net, "r1", 5)
     assert not [env for src, env in net.sent if src == "r1" and type(env.message) is Commit and env.message.seq == 5]
     net.deliver_all()  # r1 fetches block 5 again (r2 served it a moment ago: the next holder)

@@ -3,10 +3,8 @@ VIEW-CHANGEs whose prepared blocks it holds (docs/messages.md, "Blocks by digest
 
 Each test scripts one interleaving against the pure replicas of tests/consensus/harness.py."""
 
-import hashlib
-
 from consensus.effects import Send
-from consensus.events import Adopted, Receive, TimerFired
+from consensus.events import Receive, TimerFired
 from consensus.messages import BlockReply, BlockRequest, Commit, NewView, PrePrepare, Prepare, ViewChange
 
 from .harness import Net
@@ -17,18 +15,6 @@ HONEST = ("r1", "r2", "r3")
 def _view_change(net: Net, names=HONEST) -> None:
     for name in names:
         net.step(name, TimerFired(net.now, "view-change"))
-
-
-def _adopt_from(net: Net, name: str, source: str, upto: int) -> None:
-    """State transfer: ``name`` applies ``source``'s executed blocks up to ``upto``, with
-    the state root each leaves (the harness's toy root, as ``Net.step`` computes it: a
-    block proposed on top of them names it, and is refused as `wrong-state-root` otherwise)."""
-    for e in net.executed[source][:upto]:
-        if e.block.height <= net.replicas[name].executed:
-            continue
-        root = hashlib.sha256((net.replicas[name].state_root + e.block.hash).encode()).hexdigest()
-        net.step(name, Adopted(net.now, e.block, e.certificate, root))
-        net.executed[name].append(e)
 
 
 def _behind_primary(net: Net):
@@ -68,7 +54,7 @@ def test_a_behind_primary_holds_and_takes_up_a_block_o_re_issues_above_its_high_
     assert BlockRequest(5, digest) in [e.message for e in net.effects["r1"] if type(e) is Send]
     assert r1.view == 1 and r1.active
     assert r1.held_block(5, digest) is not None, "r1 dropped the block its own O re-issues (beyond its high watermark)"
-    _adopt_from(net, "r1", "r2", 4)
+    net.adopt("r1", "r2", 4)
     net.deliver_all()
     assert all(net.replicas[r].executed == 5 for r in HONEST)
 
@@ -102,7 +88,7 @@ def test_a_primary_waiting_for_a_block_it_then_adopts_by_state_transfer_still_se
             if dst != src:
                 net.step(dst, Receive(net.now, commit))
     assert all(net.replicas[r].executed == 1 for r in ("r2", "r3"))
-    _adopt_from(net, "r1", "r2", 1)
+    net.adopt("r1", "r2", 1)
     assert r1.executed == 1
     if "block-fetch" in net.timers["r1"]:
         net.fire("r1", "block-fetch")
