@@ -1,0 +1,90 @@
+"""Adversarial review `revgap` of the fix "a replica behind the NEW-VIEW's min-s keeps O's
+entries above its window until state transfer reaches them" (docs/messages.md, "A
+replica behind min-s").
+
+Each test scripts one interleaving against the pure replicas of tests/consensus/harness.py."""
+
+from consensus.durable import Accepted
+from consensus.effects import Broadcast, Persist
+from consensus.events import Receive, TimerFired
+from consensus.messages import Checkpoint, Commit, NewView, Prepare
+from consensus.replica import BLOCK_TIMER, FETCH_TIMER
+
+from .harness import Net
+
+HONEST = ("r1", "r2", "r3")
+
+
+def _net() -> Net:
+    return Net(4, block_size=1, checkpoint_interval=2, watermark_window=4)
+
+
+def _view_change(net: Net, names=HONEST) -> None:
+    for name in names:
+        net.step(name, TimerFired(net.now, "view-change"))
+
+
+def _accepted(net: Net, name: str, seq: int) -> list:
+    return [e.record.pre_prepare for e in net.effects[name]
+            if type(e) is Persist and type(e.record) is Accepted and e.record.pre_prepare.message.seq == seq]
+
+
+def _min_s_by_commit_certificate(net: Net) -> str:
+    """r3 misses the CHECKPOINTs (its stable point stays 0, high watermark 4) and block
+    4's COMMITs (it holds block 4, prepared, executed 3). No checkpoint at 4 becomes
+    stable anywhere (those CHECKPOINTs are lost), so r1's and r2's stable point for the
+    view change is block 4's commit certificate. Block 5 then prepares at r1 and r2 (their
+    window is (2, 6]); r3 refuses it (above 4); COMMITs lost. r0 is cut."""
+    net.drop_if = lambda dst, env: type(env.message) is Checkpoint and (dst == "r3" or env.message.seq == 4)
+    for _ in range(3):
+        net.submit("r0")
+        net.deliver_all()
+    assert all(net.replicas[r].low == 2 for r in ("r0", "r1", "r2")) and net.replicas["r3"].low == 0
+    lost = net.drop_if
+    net.drop_if = lambda dst, env: lost(dst, env) or (type(env.message) is Commit and dst == "r3")
+    net.submit("r0")
+    net.deliver_all()
+    assert all(net.replicas[r].executed == 4 and net.replicas[r].low == 2 for r in ("r0", "r1", "r2"))
+    r3 = net.replicas["r3"]
+    assert r3.executed == 3 and r3.log[4].prepared and r3.high == 4
+    net.drop_if = lambda dst, env: lost(dst, env) or type(env.message) is Commit
+    net.submit("r0")
+    net.deliver_all()
+    digest = net.replicas["r2"].log[5].digest
+    assert all(net.replicas[r].log[5].prepared for r in ("r1", "r2"))
+    assert 5 not in r3.log
+    net.drop_if = None
+    net.cut = {"r0"}
+    return digest
+
+
+def test_a_backup_that_executes_min_s_from_the_new_views_commit_certificate_takes_o_up():
+    """R1. r3 installs view 1's NEW-VIEW (min-s 4, proved by block 4's commit certificate,
+    O = {5}): it executes block 4 from that certificate (it holds the block), but at that
+    moment it has executed 3, so it asks for state up to 4 and keeps 5 above its window
+    (high watermark 4). Then block 4 executes: there is nothing left to fetch (CatchUp 4
+    is answered by its own ledger: no `Adopted`, which is what moves the window), and no
+    checkpoint at 4 becomes stable (r1 and r2 have moved their window to 4 with the
+    NEW-VIEW, they send no CHECKPOINT again). r3's window stays at (0, 4]: 5 waits in
+    ``kept_above`` forever, r3 never sends its PREPARE for 5, and r1 and r2 need it (r0
+    is cut): the view stalls until it times out, the gap the fix was to close."""
+    net = _net()
+    digest = _min_s_by_commit_certificate(net)
+    _view_change(net)
+    net.deliver_all()
+    r3 = net.replicas["r3"]
+    [nv] = [env.message for src, env in net.sent if src == "r1" and type(env.message) is NewView]
+    assert max(vc.message.stable_seq for vc in nv.view_changes) == 4
+    assert type(max((vc.message for vc in nv.view_changes), key=lambda vc: vc.stable_seq)
+                .checkpoint_proof[0].message) is Commit
+    assert r3.view == 1 and r3.active and r3.executed >= 4
+    for _ in range(2):  # the usual retransmission: two fetch ticks, the block timer
+        for r in HONEST:
+            if FETCH_TIMER in net.timers[r]:
+                net.fire(r, FETCH_TIMER)
+            if BLOCK_TIMER in net.timers[r]:
+                net.fire(r, BLOCK_TIMER)
+        net.deliver_all()
+    assert r3.low == 4, f"r3 executed min-s 4 but its window is still ({r3.low}, {r3.high}]"
+    assert [p.message.view for p in _accepted(net, "r3", 5)] == [1]
+    assert all(net.chain(r)[4] == digest for r in HONEST)
