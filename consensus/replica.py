@@ -892,7 +892,14 @@ class Replica:
         if event.block_hash != slot.digest:
             raise LocalProtocolError(f"executed block {seq} is not the committed one")
         self.last_certificate = slot.certificate
-        return self._after_execution(slot.block, event.state_root, event.now)
+        effects = self._after_execution(slot.block, event.state_root, event.now)
+        if seq == self.decided and self.low < seq:
+            # min-s executed here, not adopted (the NEW-VIEW's commit certificate, while it
+            # asked for state up to it): that certificate moves the window as state
+            # transfer would, or O's entries kept above it wait for a checkpoint nobody
+            # sends again (review revgap, R1).
+            effects = effects + self._stabilise(seq, slot.certificate, event.now)
+        return effects
 
     def _on_adopted(self, event: Adopted) -> list[Effect]:
         block = event.block
