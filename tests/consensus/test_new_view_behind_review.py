@@ -4,6 +4,8 @@ replica behind min-s").
 
 Each test scripts one interleaving against the pure replicas of tests/consensus/harness.py."""
 
+import pytest
+
 from consensus.durable import Accepted
 from consensus.effects import Broadcast, Persist
 from consensus.events import Receive, TimerFired
@@ -88,3 +90,42 @@ def test_a_backup_that_executes_min_s_from_the_new_views_commit_certificate_take
     assert r3.low == 4, f"r3 executed min-s 4 but its window is still ({r3.low}, {r3.high}]"
     assert [p.message.view for p in _accepted(net, "r3", 5)] == [1]
     assert all(net.chain(r)[4] == digest for r in HONEST)
+
+
+@pytest.mark.xfail(strict=True, reason="revgap R2: a vote for O's entry above the window that arrives before the "
+                   "NEW-VIEW is beyond-high-watermark (not kept), so 5 waits for a retransmission (two fetch ticks)")
+def test_a_prepare_for_o_above_the_window_that_overtakes_the_new_view_is_kept():
+    """R2. The votes a behind replica keeps for O's entries above its window are those
+    that arrive after it installed the NEW-VIEW. r2 installs r1's NEW-VIEW of view 1
+    (min-s 4, O = {5}) and sends its PREPARE for 5 at once; that PREPARE reaches r3 (behind,
+    high watermark 4, changing to view 1) before the NEW-VIEW does (a NEW-VIEW is large, a
+    PREPARE small). In the window r3 would keep it (a vote of the view it changes to); above
+    it, it is `beyond-high-watermark`. Caught up, r3 takes 5 up but cannot prepare it, so
+    it sends no COMMIT, and r1 and r2 (2 COMMITs, r0 cut) cannot commit 5: only r2's
+    retransmission after two fetch ticks unblocks it, the delay keeping votes was meant to
+    avoid (docs/messages.md, "A replica behind min-s", "What is kept")."""
+    from .test_new_view_behind import _behind
+    net = _net()
+    digest = _behind(net, "r3")
+    held = []
+
+    def hold_new_view(dst, env):
+        if dst == "r3" and type(env.message) is NewView:
+            held.append(env)
+            return True
+        return False
+
+    net.drop_if = hold_new_view
+    _view_change(net)
+    net.deliver_all()
+    net.drop_if = None
+    r3 = net.replicas["r3"]
+    assert held and r3.view == 1 and not r3.active
+    for env in held:
+        net.step("r3", Receive(net.now, env))
+    net.deliver_all()
+    assert r3.active and r3.kept_above == {5: digest}
+    net.adopt("r3", "r2", 4)
+    net.deliver_all()
+    assert all(net.chain(r)[4:5] == [digest] for r in HONEST), \
+        "5 waits for a retransmission: r2's PREPARE reached r3 just before the NEW-VIEW and was dropped"
