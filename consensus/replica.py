@@ -719,8 +719,12 @@ class Replica:
         low = self.low
         if seq <= low:
             return Drop("stale", env)
-        if seq > low + self.window and (view != self.view or self.kept_above.get(seq) != m.digest):
-            return Drop("beyond-high-watermark", env)  # (votes for O's entries kept above it are kept too)
+        if seq > low + self.window and (view != self.view or (
+                self.kept_above.get(seq) != m.digest if self.active else seq > low + 2 * self.window)):
+            # Above the window: kept only for O's entries kept there (docs/messages.md, "A
+            # replica behind min-s"), and while changing to ``view``, within one window
+            # more, as O may re-issue them there (sorted out when its NEW-VIEW comes).
+            return Drop("beyond-high-watermark", env)
         slot = self.log.get(seq)
         if slot is None:
             slot = self.log[seq] = Slot(seq)
@@ -1059,13 +1063,15 @@ class Replica:
         self._forget_views_below(view)
         for fetch in self.fetching.values():
             fetch.pre = None  # that view's O is moot; a block that still comes is kept (BlockFetch)
-        if self.kept_above:
-            # That view's O entries kept above the window, and their votes, are moot too:
-            # the next NEW-VIEW re-issues what it must, and the block is fetched again.
-            for seq in self.kept_above:
-                self.deferred.pop(seq, None)
-                self.log.pop(seq, None)
-            self.kept_above = {}
+        # That view's O entries kept above the window, and the votes there (for them, or
+        # for the view left before its NEW-VIEW came), are moot too: the next NEW-VIEW
+        # re-issues what it must, and the block is fetched again.
+        for seq in self.kept_above:
+            self.deferred.pop(seq, None)
+        self.kept_above = {}
+        high = self.high
+        for seq in [s for s in self.log if s > high]:
+            del self.log[seq]
         self.new_view_blocks = {}  # for a NEW-VIEW of the view we leave (bounded: one view's)
         return effects
 
@@ -1351,11 +1357,19 @@ class Replica:
         wanted: dict[str, BlockFetch] = {}
         # Behind min-s, O reaches above our window: those entries wait for state transfer.
         # O lies in (min-s, min-s + L] (checked VIEW-CHANGEs), so at most L of them.
-        for seq in self.kept_above:  # an earlier view's, if this NEW-VIEW skipped views
-            if seq > self.high:
-                self.log.pop(seq, None)
+        high = self.high
         self.kept_above = {p.message.seq: p.message.digest for p in pres
-                           if self.high < p.message.seq <= self.decided + self.window}
+                           if high < p.message.seq <= self.decided + self.window}
+        # Votes above the window: only those for O's entries kept there stay (an earlier
+        # view's kept entries, votes that came before this NEW-VIEW for anything else go).
+        for seq in [s for s in self.log if s > high]:
+            digest = self.kept_above.get(seq)
+            if digest is None:
+                del self.log[seq]
+                continue
+            slot, key = self.log[seq], (self.view, digest)
+            slot.prepares = {k: v for k, v in slot.prepares.items() if k == key}
+            slot.commits = {k: v for k, v in slot.commits.items() if k == key}
         for pre in pres:
             m = pre.message
             if m.seq <= self.low:

@@ -7,7 +7,7 @@ Each test scripts one interleaving against the pure replicas of tests/consensus/
 import pytest
 
 from consensus.durable import Accepted
-from consensus.effects import Broadcast, Persist
+from consensus.effects import Persist
 from consensus.events import Receive, TimerFired
 from consensus.messages import Checkpoint, Commit, NewView, Prepare
 from consensus.replica import BLOCK_TIMER, FETCH_TIMER
@@ -92,8 +92,6 @@ def test_a_backup_that_executes_min_s_from_the_new_views_commit_certificate_take
     assert all(net.chain(r)[4] == digest for r in HONEST)
 
 
-@pytest.mark.xfail(strict=True, reason="revgap R2: a vote for O's entry above the window that arrives before the "
-                   "NEW-VIEW is beyond-high-watermark (not kept), so 5 waits for a retransmission (two fetch ticks)")
 def test_a_prepare_for_o_above_the_window_that_overtakes_the_new_view_is_kept():
     """R2. The votes a behind replica keeps for O's entries above its window are those
     that arrive after it installed the NEW-VIEW. r2 installs r1's NEW-VIEW of view 1
@@ -129,3 +127,34 @@ def test_a_prepare_for_o_above_the_window_that_overtakes_the_new_view_is_kept():
     net.deliver_all()
     assert all(net.chain(r)[4:5] == [digest] for r in HONEST), \
         "5 waits for a retransmission: r2's PREPARE reached r3 just before the NEW-VIEW and was dropped"
+
+
+def test_votes_kept_above_the_window_while_changing_view_are_bounded_and_sorted_out_by_the_new_view():
+    """R2's bound. While r3 (behind, window (0, 4]) changes to view 1, a faulty r0 floods it
+    with PREPAREs and COMMITs of view 1 above its window: one window more, (4, 8], is kept
+    (at most one vote per signer, sequence and kind, as in the window), anything further,
+    or of another view, is `beyond-high-watermark`. The NEW-VIEW (O = {5}) then leaves only
+    the votes for (1, 5, O's digest); a further view change leaves none."""
+    from .test_new_view_behind import _behind
+    net = _net()
+    digest = _behind(net, "r3")
+    net.step("r3", TimerFired(net.now, "view-change"))
+    r3 = net.replicas["r3"]
+    assert r3.view == 1 and not r3.active
+    before = len(net.drops["r3"])
+    for seq in range(5, 13):
+        for vote in (Prepare(1, seq, f"{seq:02d}" * 32), Commit(1, seq, f"{seq:02d}" * 32), Prepare(2, seq, digest)):
+            net.step("r3", Receive(net.now, net.sign("r0", vote)))
+        net.step("r3", Receive(net.now, net.sign("r0", Prepare(1, seq, "ee" * 32))))  # a second digest
+    assert net.drops["r3"][before:].count("beyond-high-watermark") == 4 * 3 + 8
+    assert net.drops["r3"][before:].count("conflicting-vote") == 4
+    assert sorted(r3.log) == [5, 6, 7, 8]
+    assert all(len(votes) == 1 for s in (5, 6, 7, 8) for kind in (r3.log[s].prepares, r3.log[s].commits)
+               for votes in kind.values())
+    _view_change(net, ("r1", "r2"))
+    net.deliver_all()
+    assert r3.active and r3.kept_above == {5: digest}
+    assert sorted(s for s in r3.log if s > r3.high) == [5]
+    assert set(r3.log[5].prepares) <= {(1, digest)} and set(r3.log[5].commits) <= {(1, digest)}
+    _view_change(net)
+    assert r3.view == 2 and not [s for s in r3.log if s > r3.high]
