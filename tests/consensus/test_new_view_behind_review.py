@@ -4,8 +4,6 @@ replica behind min-s").
 
 Each test scripts one interleaving against the pure replicas of tests/consensus/harness.py."""
 
-import pytest
-
 from consensus.durable import Accepted
 from consensus.effects import Persist
 from consensus.events import Receive, TimerFired
@@ -69,7 +67,8 @@ def test_a_backup_that_executes_min_s_from_the_new_views_commit_certificate_take
     checkpoint at 4 becomes stable (r1 and r2 have moved their window to 4 with the
     NEW-VIEW, they send no CHECKPOINT again). r3's window stays at (0, 4]: 5 waits in
     ``kept_above`` forever, r3 never sends its PREPARE for 5, and r1 and r2 need it (r0
-    is cut): the view stalls until it times out, the gap the fix was to close."""
+    is cut): the view stalls until it times out, the gap the fix was to close. Fixed:
+    min-s executed from that certificate moves the window to min-s."""
     net = _net()
     digest = _min_s_by_commit_certificate(net)
     _view_change(net)
@@ -101,7 +100,8 @@ def test_a_prepare_for_o_above_the_window_that_overtakes_the_new_view_is_kept():
     it, it is `beyond-high-watermark`. Caught up, r3 takes 5 up but cannot prepare it, so
     it sends no COMMIT, and r1 and r2 (2 COMMITs, r0 cut) cannot commit 5: only r2's
     retransmission after two fetch ticks unblocks it, the delay keeping votes was meant to
-    avoid (docs/messages.md, "A replica behind min-s", "What is kept")."""
+    avoid (docs/messages.md, "A replica behind min-s", "What is kept"). Fixed: while
+    changing to a view, its votes one window above H are kept too."""
     from .test_new_view_behind import _behind
     net = _net()
     digest = _behind(net, "r3")
@@ -158,3 +158,30 @@ def test_votes_kept_above_the_window_while_changing_view_are_bounded_and_sorted_
     assert set(r3.log[5].prepares) <= {(1, digest)} and set(r3.log[5].commits) <= {(1, digest)}
     _view_change(net)
     assert r3.view == 2 and not [s for s in r3.log if s > r3.high]
+
+
+def test_a_restart_after_min_s_moved_the_window_repeats_the_same_votes():
+    """R1, then a crash: r3 executed min-s 4 from the NEW-VIEW's commit certificate, moved
+    its window to 4, took 5 up (`Accepted` written before its PREPARE) and crashes before
+    5 commits anywhere (its PREPARE lost). Restarted from its store and ledger, it sends
+    a PREPARE for 5 again, for the same digest, and 5 commits; never a vote for another."""
+    net = _net()
+    digest = _min_s_by_commit_certificate(net)
+    net.drop_if = lambda dst, env: env.signer == "r3" and type(env.message) is Prepare
+    _view_change(net)
+    net.deliver_all()
+    assert [p.message.digest for p in _accepted(net, "r3", 5)] == [digest]
+    assert net.stores["r3"].stable_seq == 4
+    net.drop_if = None
+    net.restart("r3")
+    assert net.replicas["r3"].low == 4
+    net.deliver_all()
+    for _ in range(2):
+        for r in HONEST:
+            if FETCH_TIMER in net.timers[r]:
+                net.fire(r, FETCH_TIMER)
+        net.deliver_all()
+    votes = {(env.message.view, env.message.digest) for src, env in net.sent
+             if src == "r3" and type(env.message) in (Prepare, Commit) and env.message.seq == 5}
+    assert votes == {(1, digest)}
+    assert all(net.chain(r)[4:5] == [digest] for r in HONEST)
