@@ -329,8 +329,13 @@ class World:
                          for s, slot in r.log.items())
             vcs = sorted((v, tuple(sorted(votes))) for v, votes in r.view_changes.items())
             sync = node.syncer
+            # Pre-prepares held back (for the block below, or O's entries kept above the
+            # window until state transfer reaches them) and blocks being fetched by digest.
+            held = (sorted((s, e[0].message.view, e[0].message.digest, e[1]) for s, e in r.deferred.items()),
+                    sorted(r.kept_above.items()), r.decided,
+                    sorted((d, f.seq, f.pre is not None, f.for_view) for d, f in r.fetching.items()))
             parts.append(repr((n, node.ledger.head_hash, r.view, r.active, r.installed_view, r.low, r.executed,
-                               log, vcs, sorted(r.pending), sorted(r.accepted), sorted(r.future),
+                               log, held, vcs, sorted(r.pending), sorted(r.accepted), sorted(r.future),
                                sorted((v, tuple(sorted(s))) for v, s in r.evidence.items()),
                                (sync.target, sync.asked) if sync else None, sorted(self.timers[n]),
                                node.store.read().fingerprint() if hasattr(node, "store") else None)))
