@@ -185,3 +185,44 @@ def test_a_restart_after_min_s_moved_the_window_repeats_the_same_votes():
              if src == "r3" and type(env.message) in (Prepare, Commit) and env.message.seq == 5}
     assert votes == {(1, digest)}
     assert all(net.chain(r)[4:5] == [digest] for r in HONEST)
+
+
+def test_a_new_view_that_skips_views_leaves_no_vote_of_the_earlier_view_kept_above_the_window():
+    """Held. r3, behind, installs view 1 (O = {5}) and keeps 5 above its window with r2's
+    PREPARE of view 1; then it is cut off while r0, r1, r2 move on to view 2 (no vote of
+    view 1 gets through: 5 prepares in no view above 0). View 2's NEW-VIEW (O = {5}, the
+    same block) reaches r3 directly, still active in view 1: it keeps 5 again for view 2,
+    and r2's PREPARE of view 1 is gone (it must not count towards view 2)."""
+    from .test_new_view_behind import _behind
+    net = _net()
+    digest = _behind(net, "r3")
+    _view_change(net)
+    net.deliver_all()
+    r3 = net.replicas["r3"]
+    assert r3.kept_above == {5: digest} and (1, digest) in r3.log[5].prepares
+    net.cut = {"r3"}
+    net.drop_if = lambda dst, env: type(env.message) in (Prepare, Commit)
+    net.step("r0", TimerFired(net.now, "view-change"))  # r0 asks for view 1's NEW-VIEW
+    net.deliver_all()
+    assert net.replicas["r0"].view == 1 and net.replicas["r0"].active
+    _view_change(net, ("r0", "r1", "r2"))
+    net.deliver_all()
+    assert all(net.replicas[r].view == 2 and net.replicas[r].active for r in ("r0", "r1", "r2"))
+    net.drop_if = None
+    net.cut = set()
+    [nv] = [env for src, env in net.sent if src == "r2" and type(env.message) is NewView and env.message.view == 2]
+    assert [(p.message.seq, p.message.digest) for p in nv.message.pre_prepares] == [(5, digest)]
+    net.step("r3", Receive(net.now, nv))
+    assert r3.view == 2 and r3.active and r3.kept_above == {5: digest}
+    assert all(k[0] == 2 for k in list(r3.log.get(5).prepares if 5 in r3.log else ()))
+    assert 5 not in r3.deferred or r3.deferred[5][0].message.view == 2
+    net.deliver_all()  # view 1's block went with view 1's entry: fetched again
+    assert r3.deferred[5][0].message.view == 2
+    net.adopt("r3", "r2", 4)
+    net.deliver_all()
+    for _ in range(2):  # view 2's votes were lost with view 1's: the usual retransmission
+        for r in net.names:
+            if FETCH_TIMER in net.timers[r]:
+                net.fire(r, FETCH_TIMER)
+        net.deliver_all()
+    assert all(net.chain(r)[4:5] == [digest] for r in net.names)
