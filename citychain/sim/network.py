@@ -64,6 +64,7 @@ class SimNetwork:
         self.group_of: dict[str, int] = {}  # partition: node -> group; empty when whole
         self.cuts: set[tuple[str, str]] = set()  # (src, dst) pairs cut one way
         self._arrive_bound = self._arrive  # one object, so heap entries can be recognised by identity
+        self._next_copy_bound = self._next_copy
         self.overrides: dict[frozenset, tuple[int | None, float | None]] = {}  # site pair -> (latency, loss)
         self._routes: dict[str, list[tuple[str, int, float]]] = {}
         self._links: dict[tuple[str, str], tuple[int, float]] = {}
@@ -200,18 +201,45 @@ class SimNetwork:
         jitter = self.jitter
         heap = self.engine.heap
         tiebreak = self.engine.counter
-        tracked = self.spec.drop_in_flight  # then each copy remembers its sender (a slower path)
+        if self.spec.drop_in_flight:  # each copy its own heap entry, remembering its sender (a slower path)
+            for handler, lat, loss in route:
+                departure += per_copy
+                if loss and rand() < loss:
+                    self.metrics.lost += 1
+                    continue
+                arrival = departure + lat + (int(rand() * jitter) if jitter else 0)
+                heappush(heap, (arrival, next(tiebreak), self._arrive_bound, (src, handler, env)))
+            self.uplink_free[src] = departure
+            return
+        copies = []
         for handler, lat, loss in route:  # one iteration per copy: kept flat
             departure += per_copy
             if loss and rand() < loss:
                 self.metrics.lost += 1
                 continue
-            arrival = departure + lat + (int(rand() * jitter) if jitter else 0)
-            if tracked:
-                heappush(heap, (arrival, next(tiebreak), self._arrive_bound, (src, handler, env)))
-            else:
-                heappush(heap, (arrival, next(tiebreak), handler, env))
+            copies.append((departure + lat + (int(rand() * jitter) if jitter else 0), next(tiebreak), handler))
         self.uplink_free[src] = departure
+        if len(copies) == 1:
+            arrival, tie, handler = copies[0]
+            heappush(heap, (arrival, tie, handler, env))
+        elif copies:
+            # The heap holds a broadcast's next copy only, not all n - 1 of them: with n²
+            # copies in flight at n = 200 (30,000 entries) every push and pop walked a deep
+            # heap of entries scattered in memory, and the cost per delivery grew with n
+            # (docs/benchmarking.md, "Cost per block against n"). Each copy keeps the key
+            # (arrival, tie-breaker) it had, so events run in exactly the same order.
+            copies.sort(reverse=True)  # the keys are unique: the handlers are never compared
+            arrival, tie, _handler = copies[-1]
+            heappush(heap, (arrival, tie, self._next_copy_bound, (env, copies)))
+
+    def _next_copy(self, item, at: int) -> None:
+        """Deliver a broadcast's next copy, and put the one after it in the heap."""
+        env, copies = item
+        handler = copies.pop()[2]
+        if copies:
+            arrival, tie, _handler = copies[-1]
+            heappush(self.engine.heap, (arrival, tie, self._next_copy_bound, item))
+        handler(env, at)
 
     def start_timer(self, node: str, name: str, at: int) -> None:
         self.engine.start_timer((node, name), at, self._fire)
