@@ -2,9 +2,10 @@
 
 Runs taihu (records only, as benchmarks/sim_speed.py does) with --nodes and --tx, samples
 the resident set from /proc/self/statm about every tenth of the transactions (from the
-progress callback), and prints the peak and the growth per block between the second
-sample and the last (issue 13: memory that does not grow with the length of a run).
-See docs/benchmarking.md.
+progress callback), and prints the peak, the growth per block between the second sample
+and the last and over the second half of the run (issue 13: memory that does not grow
+with the length of a run); then summarises the run as ``citychain run`` does and prints
+the peak with the summary. See docs/benchmarking.md.
 
     python benchmarks/sim_memory.py                     # n = 60, 100,000 tx, 100 per block
     python benchmarks/sim_memory.py --nodes 60 --tx 30000
@@ -23,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from citychain.bench.records_run import add_workload_options, rss_mib, scenario_for  # noqa: E402
 from citychain.sim.run import simulate  # noqa: E402
+from citychain.summary import audit_run, summarize  # noqa: E402
 
 
 def main() -> None:
@@ -48,6 +50,14 @@ def main() -> None:
         (d0, r0), (d1, r1) = marks[1], marks[-1]
         per_block = (r1 - r0) * 1024 / max(1, (d1 - d0) / args.block)
         print(f"growth {per_block:.0f} KiB per block ({(r1 - r0) / max(1, d1 - d0) * 100_000:.0f} MiB per 100,000 tx)")
+        (d0, r0) = next((d, r) for d, r in marks if d >= marks[-1][0] // 2)
+        if d1 > d0:
+            print(f"second half ({d0:,} -> {d1:,} tx): {(r1 - r0) * 1024 / ((d1 - d0) / args.block):.0f} KiB per block")
+    start = time.perf_counter()
+    summary = summarize(run, "sim_memory", audit_run(run))
+    print(f"summary {time.perf_counter() - start:.1f} s ({summary['committed_tx']:,} tx committed): "
+          f"peak with it {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB, "
+          f"{rss_mib():.0f} MiB after")
 
 
 if __name__ == "__main__":
