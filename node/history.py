@@ -72,6 +72,8 @@ class HistoryStore:
             CREATE INDEX executions_hash ON executions (hash, at);
             CREATE TABLE replies (hash TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
             CREATE TABLE committed (tx TEXT PRIMARY KEY, at INTEGER NOT NULL);
+            CREATE TABLE proposals (sender TEXT, view INTEGER, seq INTEGER, digest TEXT,
+                                    PRIMARY KEY (sender, view, seq, digest)) WITHOUT ROWID;
             CREATE TABLE executed_blocks (id INTEGER PRIMARY KEY, holders TEXT NOT NULL);
             CREATE TABLE executed_ids (rid TEXT NOT NULL, block INTEGER NOT NULL);
             CREATE INDEX executed_ids_rid ON executed_ids (rid);
@@ -345,6 +347,30 @@ class CommittedTimes:
         row = self._db.execute("SELECT s.tx, c.at - max(s.at, ?) AS w FROM submitted s JOIN committed c ON c.tx = s.tx "
                                "ORDER BY w DESC, s.rowid LIMIT 1", (since,)).fetchone()
         return (None, 0) if row is None else (row[0], row[1])
+
+
+class Proposals:
+    """node/metrics.py ``proposals`` in a HistoryStore: the digests each primary's
+    PRE-PREPAREs named, per (view, seq), for finding equivocation at the end of a run."""
+
+    def __init__(self, store: HistoryStore):
+        self.store = store
+
+    def add(self, primary: str, view: int, seq: int, digest: str) -> None:
+        self.store._db.execute("INSERT OR IGNORE INTO proposals VALUES (?, ?, ?, ?)", (primary, view, seq, digest))
+
+    def equivocations(self) -> list[tuple[str, int, int, list[str]]]:
+        """(primary, view, seq, digests) sorted, for each (view, seq) with two or more digests."""
+        out: list[tuple[str, int, int, list[str]]] = []
+        for p, v, s, d in self.store._db.execute(
+                "SELECT sender, view, seq, digest FROM proposals WHERE (sender, view, seq) IN "
+                "(SELECT sender, view, seq FROM proposals GROUP BY sender, view, seq HAVING count(*) > 1) "
+                "ORDER BY sender, view, seq, digest"):
+            if out and out[-1][:3] == (p, v, s):
+                out[-1][3].append(d)
+            else:
+                out.append((p, v, s, [d]))
+        return out
 
 
 class ExecutedArchive:

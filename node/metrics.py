@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from .history import ExecutionTimes, SubmittedTimes, TxBlocks
+from .history import ExecutionTimes, Proposals, SubmittedTimes, TxBlocks
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -49,10 +49,14 @@ class Metrics:
         self.tx_blocks = {} if history is None else TxBlocks(history)  # tx id -> hashes of the executed blocks holding it
         self.retries = 0  # client retransmissions to every node
         self.views_installed: set[int] = set()  # views above 0 some node installed
-        self.proposals: dict[tuple[str, int, int], set[str]] = {}  # (primary, view, seq) -> digests it sent
+        # (primary, view, seq) -> digests it sent
+        self.proposals: dict[tuple[str, int, int], set[str]] | Proposals = {} if history is None else Proposals(history)
 
     def pre_prepare(self, primary: str, view: int, seq: int, digest: str) -> None:
         """A PRE-PREPARE left ``primary``: more than one digest for one (view, seq) is equivocation."""
+        if type(self.proposals) is not dict:
+            self.proposals.add(primary, view, seq, digest)
+            return
         seen = self.proposals.get((primary, view, seq))
         if seen is None:
             self.proposals[(primary, view, seq)] = {digest}
@@ -61,6 +65,8 @@ class Metrics:
 
     def equivocations(self) -> list[tuple[str, int, int, list[str]]]:
         """(primary, view, seq, digests) for each (view, seq) a primary sent two or more blocks for."""
+        if type(self.proposals) is not dict:
+            return self.proposals.equivocations()
         return sorted((p, v, s, sorted(d)) for (p, v, s), d in self.proposals.items() if len(d) > 1)
 
     def sent(self, kind: str, size: int, copies: int = 1) -> None:
