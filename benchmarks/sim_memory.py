@@ -9,14 +9,22 @@ the peak with the summary. See docs/benchmarking.md.
 
     python benchmarks/sim_memory.py                     # n = 60, 100,000 tx, 100 per block
     python benchmarks/sim_memory.py --nodes 60 --tx 30000
+    python benchmarks/sim_memory.py --nodes 20 --tx 80000 --sources 52000,78000
+
+``--sources A,B``: instead, trace allocations (tracemalloc, about 2.5x slower) and print
+what grew between A and B transactions executed, by allocation site, in KiB per block.
+Choose A and B at the same phase of the bounded caches (the execution memo drops its
+older half every 256 blocks after the first 512), or a cache's sawtooth reads as growth.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import resource
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,8 +38,12 @@ from citychain.summary import audit_run, summarize  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_workload_options(parser, nodes=60, tx=100_000, block=100, rate_help="offered tx/s, virtual")
+    parser.add_argument("--sources", metavar="A,B", help="trace what grew between A and B tx executed, by source")
     args = parser.parse_args()
     scenario = scenario_for(Path(args.scenario), args.nodes, args.tx, args.block, args.rate)
+    if args.sources:
+        sources(scenario, *(int(x) for x in args.sources.split(",")), args.block)
+        return
     marks: list[tuple[int, float]] = []
 
     def progress(done: int, total: int) -> None:
@@ -58,6 +70,30 @@ def main() -> None:
     print(f"summary {time.perf_counter() - start:.1f} s ({summary['committed_tx']:,} tx committed): "
           f"peak with it {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB, "
           f"{rss_mib():.0f} MiB after")
+
+
+def sources(scenario, a: int, b: int, block: int) -> None:
+    snaps: dict[int, tuple[int, tracemalloc.Snapshot]] = {}
+
+    def progress(done: int, total: int) -> None:
+        for mark in (a, b):
+            if done >= mark and mark not in snaps:
+                gc.collect()
+                snaps[mark] = (done, tracemalloc.take_snapshot().filter_traces(
+                    [tracemalloc.Filter(False, tracemalloc.__file__)]))
+
+    tracemalloc.start()
+    simulate(scenario, progress=progress)
+    tracemalloc.stop()
+    if len(snaps) < 2:
+        sys.exit(f"the run executed fewer than {b:,} tx")
+    (d0, s0), (d1, s1) = snaps[a], snaps[b]
+    blocks = (d1 - d0) / block
+    diffs = s1.compare_to(s0, "lineno")
+    print(f"{d0:,} -> {d1:,} tx executed ({blocks:.0f} blocks): traced memory "
+          f"{sum(d.size_diff for d in diffs) / 1024 / blocks:.1f} KiB per block")
+    for d in diffs[:20]:
+        print(f"{d.size_diff / 1024 / blocks:8.2f} KiB/block {d.count_diff / blocks:8.1f} objects/block  {d.traceback}")
 
 
 if __name__ == "__main__":
