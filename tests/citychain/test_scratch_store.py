@@ -26,14 +26,17 @@ def _start(scratch: Path) -> subprocess.Popen:
     spec = scratch.parent / "long.yaml"
     spec.write_text("base: taihu\nworkload:\n  transactions: 20000\n")
     return subprocess.Popen([sys.executable, "-m", "citychain.cli", "run", str(spec), "--scratch", str(scratch),
-                             "--no-progress"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL)
+                             "--no-progress"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=open(scratch.parent / "stderr.txt", "wb"), stdin=subprocess.DEVNULL,
+                            # a shell's background job ignores SIGINT, and a child would inherit that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_store(proc: subprocess.Popen, scratch: Path) -> Path:
     deadline = time.monotonic() + 120
     while not _stores(scratch):
-        assert proc.poll() is None and time.monotonic() < deadline, "no store appeared"
+        assert proc.poll() is None and time.monotonic() < deadline, \
+            f"no store appeared: {(scratch.parent / 'stderr.txt').read_text()[-2000:]}"
         time.sleep(0.05)
     return _stores(scratch)[0]
 
