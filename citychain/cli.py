@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +37,18 @@ def _load(path: str, nodes: int | None, seed: int | None) -> Scenario:
 @click.version_option(package_name="citychain")
 def main():
     """citychain: simulate signed PBFT consortium chains of Chinese city and provincial governments."""
+    signal.signal(signal.SIGTERM, _remove_scratch_then_die)
+
+
+def _remove_scratch_then_die(signum, _frame) -> None:
+    """SIGTERM: remove the simulator's scratch stores (node/history.py), then die of the
+    signal as if it had not been caught. (SIGINT unwinds as KeyboardInterrupt, and the
+    stores go at exit.)"""
+    from node.history import close_all
+
+    close_all()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 @main.command()
@@ -50,7 +64,10 @@ def main():
                    "4000 events around the first view change or else the first blocks).")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a terminal).")
-def run(scenario, nodes, seed, out, force, no_trace, report_window, as_json, progress):
+@click.option("--scratch", type=click.Path(file_okay=False, exists=True, writable=True),
+              help="Directory for the run's temporary history store, removed when the run ends "
+                   "(default: --out's parent, else $TMPDIR).")
+def run(scenario, nodes, seed, out, force, no_trace, report_window, as_json, progress, scratch):
     """Run SCENARIO in the deterministic simulator and summarise it.
 
     SCENARIO is a scenario file or a shipped scenario's name (`citychain scenarios`).
@@ -71,6 +88,7 @@ def run(scenario, nodes, seed, out, force, no_trace, report_window, as_json, pro
         raise click.UsageError("--force goes with --out")
     window = _window(report_window)
     target = ExportTarget(Path(out), force) if out else None
+    result = None
     try:
         if target:
             target.prepare()
@@ -80,7 +98,8 @@ def run(scenario, nodes, seed, out, force, no_trace, report_window, as_json, pro
                       disable=not show) as bar:
             task = bar.add_task(f"{spec.chain.id} n={spec.nodes}", total=spec.workload.transactions)
             result = simulate(spec, progress=lambda done, total: bar.update(task, completed=done),
-                              record=bool(target) and not no_trace)
+                              record=bool(target) and not no_trace,
+                              scratch=Path(scratch) if scratch else target.parent if target else None)
             bar.update(task, completed=result.metrics.first_executions)
         report = audit_run(result)
         summary = summarize(result, scenario, report)
@@ -92,6 +111,8 @@ def run(scenario, nodes, seed, out, force, no_trace, report_window, as_json, pro
     finally:
         if target:
             target.close()
+        if result is not None:
+            result.close()
     if as_json:
         click.echo(json.dumps(summary, sort_keys=False))
     else:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from consensus.quorum import quorum
-from node.metrics import percentile
+from node.history import CommittedTimes
+from node.metrics import percentile_of
 
 from node.checker import ChainChecker
 
@@ -51,8 +52,7 @@ def audit_run(run: SimRun) -> RunAudit:
 def reply_times(run: SimRun) -> dict[str, int]:
     """Per block hash: when f + 1 nodes had executed that block (a client's quorum of
     matching replies, section 4.1)."""
-    f = run.f
-    return {h: sorted(times)[f] for h, times in run.metrics.executed_at.items() if len(times) > f}
+    return run.metrics.reply_times(run.f)
 
 
 def reference_chain(run: SimRun):
@@ -64,21 +64,19 @@ def reference_chain(run: SimRun):
 class ReferenceRead:
     """What the summary takes from the reference chain, read once (a spilled ledger is
     decoded as it is read: node/history.py)."""
+    committed_at: CommittedTimes  # tx -> when f + 1 nodes had executed it, in the run's store
     blocks: int = 0
     head_hash: str = ""
     committed: int = 0
     rejected: int = 0
     rejections: dict = field(default_factory=dict)  # app.op -> {"count", "example"}
     last_reply: int | None = None  # the latest reply quorum of its blocks (a block without one: the first submission)
-    latencies: dict = field(default_factory=dict)  # tx -> ns from submission to f + 1 replies
-    committed_at: dict = field(default_factory=dict)  # tx -> when f + 1 nodes had executed it
 
 
 def read_reference(run: SimRun) -> ReferenceRead:
     replies = reply_times(run)
-    submitted = run.metrics.submitted
-    out = ReferenceRead(head_hash=run.genesis.hash)
-    latencies, committed_at, rejections = out.latencies, out.committed_at, out.rejections
+    out = ReferenceRead(CommittedTimes(run.metrics.history), head_hash=run.genesis.hash)
+    rejections = out.rejections
     for e in reference_chain(run):
         block = e.block
         out.blocks += 1
@@ -93,34 +91,36 @@ def read_reference(run: SimRun) -> ReferenceRead:
         done = replies.get(block.hash)
         reply = run.first_submit if done is None else done
         out.last_reply = reply if out.last_reply is None else max(out.last_reply, reply)
-        if done is None:
-            continue
-        for r in block.requests:
-            committed_at[r.digest] = done
-            at = submitted.get(r.digest)
-            if at is not None:
-                latencies[r.digest] = done - at
+        if done is not None:
+            out.committed_at.put_many((r.digest, done) for r in block.requests)
     return out
 
 
-def tx_latencies_ns(run: SimRun) -> dict[str, int]:
-    """Per committed tx: from submission until f + 1 nodes executed it."""
-    return read_reference(run).latencies
+def latency_ms(committed_at: CommittedTimes) -> tuple[dict, float]:
+    """The summary's ``latency_ms`` and ``latency_ms_min``, read from the store a value at
+    a time (the same floats as from a list of every latency in ms)."""
+    count = committed_at.sorted_latencies()
+    if not count:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0}, 0.0
+    nth = lambda i: committed_at.nth_latency(i) / 1e6  # noqa: E731
+    mean = sum(v / 1e6 for v in committed_at.latencies()) / count
+    return ({"p50": round(percentile_of(count, nth, 50), 3), "p95": round(percentile_of(count, nth, 95), 3),
+             "p99": round(percentile_of(count, nth, 99), 3), "max": round(nth(count - 1), 3),
+             "mean": round(mean, 3)}, round(nth(0), 3))
 
 
-def liveness(run: SimRun, committed_at: dict[str, int]) -> dict:
+def liveness(run: SimRun, committed_at: CommittedTimes) -> dict:
     """Is every submitted transaction answered (f + 1 matching replies), each within the
     bound of the later of its submission and the last fault's end? Every transaction
     counts, not only those caught by a fault: Byzantine nodes with no timeline (silent
     primaries in a row) must not pass unjudged. ``recovery_ms`` is the worst such wait.
     ``committed_at``: tx -> its reply quorum (``read_reference``)."""
     heal = run.plan.last_heal
-    uncommitted = [tx for tx in run.metrics.submitted if tx not in committed_at]
-    waits = {tx: committed_at[tx] - max(sub, heal) for tx, sub in run.metrics.submitted.items() if tx in committed_at}
-    worst_tx = max(waits, key=waits.get, default=None)
-    recovery_ms = round(max(waits[worst_tx], 0) / 1e6, 3) if worst_tx else 0.0
+    uncommitted = committed_at.uncommitted()
+    worst_tx, wait = committed_at.worst_wait(heal)
+    recovery_ms = round(max(wait, 0) / 1e6, 3) if worst_tx else 0.0
     bound_ms = run.scenario.run.liveness_bound_s * 1000
-    return {"healed_at_ms": round(heal / 1e6, 3), "uncommitted": len(uncommitted),
+    return {"healed_at_ms": round(heal / 1e6, 3), "uncommitted": uncommitted,
             "recovery_ms": recovery_ms, "worst_tx": worst_tx, "bound_ms": bound_ms,
             "ok": not uncommitted and recovery_ms <= bound_ms}
 
@@ -132,6 +132,9 @@ def recovery(run: SimRun) -> list[dict]:
     """Per fault that can stop progress (a crash, pause, partition or cut): how long from
     the fault itself until the chain answered (f + 1 matching replies) a transaction
     submitted at or after it. ``recovered_ms`` is null if none was."""
+    faults = [(t, what) for t, what in run.timeline if what.split(" ", 1)[0] in DISRUPTIVE]
+    if not faults:
+        return []
     replies = reply_times(run)
     answered_at = {}
     for tx, blocks in run.metrics.tx_blocks.items():
@@ -139,9 +142,7 @@ def recovery(run: SimRun) -> list[dict]:
         if times:
             answered_at[tx] = min(times)
     out = []
-    for t, what in run.timeline:
-        if what.split(" ", 1)[0] not in DISRUPTIVE:
-            continue
+    for t, what in faults:
         after = [answered_at[tx] for tx, sub in run.metrics.submitted.items() if sub >= t and tx in answered_at]
         out.append({"at_ms": round(t / 1e6, 3), "fault": what,
                     "recovered_ms": round((min(after) - t) / 1e6, 3) if after else None})
@@ -218,12 +219,11 @@ def summarize(run: SimRun, scenario_name: str, report: RunAudit | None = None) -
     f = run.f
     metrics = run.metrics
     ref = read_reference(run)
-    ms = [v / 1e6 for v in ref.latencies.values()]
+    latency, latency_min = latency_ms(ref.committed_at)
     committed, rejected, rejections = ref.committed, ref.rejected, ref.rejections
     busy = (run.first_submit if ref.last_reply is None else ref.last_reply) - run.first_submit
     drops = metrics.drops_by_reason()
     live = liveness(run, ref.committed_at)
-    del ref.committed_at, ref.latencies
     status = node_status(run)
     live["reason"] = explain_liveness(run, live, status)
     recoveries = recovery(run)
@@ -241,12 +241,8 @@ def summarize(run: SimRun, scenario_name: str, report: RunAudit | None = None) -
         "rejections": dict(sorted(rejections.items())),
         "blocks": ref.blocks,
         "tps": round(committed / (busy / 1e9), 2) if busy > 0 else 0.0,
-        "latency_ms": {
-            "p50": round(percentile(ms, 50), 3), "p95": round(percentile(ms, 95), 3),
-            "p99": round(percentile(ms, 99), 3), "max": round(max(ms, default=0.0), 3),
-            "mean": round(sum(ms) / len(ms), 3) if ms else 0.0,
-        },
-        "latency_ms_min": round(min(ms, default=0.0), 3),
+        "latency_ms": latency,
+        "latency_ms_min": latency_min,
         "messages": messages_summary(metrics.messages),
         "bytes": sum(metrics.bytes.values()),
         "bytes_by_type": dict(sorted(metrics.bytes.items())),

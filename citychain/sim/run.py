@@ -14,7 +14,7 @@ from node.assembly import chain_apps, client_directory, replica_config, replica_
 from node.byzantine import Context, syncer_for
 from node.checker import ChainChecker
 from node.execution import Executor, OutcomeMemo
-from node.history import HistoryStore
+from node.history import ExecutedArchive, HistoryStore
 from node.ledger import Ledger
 from node.membership import Membership
 from node.metrics import Metrics
@@ -60,6 +60,11 @@ class SimRun:
     faulted: set[str] = field(default_factory=set)  # nodes crashed or paused at some point
     recorder: Recorder | None = None  # with ``record=True``: every message, drop and phase change
 
+    def close(self) -> None:
+        """Remove the run's history store now (else when the run is collected, or at exit);
+        its ledgers and records cannot be read after."""
+        self.metrics.history.close()
+
     def trace(self, name: str = "") -> Trace:
         """The recorded run (``simulate(..., record=True)``) with its header."""
         if self.recorder is None:
@@ -99,17 +104,19 @@ def trace_header(run: SimRun, name: str) -> dict:
 
 VERDICTS = 1 << 15  # signature verdicts a run remembers (node/membership.py ``bound_verdicts``)
 HISTORY_WINDOW = 32  # ledger entries each node keeps in memory, at least; the rest in its run's HistoryStore
+EXECUTED_RECENT = 256  # blocks whose request ids the replicas' shared index keeps in memory, at least; the rest in the store
 MEMO = 256  # block outcomes remembered for nodes behind (node/execution.py), at least
 
 
 def build(scenario: Scenario, record: bool = False, history_window: int | None = None,
-          keep_checked: bool = False) -> SimRun:
+          keep_checked: bool = False, scratch: Path | None = None) -> SimRun:
     """The chain of ``scenario``, ready to run. ``history_window``: see ``HISTORY_WINDOW``;
-    ``keep_checked``: remember every envelope checked, for ``crypto_floor``."""
+    ``keep_checked``: remember every envelope checked, for ``crypto_floor``; ``scratch``:
+    the directory for the run's history store (node/history.py; default ``$TMPDIR``)."""
     genesis = build_genesis(scenario)
     membership = genesis.membership()
     membership.bound_verdicts(VERDICTS, keep_checked)
-    history = HistoryStore(genesis.chain_id)
+    history = HistoryStore(genesis.chain_id, scratch)
     metrics = Metrics(history)
     history_window = HISTORY_WINDOW if history_window is None else history_window
     engine = Engine()
@@ -133,7 +140,8 @@ def build(scenario: Scenario, record: bool = False, history_window: int | None =
     honest = [n for n in replicas if n not in colluders]
     groups = (tuple(honest[0::2]), tuple(honest[1::2]))
     nodes: dict[str, Node] = {}
-    executed = ExecutedIndex()  # executed request ids, stored once for every replica (consensus/executed.py)
+    # executed request ids, stored once for every replica, the older ones in the store (consensus/executed.py)
+    executed = ExecutedIndex(ExecutedArchive(history), EXECUTED_RECENT)
     for placement in genesis.nodes:
         config = replace(replica_config(genesis.doc, placement.id, genesis.hash, membership),
                          executed_index=executed)
@@ -195,17 +203,19 @@ def _apply(run: SimRun, action: Action, now: int) -> None:
 
 def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = None,
              record: bool = False, verify_threads: int | None = None, history_window: int | None = None,
-             keep_checked: bool = False, verify_process: bool | None = None) -> SimRun:
+             keep_checked: bool = False, verify_process: bool | None = None, scratch: Path | None = None) -> SimRun:
     """Run the scenario's workload to completion (or until the drain time runs out).
     ``record``: keep a trace of the run (``run.trace()``; citychain/sim/trace.py).
     ``verify_threads``: worker threads verifying signatures ahead (citychain/sim/verify.py;
     default ``CITYCHAIN_VERIFY_THREADS`` or 0, none); ``verify_process``: one worker
     process instead (default ``CITYCHAIN_VERIFY_PROCESS=1``); the run is the same either
-    way, and whatever ``history_window`` (``build``)."""
+    way, and whatever ``history_window`` (``build``). ``scratch``: see ``build``."""
     started = time.perf_counter()
     options = {"history_window": history_window} if history_window is not None else {}
     if keep_checked:
         options["keep_checked"] = True
+    if scratch is not None:
+        options["scratch"] = scratch
     run = build(scenario, record=True, **options) if record else build(scenario, **options)
     threads = default_threads() if verify_threads is None else verify_threads
     process = default_process() if verify_process is None else verify_process

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from array import array
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -42,7 +43,8 @@ class Submission:
 class FlowState:
     """What the generators remember across transactions of one run: (index, item) lists."""
 
-    records: dict[str, list[str]] = field(default_factory=dict)  # org -> keys written
+    # org -> the indexes i of the records written (key ``rec-{i:06d}``): 8 bytes each, not a string
+    records: dict[str, array] = field(default_factory=dict)
     licences: list = field(default_factory=list)  # (i, licence id, type)
     accounts: list = field(default_factory=list)  # (i, citizen)
     grants: list = field(default_factory=list)  # (i, citizen, org, until)
@@ -95,14 +97,18 @@ Generator = Callable[[Ctx], tuple[ClientPlacement, str, dict]]  # -> (client, op
 
 # ---- records ------------------------------------------------------------------------------
 
+def _record_key(i: int) -> str:
+    return f"rec-{i:06d}"
+
+
 def _records_put(ctx: Ctx):
     client = ctx.any_client()
-    keys = ctx.flows.records.setdefault(client.org, [])
+    keys = ctx.flows.records.setdefault(client.org, array("q"))
     if keys and ctx.rng.random() < 0.3:
-        key = ctx.rng.choice(keys)  # update an existing record
+        key = _record_key(ctx.rng.choice(keys))  # update an existing record
     else:
-        key = f"rec-{ctx.i:06d}"
-        keys.append(key)
+        key = _record_key(ctx.i)
+        keys.append(ctx.i)
     return client, "put", {"key": key, "value": f"{client.id} entry {ctx.i}"}
 
 
@@ -111,7 +117,7 @@ def _records_delete(ctx: Ctx):
     keys = ctx.flows.records.get(client.org)
     if not keys:
         return client, "delete", {"key": f"rec-missing-{ctx.i}"}  # refused: nothing to delete
-    return client, "delete", {"key": keys.pop(ctx.rng.randrange(len(keys)))}
+    return client, "delete", {"key": _record_key(keys.pop(ctx.rng.randrange(len(keys))))}
 
 
 # ---- licences -------------------------------------------------------------------------

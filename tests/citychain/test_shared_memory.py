@@ -129,6 +129,36 @@ def test_the_index_never_leaks_mid_run_to_a_lagging_or_restarted_node(monkeypatc
     _check_done_is_own_ledger(run)
 
 
+@pytest.mark.parametrize("name", ["faults/fork-f-plus-1.yaml", "faults/crash-catch-up.yaml",
+                                  "faults/mixed-byzantine-20.yaml"], ids=["fork", "crash-catch-up", "mixed"])
+def test_executed_ids_handed_to_the_store_answer_as_before(name, tmp_path, monkeypatch):
+    """With the shared index keeping a single recent block in memory (the rest in the
+    run's store, node/history.py ``ExecutedArchive``), every replica still answers
+    'executed' exactly for its own ledger, mid-run and at the end (forks, a restart that
+    re-executes its ledger, state transfer), and the export is the same byte for byte."""
+    scenario = _scenario(name, 300)
+    _export(scenario, tmp_path / "memory")
+    monkeypatch.setattr(simrun, "EXECUTED_RECENT", 1)
+    runs, real_build, real_execute = [], simrun.build, Node._execute
+
+    def build(*a, **k):
+        runs.append(real_build(*a, **k))
+        return runs[-1]
+
+    def execute(self, block, certificate, t):
+        out = real_execute(self, block, certificate, t)
+        if len(self.ledger.entries) % 5 == 0:
+            _check_done_is_own_ledger(runs[-1], executing=self)
+        return out
+
+    monkeypatch.setattr(simrun, "build", build)
+    monkeypatch.setattr(Node, "_execute", execute)
+    _export(scenario, tmp_path / "store")
+    assert runs[-1].nodes["node-00"].replica is not None
+    _check_done_is_own_ledger(runs[-1])
+    _same_tree(tmp_path / "memory", tmp_path / "store")
+
+
 class _Forgetful(dict):
     """A 'weak' map whose every entry has just been collected."""
 

@@ -90,3 +90,36 @@ def test_a_copied_world_spills_on_its_own():
     assert [key(e) for e in twin.entries] == [key(e) for e in ledger.entries]
     twin.entries.store.close()
     assert [key(e) for e in ledger.entries][-1] == key(ledger.entries[-1])
+
+
+def test_an_archived_executed_index_answers_as_a_plain_set_per_replica():
+    """consensus/executed.py with its older blocks in a store (``ExecutedArchive``): forks,
+    repeated blocks, restarts that re-execute a ledger; hex ids (the Bloom filter's fast
+    path) and others."""
+    import random
+
+    from consensus.executed import ExecutedIndex
+    from node.history import ExecutedArchive, HistoryStore
+
+    rng = random.Random(13)
+    store = HistoryStore("chain")
+    archive = ExecutedArchive(store)
+    index = ExecutedIndex(archive, recent=2)
+    rids = [f"{i:064x}" for i in range(40)] + [f"r{i}" for i in range(20)]
+    ledgers = [[] for _ in range(4)]
+    views = [index.executed() for _ in range(4)]
+    for step in range(300):
+        who = rng.randrange(4)
+        if rng.random() < 0.05:  # restart from its own ledger
+            views[who] = index.executed()
+            for ids in ledgers[who]:
+                views[who] |= ids
+        else:
+            ids = frozenset(rng.sample(rids, rng.randint(1, 5)))
+            views[who] |= ids
+            ledgers[who].append(ids)
+        model = [set().union(*ledger) for ledger in ledgers]
+        for i in range(4):
+            assert {r for r in rids + ["f" * 64, "unknown"] if r in views[i]} == model[i], (step, i)
+    assert store._db.execute("SELECT count(*) FROM executed_blocks").fetchone()[0] > 100
+    store.close()
