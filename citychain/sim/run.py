@@ -26,6 +26,7 @@ from node.sync import Syncer
 
 from ..genesis import Genesis, build_genesis
 from ..scenario import Scenario
+from .collector import quiet_collector
 from .cpu import CpuCosts
 from .engine import Engine
 from .faults import Action, FaultPlan, plan_faults
@@ -281,7 +282,8 @@ def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
         engine.at(first.at, submit, first)
     total = scenario.workload.transactions
     try:
-        engine.run(progress=(lambda _t: progress(metrics.first_executions, total)) if progress else None)
+        with quiet_collector():
+            engine.run(progress=(lambda _t: progress(metrics.first_executions, total)) if progress else None)
     finally:
         if ahead is not None:
             run.network.ahead = None
