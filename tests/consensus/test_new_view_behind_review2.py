@@ -110,3 +110,28 @@ def test_a_prepare_that_overtakes_the_new_view_at_a_replica_two_windows_behind_i
     net.deliver_all()
     assert all(net.chain(r)[8:9] == [digest] for r in HONEST), \
         "9 waits for a retransmission: r2's PREPARE reached r3 just before the NEW-VIEW and was dropped"
+
+
+def test_votes_above_the_window_stay_bounded_over_many_view_changes():
+    """R2's bound, repeated: r3 starts view change after view change (its timer, nobody
+    follows); before each, a faulty r0 floods it with PREPAREs and COMMITs of that view,
+    and of the next views, for every sequence up to 3L, each with two digests. Whatever
+    the number of view changes, r3 holds at most one window of slots above H, each with
+    at most one vote per kind (r0's), and none of a view it has left."""
+    net = _net()
+    r3 = net.replicas["r3"]
+    L = r3.window
+    for target in range(1, 9):
+        net.step("r3", TimerFired(net.now, "view-change"))
+        assert r3.view == target and not r3.active
+        for view in (r3.view, r3.view + 1, r3.view + 2):
+            for seq in range(1, 3 * L + 1):
+                for digest in ("aa" * 32, "bb" * 32):
+                    net.step("r3", Receive(net.now, net.sign("r0", Prepare(view, seq, digest))))
+                    net.step("r3", Receive(net.now, net.sign("r0", Commit(view, seq, digest))))
+        above = [s for s in r3.log if s > r3.high]
+        assert len(above) <= L and all(s <= r3.high + L for s in above)
+        for s in above:
+            for kind in (r3.log[s].prepares, r3.log[s].commits):
+                assert {k[0] for k in kind} <= {r3.view} and sum(len(v) for v in kind.values()) <= 1
+        assert len(r3.log) <= 2 * L
