@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 from weakref import WeakValueDictionary
 from dataclasses import dataclass, field, replace
 from typing import Callable

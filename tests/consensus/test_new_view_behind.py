@@ -13,7 +13,7 @@ taken up in a view it no longer belongs to. Each test scripts one of these inter
 against the pure replicas of tests/consensus/harness.py."""
 
 from consensus.durable import Accepted
-from consensus.effects import Broadcast, CatchUp, Persist, Send
+from consensus.effects import Broadcast, Persist, Send
 from consensus.events import Receive, TimerFired
 from consensus.messages import BlockRequest, Commit, NewView, Prepare
 from consensus.replica import BLOCK_TIMER, FETCH_TIMER
