@@ -389,7 +389,9 @@ class ExecutedArchive:
 
     def __init__(self, store: HistoryStore):
         self.store = store
-        self.bloom = bytearray(self.BLOOM_BITS // 8)
+        # Made at the first block archived: most runs (every test world the Twins search
+        # copies, thousands of times) never archive one and should not carry 8 MiB.
+        self.bloom: bytearray | None = None
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -404,6 +406,8 @@ class ExecutedArchive:
         return h & 0x3FFFFFF, h >> 26
 
     def add(self, blocks: list[tuple[frozenset, set[int]]]) -> None:
+        if self.bloom is None:
+            self.bloom = bytearray(self.BLOOM_BITS // 8)
         db, bloom, bits = self._db, self.bloom, self._bits
         for ids, holders in blocks:
             block = db.execute("INSERT INTO executed_blocks (holders) VALUES (?)",
@@ -415,6 +419,8 @@ class ExecutedArchive:
 
     def holds(self, rid: str, replica: int) -> bool:
         bloom = self.bloom
+        if bloom is None:  # nothing archived yet
+            return False
         a, b = self._bits(rid)
         if not (bloom[a >> 3] >> (a & 7)) & 1 or not (bloom[b >> 3] >> (b & 7)) & 1:
             return False
