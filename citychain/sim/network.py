@@ -201,16 +201,6 @@ class SimNetwork:
         jitter = self.jitter
         heap = self.engine.heap
         tiebreak = self.engine.counter
-        if self.spec.drop_in_flight:  # each copy its own heap entry, remembering its sender (a slower path)
-            for handler, lat, loss in route:
-                departure += per_copy
-                if loss and rand() < loss:
-                    self.metrics.lost += 1
-                    continue
-                arrival = departure + lat + (int(rand() * jitter) if jitter else 0)
-                heappush(heap, (arrival, next(tiebreak), self._arrive_bound, (src, handler, env)))
-            self.uplink_free[src] = departure
-            return
         copies = []
         for handler, lat, loss in route:  # one iteration per copy: kept flat
             departure += per_copy
@@ -219,6 +209,10 @@ class SimNetwork:
                 continue
             copies.append((departure + lat + (int(rand() * jitter) if jitter else 0), next(tiebreak), handler))
         self.uplink_free[src] = departure
+        if self.spec.drop_in_flight:  # each copy its own heap entry, remembering its sender (a slower path)
+            for arrival, tie, handler in copies:
+                heappush(heap, (arrival, tie, self._arrive_bound, (src, handler, env)))
+            return
         if len(copies) == 1:
             arrival, tie, handler = copies[0]
             heappush(heap, (arrival, tie, handler, env))
