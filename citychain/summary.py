@@ -99,7 +99,7 @@ def read_reference(run: SimRun) -> ReferenceRead:
 def latency_ms(committed_at: CommittedTimes) -> tuple[dict, float]:
     """The summary's ``latency_ms`` and ``latency_ms_min``, read from the store a value at
     a time (the same floats as from a list of every latency in ms)."""
-    count = committed_at.sorted_latencies()
+    count = committed_at.index_latencies()
     if not count:
         return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0}, 0.0
     nth = lambda i: committed_at.nth_latency(i) / 1e6  # noqa: E731

@@ -329,8 +329,8 @@ class CommittedTimes:
         return (v for v, in self._db.execute(
             "SELECT c.at - s.at FROM committed c JOIN submitted s ON s.tx = c.tx ORDER BY c.rowid"))
 
-    def sorted_latencies(self) -> int:
-        """Index the latencies by value, for ``nth_latency``; their count."""
+    def index_latencies(self) -> int:
+        """Index the latencies by value, for ``nth_latency``, and return how many there are."""
         db = self._db
         db.execute("DROP TABLE IF EXISTS latency_order")
         db.execute("CREATE TABLE latency_order (v INTEGER NOT NULL)")
@@ -339,7 +339,7 @@ class CommittedTimes:
         return db.execute("SELECT count(*) FROM latency_order").fetchone()[0]
 
     def nth_latency(self, i: int) -> int:
-        """The i-th smallest latency (from 0), after ``sorted_latencies``."""
+        """The i-th smallest latency (from 0), after ``index_latencies``."""
         return self._db.execute("SELECT v FROM latency_order ORDER BY v LIMIT 1 OFFSET ?", (i,)).fetchone()[0]
 
     def uncommitted(self) -> int:

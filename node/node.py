@@ -16,10 +16,10 @@ the messages in flight to it, and the rest of the replica's log do not.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from typing import Callable, Protocol
 
 from consensus.block import Block
-from consensus.effects import Broadcast, CancelTimer, CatchUp, Drop, Execute, Forward, Persist, Send, StartTimer
+from consensus.effects import Broadcast, Effect, CancelTimer, CatchUp, Drop, Execute, Forward, Persist, Send, StartTimer
 from consensus.events import Adopted, Executed, Receive, Restarted, TimerFired
 from consensus.messages import BlockReply, NewView, PrePrepare, Request, Signed, ViewChange
 from consensus.replica import VIEW_TIMER, Replica, Restored
@@ -38,11 +38,28 @@ from .sync import SYNC_TIMER, TICK_TIMER, Syncer
 from .sync_messages import Blocks, Fetch
 from .transport import Transport
 
-ReplicaFactory = Callable[[Restored | None], Replica]
+
+
+class Stepped(Protocol):
+    """What a node steps: an honest ``Replica``, a Byzantine one (node/byzantine.py) or an
+    observer's (node/observer.py)."""
+
+    installed_view: int
+
+    def step(self, event) -> list[Effect]: ...
+
+    def deliver(self, env: Signed, now: int) -> list[Effect]: ...
+
+
+class _ItsTurn:
+    """The ``link`` of a message served from its sender's queue: admitted already."""
+
+
+ReplicaFactory = Callable[[Restored | None], Stepped]
 _CARRIERS = frozenset({PrePrepare, BlockReply, ViewChange, NewView})  # messages that carry signed envelopes
 _BLOCK_CARRIERS = (PrePrepare, BlockReply)  # a block attached: checked whenever one arrives
 _UNBOUND = frozenset({"bad-block-hash", "bad-tx-root"})  # a block not bound to its header (Membership.check_block)
-_ITS_TURN = object()  # the ``link`` of a message served from its sender's queue: admitted already
+_ITS_TURN = _ItsTurn()
 
 
 def _embedded_once(message):
@@ -126,7 +143,7 @@ class Node:
 
     # ---- inputs -----------------------------------------------------------------
 
-    def on_message(self, env: Signed, now: int, link: str | None = None) -> None:
+    def on_message(self, env: Signed, now: int, link: str | _ItsTurn | None = None) -> None:
         """One delivered copy of a message. ``link``: the peer the network delivered it
         from (the simulator knows it); admission charges that peer's bucket, never the
         signer the envelope merely claims, which anyone can write before its signature
@@ -185,7 +202,7 @@ class Node:
             return
         self._run(env, now, t)
 
-    def _hold(self, env: Signed, now: int, link) -> None:
+    def _hold(self, env: Signed, now: int, link: str | _ItsTurn | None) -> None:
         """A message reaching a paused node waits until it resumes, as a stopped process's
         messages wait at the broker. Admitted as it arrives (a sender's bucket; the held
         messages counted at one verification each against ``max_backlog_ms``), then, on
@@ -391,7 +408,7 @@ class Node:
                 self._remember(inner.signature)
         return t, None
 
-    def _charge_requests(self, signatures: set, t: int) -> int:
+    def _charge_requests(self, signatures: frozenset[bytes], t: int) -> int:
         """A block's request signatures: the modelled cost of those this node has not checked before."""
         unseen = signatures - self.verified
         self.verified |= unseen

@@ -66,7 +66,7 @@ class SimNetwork:
         self._arrive_bound = self._arrive  # one object, so heap entries can be recognised by identity
         self._next_copy_bound = self._next_copy
         self.overrides: dict[frozenset, tuple[int | None, float | None]] = {}  # site pair -> (latency, loss)
-        self._routes: dict[str, list[tuple[str, int, float]]] = {}
+        self._routes: dict[str, list[tuple[_Link, int, float]]] = {}
         self._links: dict[tuple[str, str], tuple[int, float]] = {}
         self.ahead = None  # optional (envelope) -> None, told of every envelope sent (sim/verify.py)
 
@@ -98,7 +98,7 @@ class SimNetwork:
             known = self._links[key] = (latency, loss)
         return known
 
-    def _route(self, src: str) -> list[tuple[str, int, float]]:
+    def _route(self, src: str) -> list[tuple[_Link, int, float]]:
         route = self._routes.get(src)
         if route is None:
             peers = self.voters
