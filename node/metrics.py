@@ -29,10 +29,48 @@ def percentile_of(count: int, nth, p: float) -> float:
     return low + (nth(hi) - low) * (pos - lo)
 
 
+class _ExecutionTimes(dict):
+    """``executed_at`` in memory (a node process; tests): block hash -> when each node
+    executed it. The same methods as node/history.py ``ExecutionTimes``."""
+
+    def add(self, block_hash: str, at: int) -> bool:
+        """Record one execution; True if it is the block's first."""
+        times = self.get(block_hash)
+        if times is None:
+            self[block_hash] = [at]
+            return True
+        times.append(at)
+        return False
+
+    def count(self, block_hash: str) -> int:
+        return len(self.get(block_hash, ()))
+
+    def reply_times(self, f: int) -> dict[str, int]:
+        return {h: sorted(times)[f] for h, times in self.items() if len(times) > f}
+
+
+class _TxBlocks(dict):
+    """``tx_blocks`` in memory: tx id -> hashes of the executed blocks holding it (node/history.py ``TxBlocks``)."""
+
+    def add_block(self, block) -> None:
+        for r in block.requests:
+            self.setdefault(r.digest, []).append(block.hash)
+
+
+class _Proposals(dict):
+    """``proposals`` in memory: (primary, view, seq) -> the digests it sent (node/history.py ``Proposals``)."""
+
+    def add(self, primary: str, view: int, seq: int, digest: str) -> None:
+        self.setdefault((primary, view, seq), set()).add(digest)
+
+    def equivocations(self) -> list[tuple[str, int, int, list[str]]]:
+        return sorted((p, v, s, sorted(d)) for (p, v, s), d in self.items() if len(d) > 1)
+
+
 class Metrics:
     """``history``: keep the per-transaction and per-block records (``submitted``,
-    ``tx_blocks``, ``executed_at``) in that store rather than in memory (the simulator:
-    node/history.py), so they do not grow with the run; they read the same."""
+    ``tx_blocks``, ``executed_at``, ``proposals``) in that store rather than in memory (the
+    simulator: node/history.py), so they do not grow with the run; they read the same."""
 
     def __init__(self, history=None):
         self.history = history
@@ -43,31 +81,23 @@ class Metrics:
         self.drops: dict[str, Counter[str]] = {}  # node -> reason -> count
         self.submitted = {} if history is None else SubmittedTimes(history)  # tx id -> submit time (ns)
         # block hash -> execution times across nodes
-        self.executed_at: dict[str, list[int]] | ExecutionTimes = {} if history is None else ExecutionTimes(history)
+        self.executed_at = _ExecutionTimes() if history is None else ExecutionTimes(history)
         self.cpu_ns: Counter[str] = Counter()  # node -> modelled busy time
         self.first_executions = 0  # transactions executed by at least one node
-        self.tx_blocks = {} if history is None else TxBlocks(history)  # tx id -> hashes of the executed blocks holding it
+        # tx id -> hashes of the executed blocks holding it
+        self.tx_blocks = _TxBlocks() if history is None else TxBlocks(history)
         self.retries = 0  # client retransmissions to every node
         self.views_installed: set[int] = set()  # views above 0 some node installed
         # (primary, view, seq) -> digests it sent
-        self.proposals: dict[tuple[str, int, int], set[str]] | Proposals = {} if history is None else Proposals(history)
+        self.proposals = _Proposals() if history is None else Proposals(history)
 
     def pre_prepare(self, primary: str, view: int, seq: int, digest: str) -> None:
         """A PRE-PREPARE left ``primary``: more than one digest for one (view, seq) is equivocation."""
-        if type(self.proposals) is not dict:
-            self.proposals.add(primary, view, seq, digest)
-            return
-        seen = self.proposals.get((primary, view, seq))
-        if seen is None:
-            self.proposals[(primary, view, seq)] = {digest}
-        else:
-            seen.add(digest)
+        self.proposals.add(primary, view, seq, digest)
 
     def equivocations(self) -> list[tuple[str, int, int, list[str]]]:
         """(primary, view, seq, digests) for each (view, seq) a primary sent two or more blocks for."""
-        if type(self.proposals) is not dict:
-            return self.proposals.equivocations()
-        return sorted((p, v, s, sorted(d)) for (p, v, s), d in self.proposals.items() if len(d) > 1)
+        return self.proposals.equivocations()
 
     def sent(self, kind: str, size: int, copies: int = 1) -> None:
         self.messages[kind] += copies
@@ -82,32 +112,18 @@ class Metrics:
     def executed(self, block, at: int) -> None:
         """A node executed ``block`` at ``at``: to its client, a reply for each of its
         transactions. Replies match when they come from the same block."""
-        executed_at = self.executed_at
-        if type(executed_at) is not dict:
-            if executed_at.add(block.hash, at):
-                self.first_executions += len(block.requests)
-                self.tx_blocks.add_block(block)
-            return
-        times = executed_at.get(block.hash)
-        if times is None:
-            times = executed_at[block.hash] = []
+        if self.executed_at.add(block.hash, at):
             self.first_executions += len(block.requests)
-            for r in block.requests:
-                self.tx_blocks.setdefault(r.digest, []).append(block.hash)
-        times.append(at)
+            self.tx_blocks.add_block(block)
 
     def executions(self, block_hash: str) -> int:
         """How many nodes executed the block (replies its clients got)."""
-        executed_at = self.executed_at
-        return len(executed_at[block_hash]) if type(executed_at) is dict else executed_at.count(block_hash)
+        return self.executed_at.count(block_hash)
 
     def reply_times(self, f: int):
         """Per block hash: when f + 1 nodes had executed that block (a client's quorum of
         matching replies, section 4.1); a mapping (``get``, ``in``, ``[]``)."""
-        executed_at = self.executed_at
-        if type(executed_at) is not dict:
-            return executed_at.reply_times(f)
-        return {h: sorted(times)[f] for h, times in executed_at.items() if len(times) > f}
+        return self.executed_at.reply_times(f)
 
     def answered(self, digest: str, f: int) -> bool:
         """PBFT section 4.1: the client holds f + 1 matching replies for its transaction."""
