@@ -67,7 +67,10 @@ def _remove_scratch_then_die(signum, _frame) -> None:
 @click.option("--scratch", type=click.Path(file_okay=False, exists=True, writable=True),
               help="Directory for the run's temporary history store, removed when the run ends "
                    "(default: --out's parent, else $TMPDIR).")
-def run(scenario, nodes, seed, out, force, no_trace, report_window, as_json, progress, scratch):
+@click.option("--verify-worker/--no-verify-worker", "verify_worker", default=None,
+              help="Check signatures ahead in a second process on another core; the run is the same either way "
+                   "(default: on with two cores or more; CITYCHAIN_VERIFY_PROCESS=0 or 1 overrides the default).")
+def run(scenario, nodes, seed, out, force, no_trace, report_window, as_json, progress, scratch, verify_worker):
     """Run SCENARIO in the deterministic simulator and summarise it.
 
     SCENARIO is a scenario file or a shipped scenario's name (`citychain scenarios`).
@@ -81,9 +84,11 @@ def run(scenario, nodes, seed, out, force, no_trace, report_window, as_json, pro
     """
     from .export import ExportTarget, OutputError, write_run
     from .sim.run import simulate
+    from .sim.verify import default_process
     from .summary import audit_run, summarize
 
     spec = _load(scenario, nodes, seed)
+    worker = default_process(auto=True) if verify_worker is None else verify_worker
     if force and not out:
         raise click.UsageError("--force goes with --out")
     window = _window(report_window)
@@ -98,7 +103,7 @@ def run(scenario, nodes, seed, out, force, no_trace, report_window, as_json, pro
                       disable=not show) as bar:
             task = bar.add_task(f"{spec.chain.id} n={spec.nodes}", total=spec.workload.transactions)
             result = simulate(spec, progress=lambda done, total: bar.update(task, completed=done),
-                              record=bool(target) and not no_trace,
+                              record=bool(target) and not no_trace, verify_process=worker,
                               scratch=Path(scratch) if scratch else target.parent if target else None)
             bar.update(task, completed=result.metrics.first_executions)
         report = audit_run(result)

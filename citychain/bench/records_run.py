@@ -1,6 +1,7 @@
 """The run the simulator benchmarks measure (benchmarks/sim_speed.py, sim_memory.py,
 cost_vs_n.py): a scenario with records puts only, n nodes, a transaction count, a block
-size and an offered rate; and the process's resident set, for the memory columns."""
+size and an offered rate; and the process's resident set and its children's CPU time,
+for the memory and CPU columns."""
 
 from __future__ import annotations
 
@@ -39,3 +40,10 @@ def rss_mib() -> float:
     """The resident set now (Linux: /proc/self/statm), in MiB."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + sys) of this process's children that have ended and been waited
+    for: a benchmark's timed ``citychain run`` processes, a run's verify worker."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -203,6 +203,15 @@ def _apply(run: SimRun, action: Action, now: int) -> None:
     run.timeline.append((now, what))
 
 
+def _worker(membership) -> VerifyProcess | None:
+    """A verify worker process, or none if the system will not give one (it only saves
+    time: the run is the same without it)."""
+    try:
+        return VerifyProcess(membership)
+    except OSError:
+        return None
+
+
 def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = None,
              record: bool = False, verify_threads: int | None = None, history_window: int | None = None,
              keep_checked: bool = False, verify_process: bool | None = None, scratch: Path | None = None) -> SimRun:
@@ -221,7 +230,7 @@ def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
     run = build(scenario, record=True, **options) if record else build(scenario, **options)
     threads = default_threads() if verify_threads is None else verify_threads
     process = default_process() if verify_process is None else verify_process
-    ahead = VerifyProcess(run.membership) if process else VerifyAhead(run.membership, threads) if threads > 0 else None
+    ahead = _worker(run.membership) if process else VerifyAhead(run.membership, threads) if threads > 0 else None
     if ahead is not None:
         run.network.ahead = ahead.sent
     genesis, engine, metrics, network = run.genesis, run.engine, run.metrics, run.network

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import struct
 
 
@@ -44,9 +45,24 @@ def default_threads() -> int:
         return 0
 
 
-def default_process() -> bool:
-    """Verify ahead in a worker process: ``CITYCHAIN_VERIFY_PROCESS=1``, else not."""
-    return os.environ.get("CITYCHAIN_VERIFY_PROCESS", "") == "1"
+def default_process(auto: bool = False) -> bool:
+    """Verify ahead in a worker process? ``CITYCHAIN_VERIFY_PROCESS=1`` says yes and ``=0``
+    no. Otherwise no, unless ``auto`` (one run from the command line, ``citychain run``):
+    then yes where this process may use two cores or more and can fork. A library caller
+    (a test, a sweep that already runs one simulation per core) gets no worker unless it
+    asks, so it never forks behind its caller's back."""
+    said = os.environ.get("CITYCHAIN_VERIFY_PROCESS", "")
+    if said in ("0", "1"):
+        return said == "1"
+    return auto and hasattr(os, "fork") and usable_cores() >= 2
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 class _Key:
@@ -123,6 +139,7 @@ class VerifyAhead(_Ahead):
 _HEAD = struct.Struct("<III")  # member index, signature length, data length
 BATCH = 16  # envelopes per write to the worker (it is also handed what it has when an answer is awaited)
 GOOD = 1  # a verdict byte: the signature verified; anything else is checked again here
+WAIT_LIMIT = 5.0  # seconds without a single answer after which the worker is given up
 
 
 def _serve(requests: int, answers: int, keys: list) -> None:
@@ -181,12 +198,33 @@ class VerifyProcess(_Ahead):
         self.outbox = bytearray()  # requests not yet written to the worker
         self.asked = 0  # requests made
         self.handed = 0  # requests written to the worker
-        requests_r, requests_w = os.pipe()
-        answers_r, answers_w = os.pipe()
-        self.pid = os.fork()
+        self.gone = False  # the worker died or stopped answering: everything is checked here
+        try:
+            requests_r, requests_w = os.pipe()
+            answers_r, answers_w = os.pipe()
+        except OSError:
+            self._give_keys_back()
+            raise
+        # Not the parent's handlers in the worker: its SIGTERM handler removes the run's
+        # scratch stores, which are the parent's to remove. Ctrl-C reaches the whole process
+        # group; the worker leaves when the parent closes the pipe, not before. The signals
+        # are blocked across the fork, so none reaches the worker before its handlers are
+        # its own (one sent in that window waits, and then finds the default).
+        masked = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT))
+        try:
+            self.pid = os.fork()
+        except OSError:  # no process to be had: the caller runs without a worker
+            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+            for fd in (requests_r, requests_w, answers_r, answers_w):
+                os.close(fd)
+            self._give_keys_back()
+            raise
         if self.pid == 0:  # the worker: verify until the pipe closes, then leave at once
             code = 0
             try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.pthread_sigmask(signal.SIG_SETMASK, masked)
                 os.close(requests_w)
                 os.close(answers_r)
                 _serve(requests_r, answers_w, plain)
@@ -194,6 +232,7 @@ class VerifyProcess(_Ahead):
                 code = 1
             finally:
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, masked)
         os.close(requests_r)
         os.close(answers_w)
         self.out = requests_w
@@ -207,6 +246,8 @@ class VerifyProcess(_Ahead):
 
     def sent(self, env) -> None:
         """An envelope leaves a node (or a client): hand its signature to the worker."""
+        if self.gone:
+            return
         key = self._key_to_ask(env)
         if key is None:
             return
@@ -246,19 +287,37 @@ class VerifyProcess(_Ahead):
 
     def verdict(self, index: int) -> int:
         answers = self.answers
-        if len(answers) <= index and self.handed <= index:
+        if len(answers) > index:
+            return answers[index]
+        if self.gone:
+            return 0
+        if self.handed <= index:
             self._flush()
         while len(answers) <= index:
-            select.select([self.answers_fd], [], [])
+            ready, _, _ = select.select([self.answers_fd], [], [], WAIT_LIMIT)
             before = len(answers)
             self._drain()
             if len(answers) == before:
-                return 0  # the worker is gone: verify here
+                # The worker is gone, or stuck (forked while another thread held a lock it
+                # needs): stop using it. Every answer it still owes is computed here, as
+                # without it; a worker only ever saves time, it never makes a run wait.
+                self._abandon()
+                return 0
         return answers[index]
 
+    def _abandon(self) -> None:
+        self.gone = True
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
     def close(self) -> None:
-        """Stop the worker and give the membership its plain keys back."""
+        """Stop the worker and give the membership its plain keys back. The answers it
+        still owes are not needed: it is killed rather than left to work through them
+        (or, stuck, never to end)."""
         os.close(self.out)
         os.close(self.answers_fd)
+        self._abandon()
         os.waitpid(self.pid, 0)
         self._give_keys_back()

@@ -4,6 +4,8 @@ SIGKILL is removed by the next run using that directory."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -97,3 +99,52 @@ def test_a_run_with_out_keeps_its_store_beside_the_export_and_removes_it(tmp_pat
         mp.undo()
     assert result.exit_code == 0, result.output
     assert [d.parent for d in seen] == [tmp_path] and not seen[0].exists()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()]
+
+
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie (the run reaps its worker only at the end)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_sigterm_to_the_verify_worker_leaves_the_runs_store_alone(tmp_path):
+    """The verify worker (citychain/sim/verify.py) is a fork of the run: had it kept the
+    run's SIGTERM handler, a SIGTERM to it alone (``pkill``, a supervisor) would remove
+    the store the run is still writing. It dies of the signal; the run carries on and
+    checks the signatures itself."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    spec = tmp_path / "long.yaml"
+    spec.write_text("base: taihu\nworkload:\n  transactions: 8000\n")
+    proc = subprocess.Popen([sys.executable, "-m", "citychain.cli", "run", str(spec), "--scratch", str(scratch),
+                             "--no-progress", "--json", "--verify-worker"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=open(tmp_path / "stderr.txt", "wb"), stdin=subprocess.DEVNULL)
+    try:
+        store = _wait_for_store(proc, scratch)
+        deadline = time.monotonic() + 60
+        while not _children(proc.pid):
+            assert proc.poll() is None and time.monotonic() < deadline, "no verify worker started"
+            time.sleep(0.02)
+        worker = _children(proc.pid)[0]
+        os.kill(worker, signal.SIGTERM)
+        while not _dead(worker) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        assert proc.poll() is None, "the run ended too soon to test this"
+        assert store.exists()
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, (tmp_path / "stderr.txt").read_text()[-2000:]
+    assert json.loads(out)["committed_tx"] == 8000
+    assert not _stores(scratch)

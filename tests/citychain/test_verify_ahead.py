@@ -94,3 +94,86 @@ def test_a_worker_process_that_dies_leaves_the_verdicts_to_the_main_process():
     finally:
         worker.close()
     assert verdicts == [None] * len(good) + ["bad-signature"]
+
+
+def test_a_worker_process_that_stops_answering_is_given_up_not_waited_on(monkeypatch):
+    """A worker stuck for good (stopped here; in life, forked while another thread held a
+    lock it needs) must not hang the run: after ``WAIT_LIMIT`` without an answer the main
+    process judges every envelope itself, with the same verdicts."""
+    import os
+    import signal
+    import time
+    from dataclasses import replace
+
+    from citychain.sim import verify
+
+    monkeypatch.setattr(verify, "WAIT_LIMIT", 0.2)
+    membership, good = _two_members()
+    forged = replace(good[0], signature=bytes(64))
+    worker = verify.VerifyProcess(membership)
+    os.kill(worker.pid, signal.SIGSTOP)
+    try:
+        for env in good + [forged]:
+            worker.sent(env)
+        start = time.monotonic()
+        verdicts = [membership.authenticate(env) for env in good + [forged]]
+        waited = time.monotonic() - start
+        assert worker.gone
+        worker.sent(good[0])  # after giving up, nothing more is handed over
+        assert worker.asked == len(good) + 1
+    finally:
+        worker.close()  # kills the stopped worker; close must not wait for it to finish
+    assert verdicts == [None] * len(good) + ["bad-signature"]
+    assert waited < 5  # one WAIT_LIMIT, not one per envelope (and not forever)
+
+
+def test_the_command_line_uses_a_worker_where_a_core_is_free(monkeypatch):
+    from citychain.sim import verify
+
+    monkeypatch.delenv("CITYCHAIN_VERIFY_PROCESS", raising=False)
+    monkeypatch.setattr(verify, "usable_cores", lambda: 2)
+    assert verify.default_process(auto=True) and not verify.default_process()
+    monkeypatch.setattr(verify, "usable_cores", lambda: 1)
+    assert not verify.default_process(auto=True)
+    for said, expected in (("0", False), ("1", True)):
+        monkeypatch.setenv("CITYCHAIN_VERIFY_PROCESS", said)
+        assert verify.default_process(auto=True) is expected and verify.default_process() is expected
+
+
+def test_run_gives_the_same_summary_with_and_without_the_worker():
+    import json
+
+    from click.testing import CliRunner
+
+    from citychain.cli import main
+
+    summaries = []
+    for flag in ("--verify-worker", "--no-verify-worker"):
+        result = CliRunner().invoke(main, ["run", "normal-4", "--json", flag])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.output)
+        summary.pop("wall_seconds")
+        summaries.append(summary)
+    assert summaries[0] == summaries[1]
+
+
+def test_a_run_goes_on_without_a_worker_when_no_process_can_be_had(monkeypatch):
+    """fork failing (EAGAIN: a process limit) costs the run its worker, nothing else."""
+    import os
+
+    scenario = load_scenario(SCENARIOS / "taihu.yaml")
+    data = scenario.model_dump()
+    data["workload"]["transactions"] = 100
+    scenario = type(scenario).model_validate(data)
+    plain = summarize(simulate(scenario, verify_process=False), "x")
+
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    run = simulate(scenario, verify_process=True)
+    assert not any(type(key).__name__ == "_Key" for key, _org, _role in run.membership.members.values())
+    without = summarize(run, "x")
+    plain.pop("wall_seconds")
+    without.pop("wall_seconds")
+    assert plain == without
