@@ -12,49 +12,13 @@ r0 is cut off: r1's COMMIT is needed). And kept across a view change, the entry 
 taken up in a view it no longer belongs to. Each test scripts one of these interleavings
 against the pure replicas of tests/consensus/harness.py."""
 
-from consensus.durable import Accepted
-from consensus.effects import Broadcast, Persist, Send
-from consensus.events import Receive, TimerFired
+from consensus.effects import Broadcast, Send
+from consensus.events import Receive
 from consensus.messages import BlockRequest, Commit, NewView, Prepare
 from consensus.replica import BLOCK_TIMER, FETCH_TIMER
 
+from .behind import HONEST, accepted, behind, small_net, view_change
 from .harness import Net
-
-HONEST = ("r1", "r2", "r3")
-
-
-def _net() -> Net:
-    return Net(4, block_size=1, checkpoint_interval=2, watermark_window=4)
-
-
-def _view_change(net: Net, names=HONEST) -> None:
-    for name in names:
-        net.step(name, TimerFired(net.now, "view-change"))
-
-
-def _behind(net: Net, lagging: str) -> str:
-    """``lagging`` is cut off while the other three order blocks 1..4 (stable checkpoint
-    4: its high watermark stays 4); block 5 then prepares at r1, r2, r3 but ``lagging``
-    (COMMITs lost). Then r0 is cut off. Returns block 5's digest."""
-    net.cut = {lagging}
-    for _ in range(4):
-        net.submit("r0")
-        net.deliver_all()
-    assert all(net.replicas[r].low == 4 for r in net.names if r != lagging)
-    net.drop_if = lambda dst, env: type(env.message) is Commit
-    net.submit("r0")
-    net.deliver_all()
-    digest = net.replicas["r2"].log[5].digest
-    assert all(net.replicas[r].log[5].prepared for r in HONEST if r != lagging)
-    net.drop_if = None
-    net.cut = {"r0"}
-    assert net.replicas[lagging].executed == 0 and net.replicas[lagging].high == 4
-    return digest
-
-
-def _accepted(net: Net, name: str, seq: int) -> list:
-    return [e.record.pre_prepare for e in net.effects[name]
-            if type(e) is Persist and type(e.record) is Accepted and e.record.pre_prepare.message.seq == seq]
 
 
 def _prepares_sent(net: Net, name: str, seq: int) -> list:
@@ -68,23 +32,23 @@ def test_a_backup_behind_min_s_keeps_o_above_its_window_and_prepares_it_once_cau
     for it (its chain is at 0). r2's PREPARE for 5 arrives meanwhile and is kept too.
     r1 and r2 need r3's PREPARE (r0 is cut off): once r3 adopts 1..4, it takes 5 up,
     prepares it with r2's kept PREPARE, and all three commit 5 without any timer."""
-    net = _net()
-    digest = _behind(net, "r3")
-    _view_change(net)
+    net = small_net()
+    digest = behind(net, "r3")
+    view_change(net)
     net.deliver_all()
     r3 = net.replicas["r3"]
     assert r3.view == 1 and r3.active and r3.executed == 0
     assert BlockRequest(5, digest) in [e.message for e in net.effects["r3"] if type(e) is Send]
     assert r3.held_block(5, digest) is not None
     assert r3.kept_above == {5: digest}
-    assert not _accepted(net, "r3", 5) and not _prepares_sent(net, "r3", 5)
+    assert not accepted(net, "r3", 5) and not _prepares_sent(net, "r3", 5)
     assert "r2" in r3.log[5].prepares[(1, digest)]
     assert "beyond-high-watermark" not in net.drops["r3"]
     assert net.catch_ups["r3"][-1].target == 4
     assert all(net.replicas[r].executed == 4 for r in ("r1", "r2"))
     net.adopt("r3", "r2", 4)
     assert r3.kept_above == {}
-    assert [p.message.view for p in _accepted(net, "r3", 5)] == [1]
+    assert [p.message.view for p in accepted(net, "r3", 5)] == [1]
     net.deliver_all()
     assert all(net.chain(r)[4] == digest for r in HONEST)
 
@@ -93,9 +57,9 @@ def test_votes_above_the_window_count_only_for_a_kept_entry_of_this_view():
     """The bound: above its window a behind replica keeps votes only for (this view, a
     sequence O re-issued above it, that entry's digest); any other PREPARE there is
     still `beyond-high-watermark`, so a faulty peer cannot fill its log."""
-    net = _net()
-    digest = _behind(net, "r3")
-    _view_change(net)
+    net = small_net()
+    digest = behind(net, "r3")
+    view_change(net)
     net.deliver_all()
     r3 = net.replicas["r3"]
     before = len(net.drops["r3"])
@@ -113,13 +77,13 @@ def test_a_lagging_primary_restarted_after_taking_up_its_new_view_fetches_again_
     up to min-s (CatchUp 4) and for block 5, keeps it again, and once caught up takes it
     up; r2's and r3's PREPAREs come again with their retransmission (two fetch ticks of
     5 stuck uncommitted), and 5 commits everywhere."""
-    net = _net()
-    digest = _behind(net, "r1")
-    _view_change(net)
+    net = small_net()
+    digest = behind(net, "r1")
+    view_change(net)
     net.deliver_all()
     assert [env.message.view for src, env in net.sent if src == "r1" and type(env.message) is NewView] == [1]
     assert net.replicas["r1"].kept_above == {5: digest}
-    assert not _accepted(net, "r1", 5)
+    assert not accepted(net, "r1", 5)
     assert net.stores["r1"].installed_view == 1 and 5 not in net.stores["r1"].accepted
     net.restart("r1")
     r1 = net.replicas["r1"]
@@ -132,7 +96,7 @@ def test_a_lagging_primary_restarted_after_taking_up_its_new_view_fetches_again_
     net.deliver_all()
     assert r1.held_block(5, digest) is not None and r1.kept_above == {5: digest}
     net.adopt("r1", "r2", 4)
-    assert [p.message.view for p in _accepted(net, "r1", 5)] == [1]
+    assert [p.message.view for p in accepted(net, "r1", 5)] == [1]
     net.deliver_all()
     assert all(net.replicas[r].executed == 4 for r in HONEST)  # r1's peers' PREPAREs were lost with it
     for _ in range(2):
@@ -150,24 +114,24 @@ def test_a_second_view_change_drops_the_entries_kept_above_the_window():
     COMMIT of view 1 from r1). View 2's primary r2 re-issues 5 (r2's and r3's view-1
     certificates); r1, a behind backup now, keeps it again, prepares it once caught up,
     and 5 commits everywhere in view 2."""
-    net = _net()
-    digest = _behind(net, "r1")
+    net = small_net()
+    digest = behind(net, "r1")
     # r1's NEW-VIEW reaches r2 and r3, but their PREPAREs for 5 do not reach r1 (a
     # delay): view 1 makes no progress before it times out.
     net.drop_if = lambda dst, env: dst == "r1" and type(env.message) is Prepare
-    _view_change(net)
+    view_change(net)
     net.deliver_all()
     r1 = net.replicas["r1"]
     assert r1.kept_above == {5: digest} and 5 in r1.deferred
     net.drop_if = None
-    _view_change(net)
+    view_change(net)
     assert r1.view == 2 and not r1.active
     assert r1.kept_above == {} and 5 not in r1.deferred and 5 not in r1.log
     late = net.sign("r2", Prepare(1, 5, digest))
     net.step("r1", Receive(net.now, late))
     assert net.drops["r1"][-1] == "old-view"
     net.adopt("r1", "r2", 4)
-    assert not _accepted(net, "r1", 5)
+    assert not accepted(net, "r1", 5)
     assert not [env for src, env in net.sent if src == "r1" and type(env.message) is Commit and env.message.seq == 5]
     net.deliver_all()  # r1 fetches block 5 again (r2 served it a moment ago: the next holder)
     net.fire("r1", BLOCK_TIMER)
@@ -175,5 +139,5 @@ def test_a_second_view_change_drops_the_entries_kept_above_the_window():
     [nv] = [env.message for src, env in net.sent if src == "r2" and type(env.message) is NewView]
     assert [(p.message.seq, p.message.digest) for p in nv.pre_prepares] == [(5, digest)]
     assert all(net.replicas[r].view == 2 and net.replicas[r].active for r in HONEST)
-    assert [p.message.view for p in _accepted(net, "r1", 5)] == [2]
+    assert [p.message.view for p in accepted(net, "r1", 5)] == [2]
     assert all(net.chain(r)[4] == digest for r in HONEST)

@@ -4,30 +4,12 @@ replica behind min-s").
 
 Each test scripts one interleaving against the pure replicas of tests/consensus/harness.py."""
 
-from consensus.durable import Accepted
-from consensus.effects import Persist
 from consensus.events import Receive, TimerFired
 from consensus.messages import Checkpoint, Commit, NewView, Prepare
-from consensus.replica import BLOCK_TIMER, FETCH_TIMER
+from consensus.replica import FETCH_TIMER
 
+from .behind import HONEST, accepted, behind, fetch_ticks, prepare_overtakes_new_view, small_net, view_change
 from .harness import Net
-
-HONEST = ("r1", "r2", "r3")
-
-
-def _net() -> Net:
-    return Net(4, block_size=1, checkpoint_interval=2, watermark_window=4)
-
-
-def _view_change(net: Net, names=HONEST) -> None:
-    for name in names:
-        net.step(name, TimerFired(net.now, "view-change"))
-
-
-def _accepted(net: Net, name: str, seq: int) -> list:
-    return [e.record.pre_prepare for e in net.effects[name]
-            if type(e) is Persist and type(e.record) is Accepted and e.record.pre_prepare.message.seq == seq]
-
 
 def _min_s_by_commit_certificate(net: Net) -> str:
     """r3 misses the CHECKPOINTs (its stable point stays 0, high watermark 4) and block
@@ -69,9 +51,9 @@ def test_a_backup_that_executes_min_s_from_the_new_views_commit_certificate_take
     ``kept_above`` forever, r3 never sends its PREPARE for 5, and r1 and r2 need it (r0
     is cut): the view stalls until it times out, the gap the fix was to close. Fixed:
     min-s executed from that certificate moves the window to min-s."""
-    net = _net()
+    net = small_net()
     digest = _min_s_by_commit_certificate(net)
-    _view_change(net)
+    view_change(net)
     net.deliver_all()
     r3 = net.replicas["r3"]
     [nv] = [env.message for src, env in net.sent if src == "r1" and type(env.message) is NewView]
@@ -79,15 +61,9 @@ def test_a_backup_that_executes_min_s_from_the_new_views_commit_certificate_take
     assert type(max((vc.message for vc in nv.view_changes), key=lambda vc: vc.stable_seq)
                 .checkpoint_proof[0].message) is Commit
     assert r3.view == 1 and r3.active and r3.executed >= 4
-    for _ in range(2):  # the usual retransmission: two fetch ticks, the block timer
-        for r in HONEST:
-            if FETCH_TIMER in net.timers[r]:
-                net.fire(r, FETCH_TIMER)
-            if BLOCK_TIMER in net.timers[r]:
-                net.fire(r, BLOCK_TIMER)
-        net.deliver_all()
+    fetch_ticks(net)  # the usual retransmission: two fetch ticks, the block timer
     assert r3.low == 4, f"r3 executed min-s 4 but its window is still ({r3.low}, {r3.high}]"
-    assert [p.message.view for p in _accepted(net, "r3", 5)] == [1]
+    assert [p.message.view for p in accepted(net, "r3", 5)] == [1]
     assert all(net.chain(r)[4] == digest for r in HONEST)
 
 
@@ -102,31 +78,7 @@ def test_a_prepare_for_o_above_the_window_that_overtakes_the_new_view_is_kept():
     retransmission after two fetch ticks unblocks it, the delay keeping votes was meant to
     avoid (docs/messages.md, "A replica behind min-s", "What is kept"). Fixed: while
     changing to a view, its votes one window above H are kept too."""
-    from .test_new_view_behind import _behind
-    net = _net()
-    digest = _behind(net, "r3")
-    held = []
-
-    def hold_new_view(dst, env):
-        if dst == "r3" and type(env.message) is NewView:
-            held.append(env)
-            return True
-        return False
-
-    net.drop_if = hold_new_view
-    _view_change(net)
-    net.deliver_all()
-    net.drop_if = None
-    r3 = net.replicas["r3"]
-    assert held and r3.view == 1 and not r3.active
-    for env in held:
-        net.step("r3", Receive(net.now, env))
-    net.deliver_all()
-    assert r3.active and r3.kept_above == {5: digest}
-    net.adopt("r3", "r2", 4)
-    net.deliver_all()
-    assert all(net.chain(r)[4:5] == [digest] for r in HONEST), \
-        "5 waits for a retransmission: r2's PREPARE reached r3 just before the NEW-VIEW and was dropped"
+    prepare_overtakes_new_view(4)
 
 
 def test_votes_kept_above_the_window_while_changing_view_are_bounded_and_sorted_out_by_the_new_view():
@@ -135,9 +87,8 @@ def test_votes_kept_above_the_window_while_changing_view_are_bounded_and_sorted_
     (at most one vote per signer, sequence and kind, as in the window), anything further,
     or of another view, is `beyond-high-watermark`. The NEW-VIEW (O = {5}) then leaves only
     the votes for (1, 5, O's digest); a further view change leaves none."""
-    from .test_new_view_behind import _behind
-    net = _net()
-    digest = _behind(net, "r3")
+    net = small_net()
+    digest = behind(net, "r3")
     net.step("r3", TimerFired(net.now, "view-change"))
     r3 = net.replicas["r3"]
     assert r3.view == 1 and not r3.active
@@ -151,12 +102,12 @@ def test_votes_kept_above_the_window_while_changing_view_are_bounded_and_sorted_
     assert sorted(r3.log) == [5, 6, 7, 8]
     assert all(len(votes) == 1 for s in (5, 6, 7, 8) for kind in (r3.log[s].prepares, r3.log[s].commits)
                for votes in kind.values())
-    _view_change(net, ("r1", "r2"))
+    view_change(net, ("r1", "r2"))
     net.deliver_all()
     assert r3.active and r3.kept_above == {5: digest}
     assert sorted(s for s in r3.log if s > r3.high) == [5]
     assert set(r3.log[5].prepares) <= {(1, digest)} and set(r3.log[5].commits) <= {(1, digest)}
-    _view_change(net)
+    view_change(net)
     assert r3.view == 2 and not [s for s in r3.log if s > r3.high]
 
 
@@ -165,12 +116,12 @@ def test_a_restart_after_min_s_moved_the_window_repeats_the_same_votes():
     its window to 4, took 5 up (`Accepted` written before its PREPARE) and crashes before
     5 commits anywhere (its PREPARE lost). Restarted from its store and ledger, it sends
     a PREPARE for 5 again, for the same digest, and 5 commits; never a vote for another."""
-    net = _net()
+    net = small_net()
     digest = _min_s_by_commit_certificate(net)
     net.drop_if = lambda dst, env: env.signer == "r3" and type(env.message) is Prepare
-    _view_change(net)
+    view_change(net)
     net.deliver_all()
-    assert [p.message.digest for p in _accepted(net, "r3", 5)] == [digest]
+    assert [p.message.digest for p in accepted(net, "r3", 5)] == [digest]
     assert net.stores["r3"].stable_seq == 4
     net.drop_if = None
     net.restart("r3")
@@ -193,10 +144,9 @@ def test_a_new_view_that_skips_views_leaves_no_vote_of_the_earlier_view_kept_abo
     view 1 gets through: 5 prepares in no view above 0). View 2's NEW-VIEW (O = {5}, the
     same block) reaches r3 directly, still active in view 1: it keeps 5 again for view 2,
     and r2's PREPARE of view 1 is gone (it must not count towards view 2)."""
-    from .test_new_view_behind import _behind
-    net = _net()
-    digest = _behind(net, "r3")
-    _view_change(net)
+    net = small_net()
+    digest = behind(net, "r3")
+    view_change(net)
     net.deliver_all()
     r3 = net.replicas["r3"]
     assert r3.kept_above == {5: digest} and (1, digest) in r3.log[5].prepares
@@ -205,7 +155,7 @@ def test_a_new_view_that_skips_views_leaves_no_vote_of_the_earlier_view_kept_abo
     net.step("r0", TimerFired(net.now, "view-change"))  # r0 asks for view 1's NEW-VIEW
     net.deliver_all()
     assert net.replicas["r0"].view == 1 and net.replicas["r0"].active
-    _view_change(net, ("r0", "r1", "r2"))
+    view_change(net, ("r0", "r1", "r2"))
     net.deliver_all()
     assert all(net.replicas[r].view == 2 and net.replicas[r].active for r in ("r0", "r1", "r2"))
     net.drop_if = None

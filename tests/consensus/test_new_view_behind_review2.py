@@ -4,19 +4,9 @@ window above H). Each test scripts one interleaving against tests/consensus/harn
 
 from consensus.events import Receive, TimerFired
 from consensus.messages import Commit, NewView, Prepare, ViewChange
-from consensus.replica import BLOCK_TIMER, FETCH_TIMER
 
-from .test_new_view_behind_review import HONEST, _min_s_by_commit_certificate, _net, _view_change
-
-
-def _ticks(net, names=HONEST, n=2):
-    for _ in range(n):
-        for r in names:
-            if FETCH_TIMER in net.timers[r]:
-                net.fire(r, FETCH_TIMER)
-            if BLOCK_TIMER in net.timers[r]:
-                net.fire(r, BLOCK_TIMER)
-        net.deliver_all()
+from .behind import HONEST, fetch_ticks, prepare_overtakes_new_view, small_net, view_change
+from .test_new_view_behind_review import _min_s_by_commit_certificate
 
 
 def test_after_r1_the_next_view_change_proves_its_stable_point_and_carries_what_it_prepared():
@@ -25,17 +15,17 @@ def test_after_r1_the_next_view_change_proves_its_stable_point_and_carries_what_
     COMMITs are all lost. Then view 2: r3's VIEW-CHANGE names stable point 4 proved by a
     commit certificate and 5's prepared certificate; r1 and r2 must accept it (no
     `bad-view-change-*`), and view 2's O re-issues 5 with the same digest."""
-    net = _net()
+    net = small_net()
     digest = _min_s_by_commit_certificate(net)
     net.drop_if = lambda dst, env: type(env.message) is Commit and env.message.seq == 5
-    _view_change(net)
+    view_change(net)
     net.deliver_all()
-    _ticks(net)
+    fetch_ticks(net)
     r3 = net.replicas["r3"]
     assert r3.view == 1 and r3.low == 4 and r3.log[5].prepared and r3.log[5].digest == digest
     before = {r: len(net.drops[r]) for r in HONEST}
     net.drop_if = None
-    _view_change(net)
+    view_change(net)
     net.deliver_all()
     [vc] = [env.message for src, env in net.sent
             if src == "r3" and type(env.message) is ViewChange and env.message.view == 2]
@@ -46,28 +36,8 @@ def test_after_r1_the_next_view_change_proves_its_stable_point_and_carries_what_
         assert net.replicas[r]._invalid_view_change(vc) is None
     [nv] = [env.message for src, env in net.sent if type(env.message) is NewView and env.message.view == 2]
     assert [(p.message.seq, p.message.digest) for p in nv.pre_prepares] == [(5, digest)]
-    _ticks(net)
+    fetch_ticks(net)
     assert all(net.chain(r)[4:5] == [digest] for r in HONEST)
-
-
-def _far_behind(net, lagging="r3") -> str:
-    """As test_new_view_behind._behind, but two windows: ``lagging`` (window (0, 4]) is cut
-    off while the other three order blocks 1..8 (stable checkpoint 8); block 9 then
-    prepares at r1, r2 (COMMITs lost); r0 is cut. Returns block 9's digest."""
-    net.cut = {lagging}
-    for _ in range(8):
-        net.submit("r0")
-        net.deliver_all()
-    assert all(net.replicas[r].low == 8 for r in net.names if r != lagging)
-    net.drop_if = lambda dst, env: type(env.message) is Commit
-    net.submit("r0")
-    net.deliver_all()
-    digest = net.replicas["r2"].log[9].digest
-    assert all(net.replicas[r].log[9].prepared for r in ("r1", "r2"))
-    net.drop_if = None
-    net.cut = {"r0"}
-    assert net.replicas[lagging].executed == 0 and net.replicas[lagging].high == 4
-    return digest
 
 
 import pytest  # noqa: E402
@@ -86,30 +56,7 @@ def test_a_prepare_that_overtakes_the_new_view_at_a_replica_two_windows_behind_i
     retransmission: the delay R2 was made to remove, still there one window further.
     (O lies in (min-s, min-s + L]; keeping, while changing view, votes up to the highest
     min-s any valid VIEW-CHANGE could name is not bounded by the replica's own window.)"""
-    net = _net()
-    digest = _far_behind(net)
-    held = []
-
-    def hold_new_view(dst, env):
-        if dst == "r3" and type(env.message) is NewView:
-            held.append(env)
-            return True
-        return False
-
-    net.drop_if = hold_new_view
-    _view_change(net)
-    net.deliver_all()
-    net.drop_if = None
-    r3 = net.replicas["r3"]
-    assert held and r3.view == 1 and not r3.active
-    for env in held:
-        net.step("r3", Receive(net.now, env))
-    net.deliver_all()
-    assert r3.active and r3.kept_above == {9: digest}
-    net.adopt("r3", "r2", 8)
-    net.deliver_all()
-    assert all(net.chain(r)[8:9] == [digest] for r in HONEST), \
-        "9 waits for a retransmission: r2's PREPARE reached r3 just before the NEW-VIEW and was dropped"
+    prepare_overtakes_new_view(8)
 
 
 def test_votes_above_the_window_stay_bounded_over_many_view_changes():
@@ -118,7 +65,7 @@ def test_votes_above_the_window_stay_bounded_over_many_view_changes():
     and of the next views, for every sequence up to 3L, each with two digests. Whatever
     the number of view changes, r3 holds at most one window of slots above H, each with
     at most one vote per kind (r0's), and none of a view it has left."""
-    net = _net()
+    net = small_net()
     r3 = net.replicas["r3"]
     L = r3.window
     for target in range(1, 9):

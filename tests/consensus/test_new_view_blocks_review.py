@@ -7,35 +7,8 @@ from consensus.effects import Send
 from consensus.events import Receive, TimerFired
 from consensus.messages import BlockReply, BlockRequest, Commit, NewView, PrePrepare, Prepare, ViewChange
 
+from .behind import HONEST, behind, small_net, view_change
 from .harness import Net
-
-HONEST = ("r1", "r2", "r3")
-
-
-def _view_change(net: Net, names=HONEST) -> None:
-    for name in names:
-        net.step(name, TimerFired(net.now, "view-change"))
-
-
-def _behind_primary(net: Net):
-    """r1 is cut off while r0, r2, r3 order blocks 1..4 (stable checkpoint 4: r1's high
-    watermark is 4); block 5 then prepares at r2 and r3 only (COMMITs lost). r0 is cut."""
-    net.cut = {"r1"}
-    for _ in range(4):
-        net.submit("r0")
-        net.deliver_all()
-    assert all(net.replicas[r].low == 4 for r in ("r0", "r2", "r3"))
-    net.drop_if = lambda dst, env: type(env.message) is Commit
-    net.submit("r0")
-    net.deliver_all()
-    digest = net.replicas["r2"].log[5].digest
-    assert all(net.replicas[r].log[5].prepared for r in ("r2", "r3"))
-    net.drop_if = None
-    net.cut = {"r0"}
-    r1 = net.replicas["r1"]
-    assert r1.executed == 0 and r1.high == 4
-    return digest
-
 
 def test_a_behind_primary_holds_and_takes_up_a_block_o_re_issues_above_its_high_watermark():
     """r1, primary of view 1, executed nothing (high watermark 4); r2's and r3's
@@ -44,9 +17,9 @@ def test_a_behind_primary_holds_and_takes_up_a_block_o_re_issues_above_its_high_
     block an honest primary's O re-issues is one it holds and serves") and, once caught
     up to 4 by state transfer, take its own pre-prepare at 5 up, or 5 cannot commit
     (r0 is cut: r1's COMMIT is needed)."""
-    net = Net(4, block_size=1, checkpoint_interval=2, watermark_window=4)
-    digest = _behind_primary(net)
-    _view_change(net)
+    net = small_net()
+    digest = behind(net, "r1")
+    view_change(net)
     net.deliver_all()
     r1 = net.replicas["r1"]
     [nv] = [env.message for src, env in net.sent if src == "r1" and type(env.message) is NewView]
@@ -75,7 +48,7 @@ def test_a_primary_waiting_for_a_block_it_then_adopts_by_state_transfer_still_se
     assert net.replicas["r1"].held_block(1, digest) is None
     net.cut = {"r0"}
     net.drop_if = lambda dst, env: type(env.message) is BlockReply and dst == "r1"
-    _view_change(net)
+    view_change(net)
     net.deliver_all()
     r1 = net.replicas["r1"]
     assert BlockRequest(1, digest) in [e.message for e in net.effects["r1"] if type(e) is Send]
@@ -110,7 +83,7 @@ def test_a_new_primary_restarted_while_fetching_fetches_again_and_sends_its_new_
     digest = net.replicas["r2"].log[1].digest
     net.cut = {"r0"}
     net.drop_if = lambda dst, env: type(env.message) is BlockReply
-    _view_change(net)
+    view_change(net)
     net.deliver_all()
     assert not [env for src, env in net.sent if type(env.message) is NewView]
     net.drop_if = None
@@ -142,7 +115,7 @@ def test_passing_over_view_changes_never_replaces_a_committed_block():
     b = proof.pre_prepare.message.digest
     net.cut = {"r0"}
     net.drop_if = lambda dst, env: type(env.message) is Commit and env.message.view == 1 and dst != "r3"
-    _view_change(net)
+    view_change(net)
     net.deliver_all()
     assert net.replicas["r3"].executed == 1 and all(net.replicas[r].executed == 0 for r in ("r1", "r2"))
     x = net.chain("r3")[0]
@@ -151,7 +124,7 @@ def test_passing_over_view_changes_never_replaces_a_committed_block():
     net.drop_if = lambda dst, env: env.signer == "r3" and type(env.message) is ViewChange and dst == "r2"
     vc0 = net.sign("r0", ViewChange(2, 0, (), (proof,)))
     net.step("r2", Receive(net.now, vc0))
-    _view_change(net)
+    view_change(net)
     net.deliver_all()
     [nv] = [env.message for src, env in net.sent if src == "r2" and type(env.message) is NewView]
     assert sorted(vc.signer for vc in nv.view_changes) == ["r0", "r1", "r2"]
