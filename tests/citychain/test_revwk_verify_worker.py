@@ -1,0 +1,425 @@
+"""Review revwk: the verify worker process on by default for ``citychain run`` (commit
+7fbaad6; citychain/sim/verify.py ``VerifyProcess``). Each test drives one scripted case:
+a claim of the change (same run, never hangs or hurts a run, signals, no leaks) and the
+interleaving or input that would break it."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from citychain.export import write_run
+from citychain.scenario import load_scenario
+from citychain.sim.run import simulate
+from citychain.summary import summarize
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "citychain" / "scenarios"
+SHIPPED = sorted(p for p in SCENARIOS.rglob("*.yaml"))
+
+
+def _capped(path: Path, transactions: int):
+    scenario = load_scenario(path)
+    data = scenario.model_dump()
+    data["workload"]["transactions"] = min(data["workload"]["transactions"], transactions)
+    return type(scenario).model_validate(data)
+
+
+def _export(scenario, out: Path, **worker) -> dict:
+    run = simulate(scenario, record=True, **worker)
+    summary = summarize(run, "revwk")
+    summary.pop("wall_seconds", None)
+    write_run(out, run, summary)
+    assert not any(type(key).__name__ == "_Key" for key, _org, _role in run.membership.members.values())
+    return summary
+
+
+def _same_tree(a: Path, b: Path) -> None:
+    names = sorted(str(p.relative_to(a)) for p in a.rglob("*") if p.is_file())
+    assert names == sorted(str(p.relative_to(b)) for p in b.rglob("*") if p.is_file())
+    for name in names:
+        if name in ("summary.json", "report.html"):  # they carry the wall seconds
+            continue
+        assert filecmp.cmp(a / name, b / name, shallow=False), name
+
+
+def _children() -> list[int]:
+    me = os.getpid()
+    try:
+        return [int(x) for x in Path(f"/proc/{me}/task/{me}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _fds() -> set[int]:
+    return {int(x) for x in os.listdir("/proc/self/fd")}
+
+
+def _pipes() -> set[int]:
+    found = set()
+    for fd in _fds():
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:"):
+                found.add(fd)
+        except OSError:
+            pass
+    return found
+
+
+# ---- claim 1: the same run, byte for byte ---------------------------------------------
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[str(p.relative_to(SCENARIOS)) for p in SHIPPED])
+def test_revwk_every_shipped_scenario_is_the_same_with_the_worker(path, tmp_path):
+    scenario = _capped(path, 120)
+    plain = _export(scenario, tmp_path / "plain", verify_threads=0, verify_process=False)
+    ahead = _export(scenario, tmp_path / "ahead", verify_process=True)
+    assert plain == ahead
+    _same_tree(tmp_path / "plain", tmp_path / "ahead")
+
+
+HOSTILE = textwrap.dedent("""\
+    base: {taihu}
+    nodes: 16
+    observers: 1
+    workload:
+      transactions: 250
+    byzantine:
+      - {{node: node-1, behaviour: forge-signatures}}
+      - {{node: node-2, behaviour: forged-view-change}}
+      - {{node: node-3, behaviour: two-new-views}}
+      - {{node: node-4, behaviour: replay}}
+      - {{node: node-5, behaviour: stale-blocks}}
+    revocations:
+      - {{member: client-0, at_ms: 300}}
+      - {{member: node-7, at_ms: 900}}
+    faults:
+      - {{at_ms: 200, crash: primary}}
+      - {{at_ms: 400, crash: node-9}}
+      - {{at_ms: 2500, recover: node-9}}
+    """)
+
+
+@pytest.mark.parametrize("limit", [None, 6], ids=["pending-20000", "pending-6"])
+def test_revwk_forgers_revocations_view_changes_and_pending_eviction_give_the_same_run(limit, tmp_path,
+                                                                                       monkeypatch):
+    """Forged signatures and view changes, revoked certificates (a client's and a
+    node's) while the keys are wrapped, a crash of the primary and a crash then recovery
+    (state transfer), with the worker; and again with ``PENDING_LIMIT`` so small that
+    answers under way are forgotten all the time."""
+    from citychain.sim import verify
+
+    spec = tmp_path / "hostile.yaml"
+    spec.write_text(HOSTILE.format(taihu=SCENARIOS / "taihu.yaml"))
+    scenario = load_scenario(spec)
+    plain = _export(scenario, tmp_path / "plain", verify_threads=0, verify_process=False)
+    if limit is not None:
+        monkeypatch.setattr(verify, "PENDING_LIMIT", limit)
+    ahead = _export(scenario, tmp_path / "ahead", verify_process=True)
+    assert plain == ahead
+    assert plain["dropped"].get("bad-signature", 0) > 0
+    _same_tree(tmp_path / "plain", tmp_path / "ahead")
+
+
+def _members(roles=("consensus", "consensus", "client")):
+    from node.identity import derive_key
+    from node.membership import Membership
+
+    ids = [f"m-{i}" for i in range(len(roles))]
+    keys = {m: derive_key(7, "revwk", m) for m in ids}
+    membership = Membership("revwk", {m: (keys[m].public_key(), "org", r) for m, r in zip(ids, roles)})
+    return membership, keys
+
+
+@pytest.mark.parametrize("first", ["genuine", "reused"])
+def test_revwk_a_signature_reused_on_other_bytes_is_refused_in_either_order(first):
+    """``pending`` is keyed by signature: an envelope carrying another's signature over
+    different bytes (same signer) finds the other's answer under way. It must be refused,
+    and the genuine one accepted, whichever is checked first; a re-made copy of the
+    genuine envelope (a replay, a new object) is accepted too."""
+    from consensus.messages import Commit
+    from node.signing import Signer
+
+    from citychain.sim.verify import VerifyProcess
+
+    membership, keys = _members()
+    signer = Signer("m-0", keys["m-0"], "revwk")
+    genuine = signer.sign(Commit(0, 1, "ab" * 32))
+    other = signer.sign(Commit(0, 2, "cd" * 32))
+    reused = replace(other, signature=genuine.signature)
+    copy = replace(genuine)
+    worker = VerifyProcess(membership)
+    try:
+        for env in (genuine, reused, copy):
+            worker.sent(env)
+        order = [genuine, reused, copy] if first == "genuine" else [reused, genuine, copy]
+        verdicts = {id(env): membership.authenticate(env) for env in order}
+    finally:
+        worker.close()
+    assert verdicts[id(reused)] == "bad-signature"
+    assert verdicts[id(genuine)] is None and verdicts[id(copy)] is None
+
+
+def _alarm(seconds: int):
+    def ring(_s, _f):
+        raise TimeoutError(f"no verdict within {seconds} s: the run would hang")
+
+    signal.signal(signal.SIGALRM, ring)
+    signal.alarm(seconds)
+
+
+def test_revwk_envelopes_larger_than_the_pipes_do_not_hang_and_keep_their_verdicts():
+    """Requests of 3 MiB each (a NEW-VIEW with many VIEW-CHANGEs is this large), more
+    than either pipe holds, written while the worker is still answering earlier ones;
+    and one forged copy among them."""
+    from consensus.messages import Request
+    from node.signing import Signer
+
+    from citychain.sim.verify import VerifyProcess
+
+    membership, keys = _members(("consensus", "client"))
+    signer = Signer("m-1", keys["m-1"], "revwk")
+    big = [signer.sign(Request(nonce=i, app="records", op="put", args={"blob": "x" * (3 << 20)}, ts=i))
+           for i in range(1, 9)]
+    forged = replace(big[3], signature=bytes(64))
+    worker = VerifyProcess(membership)
+    _alarm(60)
+    try:
+        for env in big + [forged]:
+            worker.sent(env)
+        verdicts = [membership.authenticate(env) for env in big + [forged]]
+        assert not worker.gone
+    finally:
+        signal.alarm(0)
+        worker.close()
+    assert verdicts == [None] * len(big) + ["bad-signature"]
+
+
+def test_revwk_many_envelopes_never_read_do_not_fill_both_pipes():
+    """40,000 envelopes handed to the worker and none asked about for a long time (sent
+    to crashed nodes, lost): the requests pipe fills while the worker's answers pile up
+    in the other. The main process must never block writing while the worker blocks
+    answering."""
+    from consensus.messages import Commit
+    from node.signing import Signer
+
+    from citychain.sim.verify import VerifyProcess
+
+    membership, keys = _members()
+    signer = Signer("m-0", keys["m-0"], "revwk")
+    envs = [signer.sign(Commit(0, s, "ab" * 32)) for s in range(1, 41)]
+    worker = VerifyProcess(membership)
+    _alarm(120)
+    try:
+        for _round in range(1000):
+            for env in envs:
+                worker.sent(env)
+            worker.pending.clear()  # as if forgotten: each is asked again next round
+        for env in envs:
+            worker.sent(env)
+        verdicts = [membership.authenticate(env) for env in envs]
+        assert not worker.gone
+    finally:
+        signal.alarm(0)
+        worker.close()
+    assert verdicts == [None] * len(envs)
+
+
+# ---- claim 2: the worker never hurts a run --------------------------------------------
+
+
+def test_revwk_a_run_in_a_process_with_many_files_open_is_not_hurt_by_its_worker():
+    """``verdict`` waited with ``select.select``, which refuses a descriptor of 1024 or
+    more (FD_SETSIZE): in a process holding a thousand files (a long-lived library
+    caller; the limit here is far higher than 1024) the worker's answer pipe gets such a
+    number, and the first wait raised ValueError out of ``Membership.authenticate``: the
+    run crashed where, without the worker, it completes."""
+    limit = 1100
+    soft, _hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)
+    if soft < limit + 64:
+        pytest.skip("the open-files limit is too low to hold 1,100 files")
+    scenario = _capped(SCENARIOS / "teaching" / "normal-4.yaml", 60)
+    plain = summarize(simulate(scenario, verify_process=False), "x")
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(limit)]
+    try:
+        ahead = summarize(simulate(scenario, verify_process=True), "x")
+    finally:
+        for fd in held:
+            os.close(fd)
+    plain.pop("wall_seconds")
+    ahead.pop("wall_seconds")
+    assert plain == ahead
+
+
+_SIGCHLD_IGNORED = textwrap.dedent("""\
+    import signal, sys
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    from citychain.scenario import load_scenario
+    from citychain.sim.run import simulate
+    run = simulate(load_scenario(sys.argv[1]), verify_process=True)
+    assert not any(type(k).__name__ == "_Key" for k, _o, _r in run.membership.members.values())
+    print(run.metrics.first_executions)
+    """)
+
+
+def test_revwk_a_run_whose_parent_ignores_sigchld_ends_normally(tmp_path):
+    """A process started with SIGCHLD ignored (inherited across exec from a daemon, a
+    supervisor, ``trap '' CHLD``) has its children reaped by the kernel: ``close`` then
+    met ECHILD in ``os.waitpid`` and raised ChildProcessError out of ``simulate`` after a
+    complete run; ``citychain run`` exited 2 with "writing --out None: [Errno 10] No
+    child processes". Without the worker (before 7fbaad6, the default) the run succeeds."""
+    script = tmp_path / "ignored.py"
+    script.write_text(_SIGCHLD_IGNORED)
+    path = SCENARIOS / "teaching" / "normal-4.yaml"
+    done = subprocess.run([sys.executable, str(script), str(path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    cli = subprocess.run([sys.executable, "-m", "citychain.cli", "run", "normal-4", "--json", "--verify-worker",
+                          "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN))
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert json.loads(cli.stdout)["committed_tx"] > 0
+
+
+def test_revwk_a_run_that_raises_before_its_event_loop_leaves_no_worker(monkeypatch):
+    """``simulate`` forked the worker, then built the workload (signers, the first
+    submission: ``next(stream)``) outside the ``try`` whose ``finally`` closes it. An
+    exception there (a KeyboardInterrupt, a generator's error) left the worker running,
+    its two pipe ends open in the caller and the membership's keys wrapped."""
+    from citychain.sim import run as sim_run
+
+    scenario = _capped(SCENARIOS / "teaching" / "normal-4.yaml", 20)
+    before_children, before_pipes = set(_children()), _pipes()
+    seen = {}
+
+    def broken(*_args, **_kwargs):
+        seen["membership"] = True
+        raise KeyboardInterrupt  # Ctrl-C while the first request is signed
+
+    monkeypatch.setattr(sim_run, "submissions", broken)
+    built = {}
+    real_build = sim_run.build
+
+    def spy(*args, **kwargs):
+        built["run"] = real_build(*args, **kwargs)
+        return built["run"]
+
+    monkeypatch.setattr(sim_run, "build", spy)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(scenario, verify_process=True)
+    assert seen
+    leftover = set(_children()) - before_children
+    for pid in leftover:  # clean up what the run left, then fail
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert not leftover, "the verify worker outlived the run"
+    assert _pipes() == before_pipes, "the worker's pipes are still open"
+    members = built["run"].membership.members.values()
+    assert not any(type(key).__name__ == "_Key" for key, _org, _role in members)
+
+
+# ---- claim 4: no zombies, no leaked descriptors -------------------------------------
+
+
+def test_revwk_fifty_runs_leave_no_child_and_no_descriptor():
+    """A run's history store lets go of its file when collected (a cycle: gc), which
+    is the store's business; the worker's pipes and process go at the run's end."""
+    import gc
+
+    scenario = _capped(SCENARIOS / "teaching" / "normal-4.yaml", 8)
+    simulate(scenario, verify_process=True)  # imports and caches made once
+    gc.collect()
+    before_children, before_fds = set(_children()), _fds()
+    for _ in range(50):
+        simulate(scenario, verify_process=True)
+        assert set(_children()) == before_children
+        assert _pipes() <= before_fds
+    gc.collect()
+    assert _fds() == before_fds
+
+
+# ---- claim 3: signals -----------------------------------------------------------------
+
+
+def _proc_children(pid: int) -> list[int]:
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _start_long(tmp_path: Path, **popen) -> tuple[subprocess.Popen, Path]:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    spec = tmp_path / "long.yaml"
+    spec.write_text("base: taihu\nworkload:\n  transactions: 20000\n")
+    proc = subprocess.Popen([sys.executable, "-m", "citychain.cli", "run", str(spec), "--scratch", str(scratch),
+                             "--no-progress", "--json", "--verify-worker"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / "stderr.txt", "wb"), stdin=subprocess.DEVNULL, **popen)
+    return proc, scratch
+
+
+def _worker_of(proc: subprocess.Popen, scratch: Path) -> int:
+    deadline = time.monotonic() + 120
+    while not (_proc_children(proc.pid) and list(scratch.glob("citychain-history-*"))):
+        assert proc.poll() is None and time.monotonic() < deadline, "no verify worker started"
+        time.sleep(0.02)
+    return _proc_children(proc.pid)[0]
+
+
+def test_revwk_sigkill_of_the_run_ends_its_worker(tmp_path):
+    proc, scratch = _start_long(tmp_path)
+    worker = None
+    try:
+        worker = _worker_of(proc, scratch)
+        time.sleep(1.0)
+        proc.kill()
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while not _gone(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(worker), "the worker outlived its run's SIGKILL"
+    finally:
+        proc.kill()
+        if worker is not None and not _gone(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_revwk_a_signal_to_the_whole_process_group_ends_run_and_worker_and_removes_the_store(tmp_path, signum):
+    # its own process group; a background job's ignored SIGINT put back to the default
+    proc, scratch = _start_long(tmp_path, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    worker = None
+    try:
+        worker = _worker_of(proc, scratch)
+        time.sleep(1.0)
+        os.killpg(proc.pid, signum)
+        code = proc.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while not _gone(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(worker)
+    finally:
+        proc.kill()
+        if worker is not None and not _gone(worker):
+            os.kill(worker, signal.SIGKILL)
+    assert code != 0
+    assert not list(scratch.glob("citychain-history-*"))
