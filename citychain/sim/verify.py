@@ -238,6 +238,10 @@ class VerifyProcess(_Ahead):
         self.out = requests_w
         self.answers_fd = answers_r
         os.set_blocking(answers_r, False)
+        # poll, not select: select refuses a descriptor of 1024 or more (FD_SETSIZE), which
+        # a caller holding many files gives the pipe (review revwk).
+        self.poller = select.poll()
+        self.poller.register(answers_r, select.POLLIN)
         try:  # a larger pipe: the main process rarely waits to hand work over (Linux)
             import fcntl
             fcntl.fcntl(requests_w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
@@ -294,7 +298,7 @@ class VerifyProcess(_Ahead):
         if self.handed <= index:
             self._flush()
         while len(answers) <= index:
-            ready, _, _ = select.select([self.answers_fd], [], [], WAIT_LIMIT)
+            self.poller.poll(WAIT_LIMIT * 1000)
             before = len(answers)
             self._drain()
             if len(answers) == before:
