@@ -320,8 +320,13 @@ class VerifyProcess(_Ahead):
         """Stop the worker and give the membership its plain keys back. The answers it
         still owes are not needed: it is killed rather than left to work through them
         (or, stuck, never to end)."""
-        os.close(self.out)
-        os.close(self.answers_fd)
-        self._abandon()
-        os.waitpid(self.pid, 0)
-        self._give_keys_back()
+        try:
+            os.close(self.out)
+            os.close(self.answers_fd)
+            self._abandon()
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:  # SIGCHLD ignored (inherited): the kernel reaped it (review revwk)
+                pass
+        finally:
+            self._give_keys_back()
