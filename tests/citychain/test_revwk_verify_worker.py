@@ -384,14 +384,17 @@ def _worker_of(proc: subprocess.Popen, scratch: Path) -> int:
     return _proc_children(proc.pid)[0]
 
 
-def test_revwk_sigkill_of_the_run_ends_its_worker(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_revwk_a_signal_to_the_run_alone_ends_its_worker(tmp_path, signum):
+    """The run killed (SIGKILL: nothing of it runs) or ended by its SIGTERM handler,
+    which dies without unwinding: the worker must see the pipe close and leave."""
     proc, scratch = _start_long(tmp_path)
     worker = None
     try:
         worker = _worker_of(proc, scratch)
         time.sleep(1.0)
-        proc.kill()
-        proc.wait(timeout=30)
+        proc.send_signal(signum)
+        assert proc.wait(timeout=30) == -signum
         deadline = time.monotonic() + 10
         while not _gone(worker) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -423,3 +426,92 @@ def test_revwk_a_signal_to_the_whole_process_group_ends_run_and_worker_and_remov
             os.kill(worker, signal.SIGKILL)
     assert code != 0
     assert not list(scratch.glob("citychain-history-*"))
+
+
+# ---- claim 2, in a whole run: a worker that dies, stalls or answers nonsense mid-run --
+
+
+def _serving(kind: str):
+    """A worker's loop that behaves for its first 40 requests, then misbehaves."""
+    from citychain.sim import verify
+
+    real = verify._serve
+
+    def serve(requests: int, answers: int, keys: list) -> None:
+        inp = os.fdopen(requests, "rb", buffering=0)
+        done = 0
+        while True:
+            head = inp.read(verify._HEAD.size)
+            if len(head) < verify._HEAD.size:
+                return
+            member, sig_len, size = verify._HEAD.unpack(head)
+            signature, data = _read(inp, sig_len), _read(inp, size)
+            done += 1
+            if done > 40:
+                if kind == "dies":
+                    os._exit(3)
+                if kind == "stalls":
+                    time.sleep(3600)
+                if kind == "garbage":
+                    os.write(answers, b"\xff")
+                    continue
+            try:
+                keys[member].verify(signature, data)
+                os.write(answers, bytes((verify.GOOD,)))
+            except Exception:
+                os.write(answers, b"\x00")
+
+    del real
+    return serve
+
+
+def _read(inp, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = inp.read(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+@pytest.mark.parametrize("kind", ["dies", "stalls", "garbage"])
+def test_revwk_a_worker_that_fails_mid_run_leaves_the_same_run(kind, tmp_path, monkeypatch):
+    from citychain.sim import verify
+
+    scenario = _capped(SCENARIOS / "faults" / "mixed-byzantine-20.yaml", 150)
+    plain = _export(scenario, tmp_path / "plain", verify_threads=0, verify_process=False)
+    monkeypatch.setattr(verify, "_serve", _serving(kind))
+    monkeypatch.setattr(verify, "WAIT_LIMIT", 0.3)
+    closed = []
+    real_close = verify.VerifyProcess.close
+
+    def spy(self):
+        closed.append((self.asked, self.gone))
+        real_close(self)
+
+    monkeypatch.setattr(verify.VerifyProcess, "close", spy)
+    before = set(_children())
+    ahead = _export(scenario, tmp_path / "ahead", verify_process=True)
+    assert set(_children()) == before
+    assert closed and closed[0][0] > 40
+    assert closed[0][1] is (kind != "garbage")
+    assert plain == ahead
+    assert plain["dropped"].get("bad-signature", 0) > 0
+    _same_tree(tmp_path / "plain", tmp_path / "ahead")
+
+
+def test_revwk_the_command_exports_the_same_bytes_with_and_without_the_worker_and_any_hash_seed(tmp_path):
+    """``citychain run`` as people run it: the worker on (default) with one hash seed,
+    off with another; every exported file but the wall-clock ones byte for byte."""
+    outs = []
+    for flag, hashseed in (("--verify-worker", "1"), ("--no-verify-worker", "2")):
+        out = tmp_path / flag.strip("-")
+        env = dict(os.environ, PYTHONHASHSEED=hashseed)
+        env.pop("CITYCHAIN_VERIFY_PROCESS", None)
+        done = subprocess.run([sys.executable, "-m", "citychain.cli", "run", "mixed-byzantine-20", "--out", str(out),
+                               "--no-progress", flag], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                              env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outs.append(out)
+    _same_tree(*outs)
