@@ -515,3 +515,45 @@ def test_revwk_the_command_exports_the_same_bytes_with_and_without_the_worker_an
         assert done.returncode == 0, done.stderr[-2000:]
         outs.append(out)
     _same_tree(*outs)
+
+
+def test_revwk_the_worker_keeps_a_bounded_number_of_answers():
+    """Everything else a run keeps per envelope is bounded (``PENDING_LIMIT``, the
+    verdict cache, history on disk: a run's memory must not grow with its length), but
+    ``VerifyProcess.answers`` kept one byte per envelope ever handed to the worker, for
+    the whole run. Only answers some ticket may still ask for need keeping; an older
+    one asked for is checked here, to the same verdict."""
+    from consensus.messages import Commit
+    from node.signing import Signer
+
+    from citychain.sim import verify
+
+    membership, keys = _members()
+    signer = Signer("m-0", keys["m-0"], "revwk")
+    envs = [signer.sign(Commit(0, s, "ab" * 32)) for s in range(1, 51)]
+    forged = replace(envs[0], signature=bytes(64))
+    worker = verify.VerifyProcess(membership)
+    rounds = (2 * verify.PENDING_LIMIT) // len(envs) + 200
+    _alarm(180)
+    try:
+        early = {}
+        for env in envs:
+            worker.sent(env)
+        early = dict(worker.pending)  # tickets whose answers will be long gone when asked
+        worker.pending.clear()
+        for _round in range(rounds):
+            for env in envs:
+                worker.sent(env)
+            worker.pending.clear()  # lost in the network: never asked about
+        worker.sent(envs[0])
+        worker.sent(forged)
+        assert membership.authenticate(envs[0]) is None and membership.authenticate(forged) == "bad-signature"
+        kept = len(worker.answers)
+        # an old ticket still answers, the same as checking here
+        assert all(ticket.result() is None for _k, _d, ticket in early.values())
+        assert not worker.gone
+    finally:
+        signal.alarm(0)
+        worker.close()
+    assert worker.asked > 2 * verify.PENDING_LIMIT
+    assert kept <= 2 * verify.PENDING_LIMIT + verify.BATCH, f"{kept} answers kept"
