@@ -194,7 +194,8 @@ class VerifyProcess(_Ahead):
         super().__init__(membership)
         self.index = {member: i for i, member in enumerate(self.keys)}  # as the worker numbers them
         plain = list(self.keys.values())
-        self.answers = bytearray()
+        self.answers = bytearray()  # the worker's answers from request ``base`` on
+        self.base = 0  # answers to older requests are forgotten (``_drain``): asked for, checked here
         self.outbox = bytearray()  # requests not yet written to the worker
         self.asked = 0  # requests made
         self.handed = 0  # requests written to the worker
@@ -284,30 +285,39 @@ class VerifyProcess(_Ahead):
             while True:
                 chunk = os.read(self.answers_fd, 1 << 16)
                 if not chunk:
-                    return
+                    break
                 self.answers += chunk
         except BlockingIOError:
-            return
+            pass
+        # Bounded, as everything else a run keeps per envelope: only the latest answers can
+        # still be asked for by a ticket in ``pending`` (review revwk).
+        answers = self.answers
+        if len(answers) > 2 * PENDING_LIMIT:
+            drop = len(answers) - PENDING_LIMIT
+            del answers[:drop]
+            self.base += drop
 
     def verdict(self, index: int) -> int:
         answers = self.answers
-        if len(answers) > index:
-            return answers[index]
+        if index < self.base:
+            return 0  # forgotten: checked here
+        if len(answers) + self.base > index:
+            return answers[index - self.base]
         if self.gone:
             return 0
         if self.handed <= index:
             self._flush()
-        while len(answers) <= index:
+        while len(answers) + self.base <= index:
             self.poller.poll(WAIT_LIMIT * 1000)
-            before = len(answers)
+            before = len(answers) + self.base
             self._drain()
-            if len(answers) == before:
+            if len(answers) + self.base == before:
                 # The worker is gone, or stuck (forked while another thread held a lock it
                 # needs): stop using it. Every answer it still owes is computed here, as
                 # without it; a worker only ever saves time, it never makes a run wait.
                 self._abandon()
                 return 0
-        return answers[index]
+        return answers[index - self.base] if index >= self.base else 0
 
     def _abandon(self) -> None:
         self.gone = True

@@ -125,7 +125,17 @@ def test_revwk_forgers_revocations_view_changes_and_pending_eviction_give_the_sa
     plain = _export(scenario, tmp_path / "plain", verify_threads=0, verify_process=False)
     if limit is not None:
         monkeypatch.setattr(verify, "PENDING_LIMIT", limit)
+    used = []
+    real_close = verify.VerifyProcess.close
+
+    def spy(self):
+        used.append((self.asked, self.gone, self.base))
+        real_close(self)
+
+    monkeypatch.setattr(verify.VerifyProcess, "close", spy)
     ahead = _export(scenario, tmp_path / "ahead", verify_process=True)
+    asked, gone, _base = used[0]
+    assert asked > 1000 and not gone  # the worker did the checking, to the end
     assert plain == ahead
     assert plain["dropped"].get("bad-signature", 0) > 0
     _same_tree(tmp_path / "plain", tmp_path / "ahead")
