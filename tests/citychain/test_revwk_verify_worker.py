@@ -567,3 +567,36 @@ def test_revwk_the_worker_keeps_a_bounded_number_of_answers():
         worker.close()
     assert worker.asked > 2 * verify.PENDING_LIMIT
     assert kept <= 2 * verify.PENDING_LIMIT + verify.BATCH, f"{kept} answers kept"
+
+
+def test_revwk_no_descriptor_is_left_when_the_second_pipe_cannot_be_had():
+    """Room for one pipe, not two (EMFILE at the second ``os.pipe``): ``VerifyProcess``
+    raises OSError, which ``simulate`` takes for "run without a worker", but the first
+    pipe's two ends stayed open, two descriptors lost per run in a process at its limit."""
+    import resource
+
+    from citychain.sim.verify import VerifyProcess
+
+    membership, _keys = _members()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    top = max(_fds()) + 40
+    resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
+    filler = []
+    try:
+        try:
+            while True:
+                filler.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            pass
+        for _ in range(3):  # room for one pipe, not two (and for listing /proc/self/fd)
+            os.close(filler.pop())
+        before = _fds()
+        with pytest.raises(OSError):
+            VerifyProcess(membership)
+        after = _fds()
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert not any(type(key).__name__ == "_Key" for key, _org, _role in membership.members.values())
+    assert after == before, f"left open: {sorted(after - before)}"
