@@ -202,8 +202,14 @@ class VerifyProcess(_Ahead):
         self.gone = False  # the worker died or stopped answering: everything is checked here
         try:
             requests_r, requests_w = os.pipe()
-            answers_r, answers_w = os.pipe()
         except OSError:
+            self._give_keys_back()
+            raise
+        try:
+            answers_r, answers_w = os.pipe()
+        except OSError:  # the first pipe is not left open (review revwk)
+            os.close(requests_r)
+            os.close(requests_w)
             self._give_keys_back()
             raise
         # Not the parent's handlers in the worker: its SIGTERM handler removes the run's
