@@ -600,3 +600,34 @@ def test_revwk_no_descriptor_is_left_when_the_second_pipe_cannot_be_had():
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert not any(type(key).__name__ == "_Key" for key, _org, _role in membership.members.values())
     assert after == before, f"left open: {sorted(after - before)}"
+
+
+def test_revwk_a_worker_reaped_elsewhere_is_never_signalled_or_waited_for_by_its_number(monkeypatch):
+    """Another part of the process reaps the worker (a SIGCHLD handler calling
+    ``os.wait``, or SIGCHLD ignored, where the kernel reaps it at once): its PID is free
+    and, with pid_max 32768, soon another process's. ``close`` then sent SIGKILL to that
+    number and waited on it: it could kill an unrelated process, or reap (and steal the
+    exit status of) a later child of the caller's that got the same number."""
+    from citychain.sim.verify import VerifyProcess
+
+    membership, _keys = _members()
+    worker = VerifyProcess(membership)
+    pid = worker.pid
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)  # reaped by someone else: ``pid`` may now name any process
+    signalled, waited = [], []
+    real_kill, real_waitpid = os.kill, os.waitpid
+
+    def kill(p, s):
+        signalled.append(p)
+        return real_kill(p, s)
+
+    def waitpid(p, o):
+        waited.append(p)
+        return real_waitpid(p, o)
+
+    monkeypatch.setattr(os, "kill", kill)
+    monkeypatch.setattr(os, "waitpid", waitpid)
+    worker.close()
+    assert pid not in signalled and pid not in waited
+    assert not any(type(key).__name__ == "_Key" for key, _org, _role in membership.members.values())
