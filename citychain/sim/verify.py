@@ -240,6 +240,14 @@ class VerifyProcess(_Ahead):
             finally:
                 os._exit(code)
         signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+        # The worker by a descriptor, not its number, where Linux has one: should another
+        # part of the process reap it (a SIGCHLD handler, SIGCHLD ignored), its PID may name
+        # another process by the time it is killed or waited for (review revwk).
+        self.pidfd: int | None = None
+        try:
+            self.pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            pass
         os.close(requests_r)
         os.close(answers_w)
         self.out = requests_w
@@ -328,7 +336,10 @@ class VerifyProcess(_Ahead):
     def _abandon(self) -> None:
         self.gone = True
         try:
-            os.kill(self.pid, signal.SIGKILL)
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            else:
+                os.kill(self.pid, signal.SIGKILL)
         except OSError:
             pass
 
@@ -341,8 +352,14 @@ class VerifyProcess(_Ahead):
             os.close(self.answers_fd)
             self._abandon()
             try:
-                os.waitpid(self.pid, 0)
-            except ChildProcessError:  # SIGCHLD ignored (inherited): the kernel reaped it (review revwk)
+                if self.pidfd is not None:
+                    os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED)
+                else:
+                    os.waitpid(self.pid, 0)
+            except ChildProcessError:  # reaped already: SIGCHLD ignored (inherited), or elsewhere (review revwk)
                 pass
         finally:
+            if self.pidfd is not None:
+                os.close(self.pidfd)
+                self.pidfd = None
             self._give_keys_back()
