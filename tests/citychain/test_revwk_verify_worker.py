@@ -180,9 +180,13 @@ def test_revwk_a_signature_reused_on_other_bytes_is_refused_in_either_order(firs
     assert verdicts[id(genuine)] is None and verdicts[id(copy)] is None
 
 
+class Hung(Exception):
+    """Not a TimeoutError: that is an OSError, which ``_flush`` takes for a dead worker."""
+
+
 def _alarm(seconds: int):
     def ring(_s, _f):
-        raise TimeoutError(f"no verdict within {seconds} s: the run would hang")
+        raise Hung(f"not done within {seconds} s: the run would hang")
 
     signal.signal(signal.SIGALRM, ring)
     signal.alarm(seconds)
@@ -631,3 +635,37 @@ def test_revwk_a_worker_reaped_elsewhere_is_never_signalled_or_waited_for_by_its
     worker.close()
     assert pid not in signalled and pid not in waited
     assert not any(type(key).__name__ == "_Key" for key, _org, _role in membership.members.values())
+
+
+def test_revwk_a_stopped_worker_cannot_block_the_run_in_a_full_request_pipe(monkeypatch):
+    """``WAIT_LIMIT`` guarded the wait for an answer, not the write of requests: with the
+    worker stopped (SIGSTOP, or stuck on a lock it inherited) and envelopes sent that no
+    node checks for a while (every node down or cut off while clients go on submitting),
+    the request pipe fills (1 MiB, a few thousand envelopes) and ``_flush``'s blocking
+    ``os.write`` waited for ever: the run hung."""
+    from consensus.messages import Commit
+    from node.signing import Signer
+
+    from citychain.sim import verify
+
+    monkeypatch.setattr(verify, "WAIT_LIMIT", 0.5)
+    membership, keys = _members()
+    signer = Signer("m-0", keys["m-0"], "revwk")
+    envs = [signer.sign(Commit(0, s, "ab" * 32)) for s in range(1, 51)]
+    forged = replace(envs[0], signature=bytes(64))
+    worker = verify.VerifyProcess(membership)
+    os.kill(worker.pid, signal.SIGSTOP)
+    _alarm(30)
+    try:
+        for _round in range(400):  # 20,000 envelopes, about 4 MiB of requests
+            for env in envs:
+                worker.sent(env)
+            worker.pending.clear()  # not checked (yet): sent to nodes that are down
+        worker.sent(envs[1])
+        worker.sent(forged)
+        verdicts = [membership.authenticate(envs[1]), membership.authenticate(forged)]
+        assert worker.gone
+    finally:
+        signal.alarm(0)
+        worker.close()
+    assert verdicts == [None, "bad-signature"]
