@@ -257,6 +257,14 @@ class VerifyProcess(_Ahead):
         # a caller holding many files gives the pipe (review revwk).
         self.poller = select.poll()
         self.poller.register(answers_r, select.POLLIN)
+        # Requests are written without blocking: with the worker stopped or stuck, a full
+        # pipe would otherwise hold the run for ever (review revwk). While the pipe is
+        # full, ``_flush`` waits for room or answers, as ``verdict`` waits, at most
+        # ``WAIT_LIMIT`` without either.
+        os.set_blocking(requests_w, False)
+        self.room = select.poll()
+        self.room.register(requests_w, select.POLLOUT)
+        self.room.register(answers_r, select.POLLIN)
         try:  # a larger pipe: the main process rarely waits to hand work over (Linux)
             import fcntl
             fcntl.fcntl(requests_w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
@@ -286,8 +294,15 @@ class VerifyProcess(_Ahead):
         self._drain()  # the worker never waits on a full answer pipe, so neither do we on it
         view = memoryview(self.outbox)
         try:
-            while view:
-                view = view[os.write(self.out, view):]
+            while view and not self.gone:
+                try:
+                    view = view[os.write(self.out, view):]
+                except BlockingIOError:  # the pipe is full: the worker is behind, or stuck
+                    before = len(self.answers) + self.base
+                    ready = self.room.poll(WAIT_LIMIT * 1000)
+                    self._drain()
+                    if not ready and len(self.answers) + self.base == before:
+                        self._abandon()  # its answers stop here, and ``verdict`` verifies here
         except OSError:  # the worker is gone: its answers stop, and ``verdict`` verifies here
             pass
         view.release()
@@ -322,6 +337,8 @@ class VerifyProcess(_Ahead):
         if self.handed <= index:
             self._flush()
         while len(answers) + self.base <= index:
+            if self.gone:  # given up while its requests were handed over (``_flush``)
+                return 0
             self.poller.poll(WAIT_LIMIT * 1000)
             before = len(answers) + self.base
             self._drain()
