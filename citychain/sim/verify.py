@@ -259,12 +259,11 @@ class VerifyProcess(_Ahead):
         self.poller.register(answers_r, select.POLLIN)
         # Requests are written without blocking: with the worker stopped or stuck, a full
         # pipe would otherwise hold the run for ever (review revwk). While the pipe is
-        # full, ``_flush`` waits for room or answers, as ``verdict`` waits, at most
-        # ``WAIT_LIMIT`` without either.
+        # full, ``_flush`` waits for room, as a blocking write would, and gives the worker
+        # up after ``WAIT_LIMIT`` with neither room nor a new answer.
         os.set_blocking(requests_w, False)
         self.room = select.poll()
         self.room.register(requests_w, select.POLLOUT)
-        self.room.register(answers_r, select.POLLIN)
         try:  # a larger pipe: the main process rarely waits to hand work over (Linux)
             import fcntl
             fcntl.fcntl(requests_w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
