@@ -130,22 +130,6 @@ class VerifyAhead(_Ahead):
         if key is not None:
             self.pending[env.signature] = (key, env.data, self.pool.submit(key.verify, env.signature, env.data))
 
-    def _reap(self) -> None:
-        """Wait for the killed worker; it may have been reaped already: SIGCHLD ignored
-        (inherited from a parent), or by another part of the process (review revwk)."""
-        if self.pidfd is not None:
-            try:
-                os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED)
-                return
-            except ChildProcessError:
-                return
-            except (AttributeError, OSError):  # pidfd_open without waitid on it (Linux 5.3)
-                pass
-        try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
-
     def close(self) -> None:
         """Stop the workers and give the membership its plain keys back."""
         self.pool.shutdown(wait=True, cancel_futures=True)
