@@ -230,9 +230,6 @@ def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
     run = build(scenario, record=True, **options) if record else build(scenario, **options)
     threads = default_threads() if verify_threads is None else verify_threads
     process = default_process() if verify_process is None else verify_process
-    ahead = _worker(run.membership) if process else VerifyAhead(run.membership, threads) if threads > 0 else None
-    if ahead is not None:
-        run.network.ahead = ahead.sent
     genesis, engine, metrics, network = run.genesis, run.engine, run.metrics, run.network
     signers = {c.id: Signer(c.id, genesis.identities[c.id].key, genesis.chain_id) for c in genesis.clients}
     org_keys = {o["id"]: o["x25519"] for o in genesis.doc["organisations"]}
@@ -291,7 +288,14 @@ def simulate(scenario: Scenario, progress: Callable[[int, int], None] | None = N
         run.first_submit = first.at
         engine.at(first.at, submit, first)
     total = scenario.workload.transactions
+    # The worker is made last, right before the try that ends it: an exception in the
+    # set-up above (a KeyboardInterrupt while the first request is signed) must not leave
+    # it running, its pipes open and the keys wrapped (review revwk). Nothing is sent
+    # before the event loop runs.
+    ahead = _worker(run.membership) if process else VerifyAhead(run.membership, threads) if threads > 0 else None
     try:
+        if ahead is not None:
+            run.network.ahead = ahead.sent
         with quiet_collector():
             engine.run(progress=(lambda _t: progress(metrics.first_executions, total)) if progress else None)
     finally:

@@ -194,15 +194,22 @@ class VerifyProcess(_Ahead):
         super().__init__(membership)
         self.index = {member: i for i, member in enumerate(self.keys)}  # as the worker numbers them
         plain = list(self.keys.values())
-        self.answers = bytearray()
+        self.answers = bytearray()  # the worker's answers from request ``base`` on
+        self.base = 0  # answers to older requests are forgotten (``_drain``): asked for, checked here
         self.outbox = bytearray()  # requests not yet written to the worker
         self.asked = 0  # requests made
         self.handed = 0  # requests written to the worker
         self.gone = False  # the worker died or stopped answering: everything is checked here
         try:
             requests_r, requests_w = os.pipe()
-            answers_r, answers_w = os.pipe()
         except OSError:
+            self._give_keys_back()
+            raise
+        try:
+            answers_r, answers_w = os.pipe()
+        except OSError:  # the first pipe is not left open (review revwk)
+            os.close(requests_r)
+            os.close(requests_w)
             self._give_keys_back()
             raise
         # Not the parent's handlers in the worker: its SIGTERM handler removes the run's
@@ -233,11 +240,30 @@ class VerifyProcess(_Ahead):
             finally:
                 os._exit(code)
         signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+        # The worker by a descriptor, not its number, where Linux has one: should another
+        # part of the process reap it (a SIGCHLD handler, SIGCHLD ignored), its PID may name
+        # another process by the time it is killed or waited for (review revwk).
+        self.pidfd: int | None = None
+        try:
+            self.pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            pass
         os.close(requests_r)
         os.close(answers_w)
         self.out = requests_w
         self.answers_fd = answers_r
         os.set_blocking(answers_r, False)
+        # poll, not select: select refuses a descriptor of 1024 or more (FD_SETSIZE), which
+        # a caller holding many files gives the pipe (review revwk).
+        self.poller = select.poll()
+        self.poller.register(answers_r, select.POLLIN)
+        # Requests are written without blocking: with the worker stopped or stuck, a full
+        # pipe would otherwise hold the run for ever (review revwk). While the pipe is
+        # full, ``_flush`` waits for room, as a blocking write would, and gives the worker
+        # up after ``WAIT_LIMIT`` with neither room nor a new answer.
+        os.set_blocking(requests_w, False)
+        self.room = select.poll()
+        self.room.register(requests_w, select.POLLOUT)
         try:  # a larger pipe: the main process rarely waits to hand work over (Linux)
             import fcntl
             fcntl.fcntl(requests_w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
@@ -267,8 +293,15 @@ class VerifyProcess(_Ahead):
         self._drain()  # the worker never waits on a full answer pipe, so neither do we on it
         view = memoryview(self.outbox)
         try:
-            while view:
-                view = view[os.write(self.out, view):]
+            while view and not self.gone:
+                try:
+                    view = view[os.write(self.out, view):]
+                except BlockingIOError:  # the pipe is full: the worker is behind, or stuck
+                    before = len(self.answers) + self.base
+                    ready = self.room.poll(WAIT_LIMIT * 1000)
+                    self._drain()
+                    if not ready and len(self.answers) + self.base == before:
+                        self._abandon()  # its answers stop here, and ``verdict`` verifies here
         except OSError:  # the worker is gone: its answers stop, and ``verdict`` verifies here
             pass
         view.release()
@@ -280,44 +313,79 @@ class VerifyProcess(_Ahead):
             while True:
                 chunk = os.read(self.answers_fd, 1 << 16)
                 if not chunk:
-                    return
+                    break
                 self.answers += chunk
         except BlockingIOError:
-            return
+            pass
+        # Bounded, as everything else a run keeps per envelope: only the latest answers can
+        # still be asked for by a ticket in ``pending`` (review revwk).
+        answers = self.answers
+        if len(answers) > 2 * PENDING_LIMIT:
+            drop = len(answers) - PENDING_LIMIT
+            del answers[:drop]
+            self.base += drop
 
     def verdict(self, index: int) -> int:
         answers = self.answers
-        if len(answers) > index:
-            return answers[index]
+        if index < self.base:
+            return 0  # forgotten: checked here
+        if len(answers) + self.base > index:
+            return answers[index - self.base]
         if self.gone:
             return 0
         if self.handed <= index:
             self._flush()
-        while len(answers) <= index:
-            ready, _, _ = select.select([self.answers_fd], [], [], WAIT_LIMIT)
-            before = len(answers)
+        while len(answers) + self.base <= index:
+            if self.gone:  # given up while its requests were handed over (``_flush``)
+                return 0
+            self.poller.poll(WAIT_LIMIT * 1000)
+            before = len(answers) + self.base
             self._drain()
-            if len(answers) == before:
+            if len(answers) + self.base == before:
                 # The worker is gone, or stuck (forked while another thread held a lock it
                 # needs): stop using it. Every answer it still owes is computed here, as
                 # without it; a worker only ever saves time, it never makes a run wait.
                 self._abandon()
                 return 0
-        return answers[index]
+        return answers[index - self.base] if index >= self.base else 0
 
     def _abandon(self) -> None:
         self.gone = True
         try:
-            os.kill(self.pid, signal.SIGKILL)
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            else:
+                os.kill(self.pid, signal.SIGKILL)
         except OSError:
+            pass
+
+    def _reap(self) -> None:
+        """Wait for the killed worker; it may have been reaped already: SIGCHLD ignored
+        (inherited from a parent), or by another part of the process (review revwk)."""
+        if self.pidfd is not None:
+            try:
+                os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED)
+                return
+            except ChildProcessError:
+                return
+            except (AttributeError, OSError):  # pidfd_open without waitid on it (Linux 5.3)
+                pass
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
             pass
 
     def close(self) -> None:
         """Stop the worker and give the membership its plain keys back. The answers it
         still owes are not needed: it is killed rather than left to work through them
         (or, stuck, never to end)."""
-        os.close(self.out)
-        os.close(self.answers_fd)
-        self._abandon()
-        os.waitpid(self.pid, 0)
-        self._give_keys_back()
+        try:
+            os.close(self.out)
+            os.close(self.answers_fd)
+            self._abandon()
+            self._reap()
+        finally:
+            if self.pidfd is not None:
+                os.close(self.pidfd)
+                self.pidfd = None
+            self._give_keys_back()
