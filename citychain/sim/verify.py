@@ -21,9 +21,9 @@ ours: the thread pool's worker waits for the GIL after every check (docs/benchma
 from __future__ import annotations
 
 import os
-import select
 import signal
 import struct
+import time
 
 
 from node.membership import Membership
@@ -137,9 +137,10 @@ class VerifyAhead(_Ahead):
 
 
 _HEAD = struct.Struct("<III")  # member index, signature length, data length
-BATCH = 16  # envelopes per write to the worker (it is also handed what it has when an answer is awaited)
+BATCH = 8  # envelopes per write to the worker (it is also handed what it has when an answer is missing)
 GOOD = 1  # a verdict byte: the signature verified; anything else is checked again here
-WAIT_LIMIT = 5.0  # seconds without a single answer after which the worker is given up
+OUTBOX_LIMIT = 4 << 20  # bytes of requests waiting to be written beyond which the worker is watched
+STALL_LIMIT = 5.0  # seconds over OUTBOX_LIMIT without a single answer after which it is given up
 
 
 def _serve(requests: int, answers: int, keys: list) -> None:
@@ -199,6 +200,7 @@ class VerifyProcess(_Ahead):
         self.outbox = bytearray()  # requests not yet written to the worker
         self.asked = 0  # requests made
         self.handed = 0  # requests written to the worker
+        self.stalled: tuple[float, int] | None = None  # (since when, answers then) while the outbox is over its limit
         self.gone = False  # the worker died or stopped answering: everything is checked here
         try:
             requests_r, requests_w = os.pipe()
@@ -252,18 +254,11 @@ class VerifyProcess(_Ahead):
         os.close(answers_w)
         self.out = requests_w
         self.answers_fd = answers_r
+        # Neither pipe blocks: the main process never waits for the worker (``verdict``),
+        # and with the worker stopped or stuck a full request pipe would otherwise hold
+        # the run for ever (review revwk).
         os.set_blocking(answers_r, False)
-        # poll, not select: select refuses a descriptor of 1024 or more (FD_SETSIZE), which
-        # a caller holding many files gives the pipe (review revwk).
-        self.poller = select.poll()
-        self.poller.register(answers_r, select.POLLIN)
-        # Requests are written without blocking: with the worker stopped or stuck, a full
-        # pipe would otherwise hold the run for ever (review revwk). While the pipe is
-        # full, ``_flush`` waits for room, as a blocking write would, and gives the worker
-        # up after ``WAIT_LIMIT`` with neither room nor a new answer.
         os.set_blocking(requests_w, False)
-        self.room = select.poll()
-        self.room.register(requests_w, select.POLLOUT)
         try:  # a larger pipe: the main process rarely waits to hand work over (Linux)
             import fcntl
             fcntl.fcntl(requests_w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
@@ -289,30 +284,42 @@ class VerifyProcess(_Ahead):
 
     def _flush(self) -> None:
         """Hand the envelopes sent so far to the worker, in one write: each write wakes it,
-        and on a busy machine a wake-up can cost the writer its core."""
-        self._drain()  # the worker never waits on a full answer pipe, so neither do we on it
-        view = memoryview(self.outbox)
+        and on a busy machine a wake-up can cost the writer its core. What does not fit in
+        the pipe waits in ``outbox`` for the next flush; a worker that stops reading
+        altogether is given up (below)."""
+        self._drain()
+        if self.gone:
+            return
+        outbox = self.outbox
         try:
-            while view and not self.gone:
-                try:
-                    view = view[os.write(self.out, view):]
-                except BlockingIOError:  # the pipe is full: the worker is behind, or stuck
-                    before = len(self.answers) + self.base
-                    ready = self.room.poll(WAIT_LIMIT * 1000)
-                    self._drain()
-                    if not ready and len(self.answers) + self.base == before:
-                        self._abandon()  # its answers stop here, and ``verdict`` verifies here
-        except OSError:  # the worker is gone: its answers stop, and ``verdict`` verifies here
-            pass
-        view.release()
-        self.outbox.clear()
+            written = os.write(self.out, outbox) if outbox else 0
+        except BlockingIOError:  # the pipe is full: the worker is behind, or stuck
+            written = 0
+        except OSError:  # the worker is gone (EPIPE)
+            self._abandon()
+            return
+        del outbox[:written]
         self.handed = self.asked
+        if len(outbox) <= OUTBOX_LIMIT:
+            self.stalled = None
+            return
+        # Much waits and the worker may have stopped reading. It is given up only if it
+        # also answers nothing for STALL_LIMIT: envelopes of megabytes (a NEW-VIEW) pile up
+        # for a while before a working worker has read them. Wall time decides only
+        # whether the worker is used, never a verdict, so the run stays the same.
+        answered = self.base + len(self.answers)
+        now = time.monotonic()
+        if self.stalled is None or self.stalled[1] != answered:
+            self.stalled = (now, answered)
+        elif now - self.stalled[0] > STALL_LIMIT:
+            self._abandon()
 
     def _drain(self) -> None:
         try:
             while True:
                 chunk = os.read(self.answers_fd, 1 << 16)
-                if not chunk:
+                if not chunk:  # end of file: the worker is gone
+                    self._abandon()
                     break
                 self.answers += chunk
         except BlockingIOError:
@@ -326,28 +333,17 @@ class VerifyProcess(_Ahead):
             self.base += drop
 
     def verdict(self, index: int) -> int:
+        """The worker's answer to request ``index`` if it has come, else 0: then the main
+        process verifies the envelope itself. It never waits. At a few thousand envelopes
+        a second the worker is ahead nearly always; where it is not (a small chain, whose
+        messages are delivered moments after they are sent) a round trip to the worker
+        cost more than the verification it saves, and a worker that has died or is stuck
+        can hold nothing up."""
+        if not self.gone and len(self.answers) + self.base <= index:
+            self._flush()  # hands over what waits, so later answers come, and reads what came
+        offset = index - self.base
         answers = self.answers
-        if index < self.base:
-            return 0  # forgotten: checked here
-        if len(answers) + self.base > index:
-            return answers[index - self.base]
-        if self.gone:
-            return 0
-        if self.handed <= index:
-            self._flush()
-        while len(answers) + self.base <= index:
-            if self.gone:  # given up while its requests were handed over (``_flush``)
-                return 0
-            self.poller.poll(WAIT_LIMIT * 1000)
-            before = len(answers) + self.base
-            self._drain()
-            if len(answers) + self.base == before:
-                # The worker is gone, or stuck (forked while another thread held a lock it
-                # needs): stop using it. Every answer it still owes is computed here, as
-                # without it; a worker only ever saves time, it never makes a run wait.
-                self._abandon()
-                return 0
-        return answers[index - self.base] if index >= self.base else 0
+        return answers[offset] if 0 <= offset < len(answers) else 0
 
     def _abandon(self) -> None:
         self.gone = True
