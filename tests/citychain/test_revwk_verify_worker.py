@@ -5,7 +5,6 @@ interleaving or input that would break it."""
 
 from __future__ import annotations
 
-import filecmp
 import json
 import os
 import signal
@@ -18,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from citychain.export import write_run
 from citychain.scenario import load_scenario
 from citychain.sim.run import simulate
 from citychain.summary import summarize
+
+from .test_scratch_store import _dead as _gone
+from .test_verify_ahead import _export, _same_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "citychain" / "scenarios"
@@ -33,24 +34,6 @@ def _capped(path: Path, transactions: int):
     data = scenario.model_dump()
     data["workload"]["transactions"] = min(data["workload"]["transactions"], transactions)
     return type(scenario).model_validate(data)
-
-
-def _export(scenario, out: Path, **worker) -> dict:
-    run = simulate(scenario, record=True, **worker)
-    summary = summarize(run, "revwk")
-    summary.pop("wall_seconds", None)
-    write_run(out, run, summary)
-    assert not any(type(key).__name__ == "_Key" for key, _org, _role in run.membership.members.values())
-    return summary
-
-
-def _same_tree(a: Path, b: Path) -> None:
-    names = sorted(str(p.relative_to(a)) for p in a.rglob("*") if p.is_file())
-    assert names == sorted(str(p.relative_to(b)) for p in b.rglob("*") if p.is_file())
-    for name in names:
-        if name in ("summary.json", "report.html"):  # they carry the wall seconds
-            continue
-        assert filecmp.cmp(a / name, b / name, shallow=False), name
 
 
 def _children() -> list[int]:
@@ -370,13 +353,6 @@ def _proc_children(pid: int) -> list[int]:
         return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 def _start_long(tmp_path: Path, **popen) -> tuple[subprocess.Popen, Path]:

@@ -23,12 +23,12 @@ def _stores(directory: Path) -> list[Path]:
     return sorted(directory.glob("citychain-history-*"))
 
 
-def _start(scratch: Path) -> subprocess.Popen:
+def _start(scratch: Path, transactions: int = 20_000, *extra: str, stdout=subprocess.DEVNULL) -> subprocess.Popen:
     # Long enough to be signalled mid-run: taihu with 20,000 transactions.
     spec = scratch.parent / "long.yaml"
-    spec.write_text("base: taihu\nworkload:\n  transactions: 20000\n")
+    spec.write_text(f"base: taihu\nworkload:\n  transactions: {transactions}\n")
     return subprocess.Popen([sys.executable, "-m", "citychain.cli", "run", str(spec), "--scratch", str(scratch),
-                             "--no-progress"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             "--no-progress", *extra], cwd=ROOT, stdout=stdout,
                             stderr=open(scratch.parent / "stderr.txt", "wb"), stdin=subprocess.DEVNULL,
                             # a shell's background job ignores SIGINT, and a child would inherit that
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -124,11 +124,7 @@ def test_sigterm_to_the_verify_worker_leaves_the_runs_store_alone(tmp_path):
     checks the signatures itself."""
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    spec = tmp_path / "long.yaml"
-    spec.write_text("base: taihu\nworkload:\n  transactions: 8000\n")
-    proc = subprocess.Popen([sys.executable, "-m", "citychain.cli", "run", str(spec), "--scratch", str(scratch),
-                             "--no-progress", "--json", "--verify-worker"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=open(tmp_path / "stderr.txt", "wb"), stdin=subprocess.DEVNULL)
+    proc = _start(scratch, 8000, "--json", "--verify-worker", stdout=subprocess.PIPE)
     try:
         store = _wait_for_store(proc, scratch)
         deadline = time.monotonic() + 60
