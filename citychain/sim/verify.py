@@ -199,35 +199,29 @@ class VerifyProcess(_Ahead):
         self.base = 0  # answers to older requests are forgotten (``_drain``): asked for, checked here
         self.outbox = bytearray()  # requests not yet written to the worker
         self.asked = 0  # requests made
-        self.handed = 0  # requests written to the worker
+        self.handed = 0  # requests made when the worker was last handed the outbox
         self.stalled: tuple[float, int] | None = None  # (since when, answers then) while the outbox is over its limit
         self.gone = False  # the worker died or stopped answering: everything is checked here
-        try:
-            requests_r, requests_w = os.pipe()
-        except OSError:
-            self._give_keys_back()
-            raise
-        try:
-            answers_r, answers_w = os.pipe()
-        except OSError:  # the first pipe is not left open (review revwk)
-            os.close(requests_r)
-            os.close(requests_w)
-            self._give_keys_back()
-            raise
         # Not the parent's handlers in the worker: its SIGTERM handler removes the run's
         # scratch stores, which are the parent's to remove. Ctrl-C reaches the whole process
         # group; the worker leaves when the parent closes the pipe, not before. The signals
         # are blocked across the fork, so none reaches the worker before its handlers are
         # its own (one sent in that window waits, and then finds the default).
-        masked = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT))
+        fds: list[int] = []
+        masked = None
         try:
+            fds.extend(os.pipe())
+            fds.extend(os.pipe())
+            masked = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT))
             self.pid = os.fork()
-        except OSError:  # no process to be had: the caller runs without a worker
-            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
-            for fd in (requests_r, requests_w, answers_r, answers_w):
+        except OSError:  # no pipe or no process to be had: the caller runs without a worker
+            if masked is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+            for fd in fds:  # none left open (review revwk)
                 os.close(fd)
             self._give_keys_back()
             raise
+        requests_r, requests_w, answers_r, answers_w = fds
         if self.pid == 0:  # the worker: verify until the pipe closes, then leave at once
             code = 0
             try:
